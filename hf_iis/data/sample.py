@@ -1,0 +1,133 @@
+"""The `Sample` record every layout yields, and the checked image / mask file readers behind it.
+
+Arrays are indexed [row, column] = [y, x]; an image is (H, W, 3) uint8 RGB and every mask (H, W) bool of the same
+(H, W). Readers raise `SampleError` (a `ValueError` naming the offending file, with a machine-readable `reason`)
+for a corrupt file or a size mismatch, so a converter can skip and count bad rows while a benchmark run fails loudly.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+from PIL import Image, UnidentifiedImageError
+
+
+class SampleError(ValueError):
+    """A file that cannot become a valid `Sample`. `reason` is one of `REASONS`; the message names the file."""
+
+    REASONS = ("missing_file", "corrupt_image", "corrupt_mask", "size_mismatch")
+
+    def __init__(self, reason: str, message: str) -> None:
+        super().__init__(message)
+        self.reason = reason
+
+
+@dataclass
+class Sample:
+    """One benchmark instance or training image.
+
+    Attributes:
+        id: identifier unique within its source (usually the file stem).
+        image: (H, W, 3) uint8 RGB.
+        masks: list of (H, W) bool arrays, one per object / region; readers never yield an all-False mask.
+        ignore: (H, W) bool, True where a pixel counts neither for nor against (GrabCut's 128 band), else None.
+        source: layout / dataset name, e.g. "grabcut".
+        image_file: the file `image` was decoded from when it was already RGB (converters then store its bytes
+            unchanged instead of re-encoding); None for converted (grayscale, palette, ...) or synthetic images.
+    """
+
+    id: str
+    image: np.ndarray
+    masks: list[np.ndarray]
+    ignore: np.ndarray | None
+    source: str
+    image_file: Path | None = None
+
+    @property
+    def size(self) -> tuple[int, int]:
+        """(H, W) of the image."""
+        return int(self.image.shape[0]), int(self.image.shape[1])
+
+
+def require_file(path: Path) -> Path:
+    """Return `path` if it is a file, else raise `SampleError("missing_file")`."""
+    if not path.is_file():
+        raise SampleError("missing_file", f"missing file: {path}")
+    return path
+
+
+def find_file(folder: Path, stem: str, extensions: tuple[str, ...]) -> Path:
+    """The first existing `folder/<stem><ext>` over `extensions` (e.g. (".jpg", ".JPG", ".bmp"))."""
+    for ext in extensions:
+        path = folder / f"{stem}{ext}"
+        if path.is_file():
+            return path
+    raise SampleError("missing_file", f"missing file: {folder / stem}{{{','.join(extensions)}}}")
+
+
+def read_rgb(path: Path) -> tuple[np.ndarray, bool]:
+    """Decode an image file to (H, W, 3) uint8 RGB; also say whether the file was RGB already (no conversion).
+
+    Grayscale, palette, RGBA, CMYK, ... are converted with PIL's `convert("RGB")`. EXIF orientation is not applied:
+    benchmark masks are aligned with the stored pixel grid.
+    """
+    require_file(path)
+    try:
+        with Image.open(path) as im:
+            im.load()
+            was_rgb = im.mode == "RGB"
+            rgb = im if was_rgb else im.convert("RGB")
+            array = np.asarray(rgb, dtype=np.uint8).copy()
+    except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as err:
+        raise SampleError("corrupt_image", f"corrupt image file {path}: {err}") from err
+    return array, was_rgb
+
+
+def read_label(path: Path, keep_palette: bool = False) -> np.ndarray:
+    """Decode a mask / label file to a 2-D integer array (H, W).
+
+    Multi-channel masks (RGB, RGBA) reduce to the max over colour channels (the RITM convention: a pixel marked in
+    any channel is marked). A palette ("P") image gives its palette indices when `keep_palette`, else its luminance.
+    """
+    require_file(path)
+    try:
+        with Image.open(path) as im:
+            im.load()
+            if im.mode == "P" and not keep_palette:
+                im = im.convert("RGB")
+            elif im.mode in ("LA", "PA"):
+                im = im.convert("L")
+            array = np.asarray(im)
+    except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as err:
+        raise SampleError("corrupt_mask", f"corrupt mask file {path}: {err}") from err
+    if array.ndim == 3:
+        array = array[..., :3].max(axis=2)
+    return array
+
+
+def check_size(image: np.ndarray, array: np.ndarray, path: Path | str) -> None:
+    """Raise `SampleError("size_mismatch")` naming `path` unless `array` is (H, W) of the (H, W, 3) `image`."""
+    if tuple(array.shape[:2]) != tuple(image.shape[:2]):
+        raise SampleError(
+            "size_mismatch",
+            f"mask {path} has size (H, W) = {tuple(array.shape[:2])}, image has {tuple(image.shape[:2])}",
+        )
+
+
+def nonempty(masks: list[np.ndarray]) -> list[np.ndarray]:
+    """The masks with at least one True pixel, in order."""
+    return [m for m in masks if m.any()]
+
+
+def dedupe(masks: list[np.ndarray]) -> list[np.ndarray]:
+    """The masks without exact (pixel-identical) repeats, first occurrence kept, in order."""
+    seen: set[bytes] = set()
+    out: list[np.ndarray] = []
+    for mask in masks:
+        key = repr(mask.shape).encode() + np.packbits(mask).tobytes()
+        if key not in seen:
+            seen.add(key)
+            out.append(mask)
+    return out

@@ -1,0 +1,198 @@
+"""What the evaluation protocols evaluate: the :class:`Segmenter` protocol and its implementations.
+
+A segmenter sees one image at a time (``set_image``, which may encode and cache it) and answers click sets
+with a foreground probability map at the image's resolution. Clicks are :class:`hf_iis.clicker.Click`
+``(x, y, sign)`` with ``x`` = column and ``y`` = row in original-image pixels.
+
+Implementations here: the model adapters (:class:`ModelSegmenter`, :class:`AveragedClicksSegmenter`) and two
+reference segmenters for tests (:class:`OracleSegmenter`, :class:`EmptySegmenter`). The classical peers live in
+:mod:`hf_iis.evaluation.peers`.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Protocol, runtime_checkable
+
+import numpy as np
+
+from hf_iis.clicker import Click
+
+__all__ = [
+    "Segmenter",
+    "TargetAware",
+    "ModelSegmenter",
+    "AveragedClicksSegmenter",
+    "OracleSegmenter",
+    "EmptySegmenter",
+]
+
+
+@runtime_checkable
+class Segmenter(Protocol):
+    """Anything the protocols can evaluate."""
+
+    name: str
+
+    def set_image(self, image: np.ndarray) -> None:
+        """Take a new ``(H, W, 3)`` uint8 RGB image; encode it once (corrective clicks reuse the cache)."""
+        ...
+
+    def predict(self, clicks: list[Click], prev_mask: np.ndarray | None) -> np.ndarray:
+        """``(H, W)`` float32 foreground probabilities in ``[0, 1]`` for all clicks so far.
+
+        ``prev_mask`` is the previous call's probability map (``(H, W)`` float32) or ``None`` at the first click.
+        """
+        ...
+
+
+@runtime_checkable
+class TargetAware(Protocol):
+    """A reference segmenter that is told the ground truth (oracles in tests); the loops call this if present."""
+
+    def set_target(self, gt: np.ndarray) -> None:
+        """Take the ``(H, W)`` bool ground truth of the instance about to be evaluated."""
+        ...
+
+
+class ModelSegmenter:
+    """Adapter of :class:`hf_iis.predictor.SignedClickPredictor` to :class:`Segmenter`.
+
+    Args:
+        predictor: a ``SignedClickPredictor`` (anything with its ``set_image`` / ``predict`` /
+            ``predict_single_clicks`` methods).
+        tta: number of test-time-augmentation views (1 = none).
+        triangulation: number of auxiliary pixels per prediction (0 = none).
+        sampling: ``"uniform"`` or ``"stratified"`` triangulation sampling.
+        name: display name (default built from the settings).
+        seed: seed of the triangulation sampler.
+    """
+
+    def __init__(
+        self,
+        predictor: Any,
+        tta: int = 1,
+        triangulation: int = 0,
+        sampling: str = "uniform",
+        name: str | None = None,
+        seed: int = 0,
+    ) -> None:
+        self.predictor = predictor
+        self.tta = int(tta)
+        self.triangulation = int(triangulation)
+        self.sampling = sampling
+        self.seed = seed
+        self.name = name or f"model[{self.settings_label}]"
+
+    @property
+    def settings_label(self) -> str:
+        """Short label of the inference-time scaling used, e.g. ``"tta=4, tri=16 stratified"``."""
+        label = f"tta={self.tta}"
+        if self.triangulation:
+            label += f", tri={self.triangulation} {self.sampling}"
+        return label
+
+    @property
+    def batch_single_clicks(self) -> bool:
+        """Whether :meth:`predict_single_clicks` gives the same maps as :meth:`predict` (no triangulation)."""
+        return self.triangulation == 0
+
+    def set_image(self, image: np.ndarray) -> None:
+        """Hand ``image`` to the predictor, which re-encodes only when the pixels change (it hashes them)."""
+        self.predictor.set_image(image)
+
+    def predict(self, clicks: list[Click], prev_mask: np.ndarray | None) -> np.ndarray:
+        """Probability map ``(H, W)`` float32 of the model's own multi-click mode."""
+        res = self.predictor.predict(
+            clicks=[(float(c.x), float(c.y), int(c.sign)) for c in clicks],
+            prev_mask=prev_mask,
+            tta=self.tta,
+            triangulation=self.triangulation,
+            triangulation_sampling=self.sampling,
+            seed=self.seed,
+        )
+        return np.asarray(res.probabilities, dtype=np.float32)
+
+    def predict_single_clicks(self, points: np.ndarray, sign: int = 1) -> np.ndarray:
+        """``(K, H, W)`` float32 maps of ``K`` independent single clicks at ``points`` ``(K, 2)`` ``(x, y)``."""
+        pts = np.asarray(points, dtype=np.float32).reshape(-1, 2)
+        return np.asarray(self.predictor.predict_single_clicks(pts, sign=sign, tta=self.tta), dtype=np.float32)
+
+
+class AveragedClicksSegmenter:
+    """The seed's multi-click baseline: the average of the single-click maps of all clicks so far.
+
+    Each click is decoded on its own (no previous mask); a positive click contributes the model's single
+    positive-click map ``f+`` and a negative click the model's single negative-click map ``f−`` (the model's
+    own output for that lone negative click). Maps are cached per click, so each call decodes only new clicks.
+    """
+
+    def __init__(self, predictor: Any, tta: int = 1, name: str | None = None) -> None:
+        self.model = ModelSegmenter(predictor, tta=tta)
+        self.tta = int(tta)
+        self.triangulation = 0
+        self.sampling = "uniform"
+        self.name = name or f"model-avg[tta={self.tta}]"
+        self._maps: dict[Click, np.ndarray] = {}
+
+    @property
+    def settings_label(self) -> str:
+        return f"tta={self.tta}, average of single clicks"
+
+    def set_image(self, image: np.ndarray) -> None:
+        self.model.set_image(image)
+        self._maps.clear()
+
+    def predict(self, clicks: list[Click], prev_mask: np.ndarray | None) -> np.ndarray:
+        """Mean of the cached / newly decoded single-click maps, ``(H, W)`` float32."""
+        if not clicks:
+            raise ValueError("AveragedClicksSegmenter needs at least one click")
+        for sign in (1, -1):
+            new = [c for c in clicks if c.sign == sign and c not in self._maps]
+            if new:
+                maps = self.model.predict_single_clicks(np.array([(c.x, c.y) for c in new]), sign=sign)
+                self._maps.update(zip(new, maps, strict=True))
+        return np.mean([self._maps[c] for c in clicks], axis=0).astype(np.float32)
+
+
+class OracleSegmenter:
+    """Returns the ground truth (optionally eroded by ``erode_px`` pixels) whatever the clicks; for tests."""
+
+    def __init__(self, erode_px: int = 0, name: str | None = None) -> None:
+        self.erode_px = int(erode_px)
+        self.name = name or ("oracle" if not erode_px else f"oracle-eroded{erode_px}")
+        self._gt: np.ndarray | None = None
+
+    def set_image(self, image: np.ndarray) -> None:
+        self._gt = None
+
+    def set_target(self, gt: np.ndarray) -> None:
+        """Take the ``(H, W)`` bool ground truth (erosion uses a ``(2r+1)²`` square, border as background)."""
+        import cv2
+
+        gt = np.asarray(gt, dtype=bool)
+        if self.erode_px:
+            k = 2 * self.erode_px + 1
+            padded = np.pad(gt.astype(np.uint8), self.erode_px)
+            gt = cv2.erode(padded, np.ones((k, k), np.uint8))[self.erode_px : -self.erode_px, self.erode_px : -self.erode_px]
+            gt = gt.astype(bool)
+        self._gt = gt
+
+    def predict(self, clicks: list[Click], prev_mask: np.ndarray | None) -> np.ndarray:
+        if self._gt is None:
+            raise RuntimeError("OracleSegmenter.set_target was not called for this instance")
+        return self._gt.astype(np.float32)
+
+
+class EmptySegmenter:
+    """Predicts background everywhere; for tests (NoC = max clicks)."""
+
+    def __init__(self, name: str = "empty") -> None:
+        self.name = name
+        self._shape: tuple[int, int] | None = None
+
+    def set_image(self, image: np.ndarray) -> None:
+        self._shape = image.shape[:2]
+
+    def predict(self, clicks: list[Click], prev_mask: np.ndarray | None) -> np.ndarray:
+        assert self._shape is not None, "set_image first"
+        return np.zeros(self._shape, dtype=np.float32)

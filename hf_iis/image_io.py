@@ -1,0 +1,131 @@
+"""Validation of what users pass in: images, signed clicks and previous masks.
+
+Every failure is a `ValueError` (or `FileNotFoundError`) whose message names the problem and the accepted form,
+raised before anything reaches torch.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+from PIL import Image, UnidentifiedImageError
+
+DEFAULT_MAX_PIXELS = 40_000_000  # about 7300 x 5500; larger images should be downscaled by the caller
+MIN_SIDE = 8
+ACCEPTED_IMAGE = "a path to an image file, a PIL.Image, or an (H, W, 3) uint8 numpy array"
+ACCEPTED_CLICK = "(x, y, sign) with x = column and y = row in original-image pixels and sign +1 or -1"
+
+
+def load_image(image, max_pixels: int | None = DEFAULT_MAX_PIXELS) -> np.ndarray:
+    """Return the image as an (H, W, 3) uint8 RGB array. Grayscale and RGBA inputs are converted to RGB."""
+    if isinstance(image, (str, os.PathLike)):
+        path = Path(image)
+        if not path.is_file():
+            raise FileNotFoundError(f"image file not found: {path}")
+        try:
+            with Image.open(path) as opened:
+                opened.load()
+                image = opened.copy()
+        except (UnidentifiedImageError, OSError, SyntaxError) as error:
+            raise ValueError(f"cannot read image file {path}: it is corrupt or not an image ({error})") from None
+    if isinstance(image, Image.Image):
+        array = _pil_to_rgb_array(image)
+    elif isinstance(image, np.ndarray):
+        array = _array_to_rgb(image)
+    else:
+        raise ValueError(f"unsupported image type {type(image).__name__}; pass {ACCEPTED_IMAGE}")
+    height, width = array.shape[:2]
+    if min(height, width) < MIN_SIDE:
+        raise ValueError(f"image is {width}x{height} pixels; both sides must be at least {MIN_SIDE} pixels")
+    if max_pixels is not None and height * width > max_pixels:
+        raise ValueError(
+            f"image is {width}x{height} = {height * width} pixels, over the budget of {max_pixels}; "
+            f"downscale it first or raise max_pixels"
+        )
+    return np.ascontiguousarray(array)
+
+
+def _pil_to_rgb_array(image: Image.Image) -> np.ndarray:
+    if image.mode in ("I;16", "I;16B", "I;16L", "I;16N", "I", "F"):
+        raise ValueError(
+            f"image mode {image.mode!r} has more than 8 bits per channel; convert it to 8-bit RGB "
+            f"(e.g. scale to 0..255 and use Image.fromarray(array.astype('uint8')))"
+        )
+    if image.mode in ("RGBA", "LA") or (image.mode == "P" and "transparency" in image.info):
+        image = image.convert("RGBA")
+        background = Image.new("RGBA", image.size, (255, 255, 255, 255))
+        image = Image.alpha_composite(background, image)
+    return np.asarray(image.convert("RGB"), dtype=np.uint8)
+
+
+def _array_to_rgb(array: np.ndarray) -> np.ndarray:
+    if array.dtype != np.uint8:
+        if array.dtype == np.uint16 or array.dtype.itemsize > 1:
+            raise ValueError(
+                f"image array has dtype {array.dtype}; pass 8-bit data: {ACCEPTED_IMAGE} "
+                f"(for 16-bit or float images, rescale to 0..255 and cast to uint8)"
+            )
+        raise ValueError(f"image array has dtype {array.dtype}; pass {ACCEPTED_IMAGE}")
+    if array.ndim == 2:
+        return np.repeat(array[..., None], 3, axis=2)
+    if array.ndim == 3 and array.shape[2] == 1:
+        return np.repeat(array, 3, axis=2)
+    if array.ndim == 3 and array.shape[2] == 4:
+        return _pil_to_rgb_array(Image.fromarray(array, mode="RGBA"))
+    if array.ndim == 3 and array.shape[2] == 3:
+        return array
+    raise ValueError(f"image array has shape {array.shape}; pass {ACCEPTED_IMAGE}")
+
+
+def validate_clicks(clicks, width: int, height: int) -> list[tuple[float, float, int]]:
+    """Check a list of signed clicks against an image of `width` x `height`; returns [(x, y, sign), ...]."""
+    if clicks is None or (isinstance(clicks, Sequence) and len(clicks) == 0) or (
+        isinstance(clicks, np.ndarray) and clicks.size == 0
+    ):
+        raise ValueError(f"no clicks given; pass clicks=[(x, y, sign), ...], each {ACCEPTED_CLICK}")
+    if isinstance(clicks, np.ndarray):
+        clicks = clicks.tolist()
+    if not isinstance(clicks, Sequence) or isinstance(clicks, str):
+        raise ValueError(f"clicks must be a list of {ACCEPTED_CLICK}; got {type(clicks).__name__}")
+    if len(clicks) == 3 and all(isinstance(v, (int, float, np.number)) for v in clicks):
+        raise ValueError(f"clicks must be a list of clicks, e.g. [(x, y, 1)]; got a single click {tuple(clicks)}")
+    out = []
+    for index, click in enumerate(clicks):
+        if not isinstance(click, (Sequence, np.ndarray)) or len(click) != 3:
+            raise ValueError(f"click {index} is {click!r}; each click must be {ACCEPTED_CLICK}")
+        x, y, sign = click
+        try:
+            x, y = float(x), float(y)
+        except (TypeError, ValueError):
+            raise ValueError(f"click {index} has non-numeric coordinates {click!r}; expected {ACCEPTED_CLICK}") from None
+        if not (np.isfinite(x) and np.isfinite(y)):
+            raise ValueError(f"click {index} has non-finite coordinates {click!r}")
+        if isinstance(sign, bool) or sign not in (1, -1):
+            raise ValueError(f"click {index} has sign {sign!r}; the sign must be +1 (object) or -1 (not object)")
+        if not (-0.5 <= x < width - 0.5 + 1e-9 and -0.5 <= y < height - 0.5 + 1e-9):
+            raise ValueError(
+                f"click {index} at (x={x:g}, y={y:g}) is outside the {width}x{height} image; "
+                f"x must be in [0, {width - 1}] and y in [0, {height - 1}]"
+            )
+        out.append((x, y, int(sign)))
+    return out
+
+
+def validate_prev_mask(prev_mask, width: int, height: int) -> np.ndarray | None:
+    """A previous mask as float32 (H, W) probabilities in [0, 1]; accepts a PIL image (0..255) or an array."""
+    if prev_mask is None:
+        return None
+    if isinstance(prev_mask, Image.Image):
+        prev_mask = np.asarray(prev_mask.convert("L"), dtype=np.float32) / 255.0
+    array = np.asarray(prev_mask)
+    if array.ndim != 2 or array.shape != (height, width):
+        raise ValueError(f"prev_mask has shape {array.shape}; it must be (H, W) = ({height}, {width}), the image size")
+    if array.dtype == np.uint8:
+        array = array.astype(np.float32) / 255.0
+    array = array.astype(np.float32)
+    if not np.isfinite(array).all() or array.min() < 0 or array.max() > 1:
+        raise ValueError("prev_mask must hold probabilities in [0, 1] (or uint8 0..255)")
+    return array

@@ -1,0 +1,103 @@
+"""The `"interactive-segmentation"` pipeline: an image and signed clicks in, a mask and probabilities out.
+
+    seg = pipeline("interactive-segmentation", model=folder_or_repo)
+    out = seg(image, clicks=[(x, y, 1)], tta=8, triangulation=16)
+    out["mask"]           # PIL.Image mode "L", 0/255, same size as the input image
+    out["probabilities"]  # np.ndarray float32 (H, W) in [0, 1]
+    out["uncertainty"]    # np.ndarray float32 (H, W), when return_uncertainty=True
+    out["score"]          # float: mean probability inside the mask
+    seg(image, clicks=[(x1, y1, 1), (x2, y2, -1)], prev_mask=out["probabilities"])
+
+(x, y) = (column, row) in original-image pixels, sign +1 ("in the object") or -1 ("not in the object"). Every
+keyword works in `pipeline(...)` and per call (per call wins). Repeated calls on the same image reuse its cached
+embeddings, so interactive refinement only pays for the decoder.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from PIL import Image
+from transformers import Pipeline
+
+from .image_io import DEFAULT_MAX_PIXELS, load_image, validate_clicks, validate_prev_mask
+from .predictor import SignedClickPredictor
+
+_FORWARD_KEYS = (
+    "tta",
+    "triangulation",
+    "triangulation_sampling",
+    "triangulation_blend",
+    "combine",
+    "seed",
+    "return_uncertainty",
+)
+
+
+class InteractiveSegmentationPipeline(Pipeline):
+    _load_processor = False
+    _load_image_processor = True
+    _load_feature_extractor = False
+    _load_tokenizer = False
+
+    def __init__(self, *args, max_pixels: int | None = DEFAULT_MAX_PIXELS, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        self.max_pixels = max_pixels
+        self.predictor = SignedClickPredictor(self.model, self.image_processor, max_pixels=max_pixels)
+
+    def _sanitize_parameters(
+        self,
+        clicks=None,
+        prev_mask=None,
+        threshold: float | None = None,
+        points_per_batch: int | None = None,
+        **kwargs,
+    ):
+        unknown = set(kwargs) - set(_FORWARD_KEYS)
+        if unknown:
+            raise ValueError(f"unknown argument(s) {sorted(unknown)}; accepted: clicks, prev_mask, threshold, "
+                             f"points_per_batch, {', '.join(_FORWARD_KEYS)}")
+        preprocess = {}
+        if clicks is not None:
+            preprocess["clicks"] = clicks
+        if prev_mask is not None:
+            preprocess["prev_mask"] = prev_mask
+        forward = {key: value for key, value in kwargs.items() if value is not None}
+        if points_per_batch is not None:
+            forward["points_per_batch"] = int(points_per_batch)
+        postprocess = {} if threshold is None else {"threshold": float(threshold)}
+        return preprocess, forward, postprocess
+
+    def __call__(self, image, clicks=None, **kwargs):
+        """Segment `image` (path, PIL image or (H, W, 3) uint8 array) from `clicks` [(x, y, sign), ...]."""
+        if isinstance(image, (list, tuple)) and image and not isinstance(image[0], (int, float)):
+            raise ValueError("pass one image per call: interactive segmentation works on one image at a time")
+        if clicks is not None:
+            kwargs["clicks"] = clicks
+        return super().__call__(image, **kwargs)
+
+    def preprocess(self, image, clicks=None, prev_mask=None):
+        array = load_image(image, self.max_pixels)
+        height, width = array.shape[:2]
+        return {
+            "image": array,
+            "clicks": validate_clicks(clicks, width, height),
+            "prev_mask": validate_prev_mask(prev_mask, width, height),
+        }
+
+    def _forward(self, model_inputs, points_per_batch: int | None = None, **forward_params):
+        if points_per_batch is not None:
+            self.predictor.points_per_batch = points_per_batch
+        self.predictor.set_image(model_inputs["image"])
+        prediction = self.predictor.predict(model_inputs["clicks"], model_inputs["prev_mask"], **forward_params)
+        return {"prediction": prediction}
+
+    def postprocess(self, model_outputs, threshold: float = 0.5):
+        prediction = model_outputs["prediction"]
+        probabilities = prediction.probabilities
+        mask = Image.fromarray(np.where(probabilities >= threshold, 255, 0).astype(np.uint8), mode="L")
+        out = {"mask": mask, "probabilities": probabilities, "score": prediction.score}
+        if prediction.uncertainty is not None:
+            out["uncertainty"] = prediction.uncertainty
+        out["views"] = prediction.views
+        out["seconds"] = prediction.seconds
+        return out

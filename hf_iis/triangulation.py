@@ -1,0 +1,94 @@
+"""Probabilistic triangulation: estimate P(z ∈ m | x ∈ m) through auxiliary pixels y.
+
+By total probability over the event y ∈ m (the seed's "transitivity consistency"),
+
+    P(z | x) = P(z | y ∉ m) · (1 − P(y | x)) + P(z | y ∈ m) · P(y | x)
+
+for every y, with P(z | y ∈ m) = σ f+(I, y)(z) and P(z | y ∉ m) = σ f−(I, y)(z). Averaging over all y ∈ Ω,
+
+    P̂(z | x) = (1/|Ω|) Σ_y [ σ f−(y)(z) · (1 − P(y | x)) + σ f+(y)(z) · P(y | x) ],
+
+estimated from K sampled pixels as Σ_i w_i T(y_i) with Σ_i w_i = 1:
+  - uniform:    y_i uniform over the valid image area, w_i = 1/K;
+  - stratified: strata F = {P(y | x) ≥ 0.5} and B = the rest, K_F = ⌈K/2⌉ and K_B = K − K_F samples drawn
+                uniformly within each (all K in one stratum when the other is empty), w_i = |S_i| / (|Ω| · K_S):
+                the estimate stays unbiased for the uniform mean while the object, usually the smaller stratum,
+                gets half of the samples.
+The final map may blend with the direct estimate: P = α · P(z | x) + (1 − α) · P̂(z | x).
+"""
+
+from __future__ import annotations
+
+import torch
+
+SAMPLINGS = ("uniform", "stratified")
+
+
+def sample_auxiliary_pixels(
+    direct: torch.Tensor,
+    valid: torch.Tensor,
+    num_samples: int,
+    sampling: str = "stratified",
+    generator: torch.Generator | None = None,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Draw K auxiliary pixels for one map.
+
+    Args:
+        direct: (H, W) the current estimate P(y | x). valid: (H, W) bool, where y may be drawn.
+    Returns:
+        points (K, 2) float as (x, y) pixel coordinates, weights (K,) summing to 1.
+    """
+    if sampling not in SAMPLINGS:
+        raise ValueError(f"unknown triangulation sampling {sampling!r}; use one of {SAMPLINGS}")
+    if num_samples < 1:
+        raise ValueError(f"triangulation needs at least 1 auxiliary pixel, got {num_samples}")
+    flat_valid = valid.reshape(-1)
+    width = direct.shape[-1]
+    if sampling == "uniform":
+        strata = [flat_valid.nonzero().squeeze(1)]
+        counts = [num_samples]
+    else:
+        fg = (direct.reshape(-1) >= 0.5) & flat_valid
+        strata = [fg.nonzero().squeeze(1), (flat_valid & ~fg).nonzero().squeeze(1)]
+        k_fg = (num_samples + 1) // 2
+        counts = [k_fg, num_samples - k_fg]
+        if strata[0].numel() == 0:
+            counts = [0, num_samples]
+        elif strata[1].numel() == 0:
+            counts = [num_samples, 0]
+    total = int(flat_valid.sum())
+    if total == 0:
+        raise ValueError("no valid pixel to draw auxiliary pixels from")
+    indices, weights = [], []
+    for stratum, count in zip(strata, counts):
+        if count == 0:
+            continue
+        picks = torch.randint(stratum.numel(), (count,), generator=generator)
+        indices.append(stratum[picks])
+        weights.append(torch.full((count,), stratum.numel() / (total * count)))
+    index = torch.cat(indices)
+    points = torch.stack([(index % width).float(), (index // width).float()], dim=1)
+    return points, torch.cat(weights)
+
+
+def triangulate(
+    direct: torch.Tensor,
+    points: torch.Tensor,
+    weights: torch.Tensor,
+    positive_maps: torch.Tensor,
+    negative_maps: torch.Tensor,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Σ_i w_i T_i(z), T_i(z) = P(z | y_i ∈ m) · P(y_i | x) + P(z | y_i ∉ m) · (1 − P(y_i | x)).
+
+    Args:
+        direct: (H, W) P(y | x). points: (K, 2) integer-valued (x, y). weights: (K,) summing to 1.
+        positive_maps, negative_maps: (K, H, W) σ f+(I, y_i) and σ f−(I, y_i).
+    Returns:
+        the estimate P̂(z | x), (H, W), and the weighted standard deviation of T_i(z) across the y_i, (H, W).
+    """
+    p_y = direct[points[:, 1].long(), points[:, 0].long()]  # (K,)
+    terms = positive_maps * p_y[:, None, None] + negative_maps * (1.0 - p_y)[:, None, None]
+    w = weights[:, None, None].to(terms)
+    estimate = (w * terms).sum(0)
+    spread = (w * (terms - estimate) ** 2).sum(0).clamp_min(0).sqrt()
+    return estimate, spread
