@@ -66,7 +66,7 @@ class SignedClickPredictor:
     @classmethod
     def from_pretrained(cls, path: str | Path | None = None, **kwargs) -> SignedClickPredictor:
         """Load a checkpoint folder (safetensors + config + preprocessor config); None = the embedded default."""
-        from .checkpoints import resolve_checkpoint
+        from .checkpoint_paths import resolve_checkpoint
 
         folder = resolve_checkpoint(path)
         model = SignedClickModel.from_pretrained(folder)

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-from PIL import Image, UnidentifiedImageError
+from PIL import ExifTags, Image, UnidentifiedImageError
 
 
 class SampleError(ValueError):
@@ -34,8 +34,9 @@ class Sample:
         masks: list of (H, W) bool arrays, one per object / region; readers never yield an all-False mask.
         ignore: (H, W) bool, True where a pixel counts neither for nor against (GrabCut's 128 band), else None.
         source: layout / dataset name, e.g. "grabcut".
-        image_file: the file `image` was decoded from when it was already RGB (converters then store its bytes
-            unchanged instead of re-encoding); None for converted (grayscale, palette, ...) or synthetic images.
+        image_file: the file `image` was decoded from when its bytes decode to exactly `image` (RGB, no rotating EXIF
+            orientation): converters then store those bytes instead of re-encoding. None for converted (grayscale,
+            palette, ...) or synthetic images.
     """
 
     id: str
@@ -68,16 +69,19 @@ def find_file(folder: Path, stem: str, extensions: tuple[str, ...]) -> Path:
 
 
 def read_rgb(path: Path) -> tuple[np.ndarray, bool]:
-    """Decode an image file to (H, W, 3) uint8 RGB; also say whether the file was RGB already (no conversion).
+    """Decode an image file to (H, W, 3) uint8 RGB; also say whether its bytes can be stored as they are.
 
     Grayscale, palette, RGBA, CMYK, ... are converted with PIL's `convert("RGB")`. EXIF orientation is not applied:
-    benchmark masks are aligned with the stored pixel grid.
+    benchmark masks are aligned with the stored pixel grid. The flag is True when the file is RGB and carries no
+    rotating EXIF orientation, i.e. any PIL decoder (including `datasets.Image`, which applies the orientation)
+    gives exactly the returned array.
     """
     require_file(path)
     try:
         with Image.open(path) as im:
             im.load()
-            was_rgb = im.mode == "RGB"
+            orientation = im.getexif().get(ExifTags.Base.Orientation)
+            was_rgb = im.mode == "RGB" and orientation in (None, 1)
             rgb = im if was_rgb else im.convert("RGB")
             array = np.asarray(rgb, dtype=np.uint8).copy()
     except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as err:

@@ -1,10 +1,10 @@
-"""Checkpoints that ship inside the package, and resolution of user-given checkpoint locations."""
+"""Where the embedded default checkpoint lives, and resolution of user-given checkpoint locations."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
-DEFAULT_CHECKPOINT = Path(__file__).resolve().parent / "default"
+DEFAULT_CHECKPOINT = Path(__file__).resolve().parent / "checkpoints" / "default"
 WEIGHT_FILES = ("model.safetensors", "model.safetensors.index.json")
 
 

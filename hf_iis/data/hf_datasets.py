@@ -1,0 +1,396 @@
+"""Conversion of `Sample`s to Hugging Face `datasets`, and the fixed training corpus (parquet shards).
+
+One row per image, with features (`FEATURES`):
+
+    image   Image()        RGB; the source file's bytes when they decode to exactly the Sample's pixels, else PNG
+    masks   List(Image())  one mode-"L" PNG per object / region, 0 background, 255 object
+    ignore  Image()        mode-"L" PNG, 255 = ignore pixel (GrabCut's band, COCO crowd regions); None if nothing
+    id      string         e.g. "000000281693" (COCO image id) or "100007" (BSDS500 id)
+    source  string         layout name, e.g. "coco_mval"
+
+The training corpus (`build_corpus`) is COCO-MVal + the BSDS500 test split. COCO-MVal instances of one COCO image
+(file `<class><nn>_<cocoid>.jpg`; 800 instances on 722 images) become one row with several masks. The validation
+split is fixed: the COCO-MVal images whose `validation_score(cocoid)` (a SHA-256 hash of the COCO id, mapped to
+[0, 1)) is below `val_fraction`, so every instance of one image lands in the same split; BSDS500 is all train.
+Benchmarks (GrabCut, Berkeley, DAVIS, BSDS500 train/val) are refused as training sources.
+
+Bad instances (missing / corrupt file, mask-image size mismatch, no non-empty mask) are skipped, logged as warnings
+and counted in `ConversionStats`; empty and duplicate masks are dropped from kept rows and counted too.
+`datasets` is imported lazily, so `import hf_iis.data` works without it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+import logging
+import math
+import re
+import tempfile
+import uuid
+from collections import Counter
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass, field
+from itertools import chain, groupby
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+from PIL import Image as PILImage
+
+from hf_iis.data.layouts import LAYOUTS, check_training_source, default_data_root, list_ids, read_sample
+from hf_iis.data.sample import Sample, SampleError, dedupe
+
+if TYPE_CHECKING:
+    from datasets import Dataset, DatasetDict, Features, IterableDataset
+
+logger = logging.getLogger(__name__)
+
+SPLITS = ("train", "validation")
+DEFAULT_SOURCES = ("coco_mval", "bsds500")
+VALIDATION_SOURCES = ("coco_mval",)
+COCO_MVAL_NAME = re.compile(r"^(?P<category>.+?)(?P<index>\d{2})_(?P<coco_id>\d+)$")
+SourceSpec = str | tuple[str, str | Path] | tuple[str, str | Path, dict[str, Any]]
+
+
+def features() -> Features:
+    """The `datasets.Features` of every row (see the module docstring)."""
+    from datasets import Features, Image, List, Value
+
+    return Features(
+        {"image": Image(), "masks": List(Image()), "ignore": Image(), "id": Value("string"), "source": Value("string")}
+    )
+
+
+@dataclass
+class ConversionStats:
+    """Counts from one conversion.
+
+    Attributes:
+        rows: rows written, by split.
+        masks: masks written, by split.
+        instances: source instances read successfully, by source.
+        skipped: instances / rows not written, by reason ("missing_file", "corrupt_image", "corrupt_mask",
+            "size_mismatch", "no_masks", "image_mismatch").
+        dropped_masks: masks left out of kept rows, by reason ("empty_mask", "duplicate").
+    """
+
+    rows: Counter = field(default_factory=Counter)
+    masks: Counter = field(default_factory=Counter)
+    instances: Counter = field(default_factory=Counter)
+    skipped: Counter = field(default_factory=Counter)
+    dropped_masks: Counter = field(default_factory=Counter)
+
+    def skip(self, reason: str, message: str) -> None:
+        """Count a skipped instance / row and log a warning."""
+        self.skipped[reason] += 1
+        logger.warning("skipped (%s): %s", reason, message)
+
+    def to_dict(self) -> dict[str, dict[str, int]]:
+        return {k: dict(sorted(getattr(self, k).items())) for k in ("rows", "masks", "instances", "skipped",
+                                                                      "dropped_masks")}
+
+    def summary(self) -> str:
+        """Human-readable multi-line summary."""
+        lines = [f"{split}: {self.rows[split]} images, {self.masks[split]} masks" for split in sorted(self.rows)]
+        lines.append(f"instances read: {dict(sorted(self.instances.items()))}")
+        lines.append(f"skipped: {sum(self.skipped.values())} {dict(sorted(self.skipped.items()))}")
+        lines.append(f"dropped masks: {sum(self.dropped_masks.values())} {dict(sorted(self.dropped_masks.items()))}")
+        return "\n".join(lines)
+
+
+def _png(array: np.ndarray) -> dict[str, Any]:
+    buffer = io.BytesIO()
+    PILImage.fromarray(array).save(buffer, format="PNG")
+    return {"bytes": buffer.getvalue(), "path": None}
+
+
+def _mask_png(mask: np.ndarray) -> dict[str, Any]:
+    return _png(np.where(mask, 255, 0).astype(np.uint8))
+
+
+def sample_to_row(sample: Sample, stats: ConversionStats | None = None) -> dict[str, Any] | None:
+    """Encode a `Sample` as a row dict, or None (counted in `stats`) when it is not a valid training row."""
+    stats = stats if stats is not None else ConversionStats()
+    image = np.asarray(sample.image)
+    if image.ndim != 3 or image.shape[2] != 3 or image.dtype != np.uint8:
+        stats.skip("corrupt_image", f"{sample.source}/{sample.id}: image is {image.dtype} {image.shape}, "
+                                    "not (H, W, 3) uint8")
+        return None
+    others = [("mask", m) for m in sample.masks] + ([("ignore", sample.ignore)] if sample.ignore is not None else [])
+    for what, array in others:
+        if np.shape(array) != image.shape[:2]:
+            stats.skip("size_mismatch", f"{sample.source}/{sample.id}: {what} (H, W) = {np.shape(array)}, "
+                                        f"image {image.shape[:2]}")
+            return None
+    masks = [np.asarray(m, dtype=bool) for m in sample.masks]
+    kept = [m for m in masks if m.any()]
+    if len(kept) < len(masks):
+        stats.dropped_masks["empty_mask"] += len(masks) - len(kept)
+    if not kept:
+        stats.skip("no_masks", f"{sample.source}/{sample.id}: no non-empty mask")
+        return None
+    ignore = None if sample.ignore is None or not np.any(sample.ignore) else _mask_png(np.asarray(sample.ignore, bool))
+    if sample.image_file is not None and Path(sample.image_file).is_file():
+        image_cell = {"bytes": Path(sample.image_file).read_bytes(), "path": None}
+    else:
+        image_cell = _png(image)
+    return {"image": image_cell, "masks": [_mask_png(m) for m in kept], "ignore": ignore,
+            "id": str(sample.id), "source": str(sample.source)}
+
+
+def row_to_sample(row: dict[str, Any]) -> Sample:
+    """Decode a dataset row (PIL images, as `datasets` returns them) back to a `Sample`."""
+    ignore = row.get("ignore")
+    return Sample(
+        id=row["id"],
+        image=np.asarray(row["image"].convert("RGB"), dtype=np.uint8),
+        masks=[np.asarray(m.convert("L")) >= 128 for m in row["masks"]],
+        ignore=None if ignore is None else np.asarray(ignore.convert("L")) >= 128,
+        source=row["source"],
+    )
+
+
+def samples_to_dataset(samples: Iterable[Sample], stats: ConversionStats | None = None, split: str = "train",
+                       cache_dir: str | Path | None = None) -> Dataset:
+    """A `datasets.Dataset` with one row per valid `Sample` (built with `Dataset.from_generator`).
+
+    Invalid samples are skipped and counted in `stats` (pass one in to read the counts). `cache_dir` is where the
+    Arrow files go (default: the `datasets` cache); every call gets a fresh fingerprint, so nothing stale is reused.
+    """
+    from datasets import Dataset
+
+    stats = stats if stats is not None else ConversionStats()
+
+    def rows() -> Iterator[dict[str, Any]]:
+        for sample in samples:
+            row = sample_to_row(sample, stats)
+            if row is not None:
+                stats.rows[split] += 1
+                stats.masks[split] += len(row["masks"])
+                yield row
+
+    stream = rows()
+    first = next(stream, None)
+    if first is None:
+        return Dataset.from_dict({k: [] for k in features()}, features=features(), split=split)
+    full = chain([first], stream)
+    return Dataset.from_generator(lambda: (yield from full), features=features(), split=split,
+                                  cache_dir=None if cache_dir is None else str(cache_dir),
+                                  fingerprint=uuid.uuid4().hex)
+
+
+def validation_score(key: str) -> float:
+    """Deterministic pseudo-uniform number in [0, 1) for a group key: the first 8 bytes of SHA-256(key)."""
+    return int.from_bytes(hashlib.sha256(key.encode("utf-8")).digest()[:8], "big") / 2.0**64
+
+
+def group_key(layout: str, sample_id: str) -> str:
+    """Row key of an instance: the COCO image id for "coco_mval" (`<class><nn>_<cocoid>`), else the id itself."""
+    if layout == "coco_mval":
+        match = COCO_MVAL_NAME.match(sample_id)
+        if match is None:
+            raise ValueError(f"COCO-MVal id {sample_id!r} is not <class><nn>_<cocoid>")
+        return match["coco_id"]
+    return sample_id
+
+
+def split_of(layout: str, key: str, val_fraction: float) -> str:
+    """"validation" for the fixed tenth (by default) of COCO-MVal images, else "train"."""
+    if layout in VALIDATION_SOURCES and validation_score(key) < val_fraction:
+        return "validation"
+    return "train"
+
+
+def _resolve_source(source: SourceSpec, data_root: Path) -> tuple[str, Path, dict[str, Any]]:
+    if isinstance(source, str):
+        folder = LAYOUTS[source].folder
+        if folder is None:
+            raise ValueError(f"layout {source!r} has no default folder: pass (layout, root[, options])")
+        return source, data_root / folder, {}
+    layout, root, *rest = source
+    return layout, Path(root), dict(rest[0]) if rest else {}
+
+
+def _read_or_skip(root: Path, layout: str, sample_id: str, stats: ConversionStats, **options: Any) -> Sample | None:
+    try:
+        sample = read_sample(root, layout, sample_id, **options)
+    except SampleError as err:
+        stats.skip(err.reason, str(err))
+        return None
+    except FileNotFoundError as err:
+        stats.skip("missing_file", str(err))
+        return None
+    stats.instances[layout] += 1
+    return sample
+
+
+def merge_instances(samples: Sequence[Sample], row_id: str, stats: ConversionStats | None = None) -> Sample:
+    """One row from instances of one image: the first image, all masks (pixel-identical repeats once).
+
+    Instances whose image differs from the first one's are skipped ("image_mismatch").
+    """
+    stats = stats if stats is not None else ConversionStats()
+    first = samples[0]
+    masks: list[np.ndarray] = []
+    for sample in samples:
+        if sample.image.shape != first.image.shape or not np.array_equal(sample.image, first.image):
+            stats.skip("image_mismatch", f"{sample.source}/{sample.id}: image differs from {first.source}/{first.id}")
+            continue
+        masks.extend(sample.masks)
+    unique = dedupe(masks)
+    if len(unique) < len(masks):
+        stats.dropped_masks["duplicate"] += len(masks) - len(unique)
+    return Sample(id=row_id, image=first.image, masks=unique, ignore=first.ignore, source=first.source,
+                  image_file=first.image_file)
+
+
+def _progress(items: list[str], desc: str, enabled: bool) -> Iterable[str]:
+    if not enabled:
+        return items
+    from tqdm.auto import tqdm
+
+    return tqdm(items, desc=desc, unit="inst")
+
+
+def grouped_samples(root: str | Path, layout: str, ids: list[str], stats: ConversionStats,
+                    progress: bool = False, **options: Any) -> Iterator[Sample]:
+    """Read `ids` (skipping bad ones) and yield one Sample per `group_key` (instances of one image merged)."""
+    root = Path(root)
+    ordered = sorted(ids, key=lambda i: (group_key(layout, i), i))
+    for key, members in groupby(_progress(ordered, layout, progress), key=lambda i: group_key(layout, i)):
+        samples = [s for s in (_read_or_skip(root, layout, i, stats, **options) for i in members) if s is not None]
+        if not samples:
+            continue
+        yield samples[0] if len(samples) == 1 and key == samples[0].id else merge_instances(samples, key, stats)
+
+
+def write_shards(dataset: Dataset, out_dir: str | Path, split: str, shard_size: int) -> list[Path]:
+    """Write `dataset` as `out_dir/<split>-XXXXX-of-YYYYY.parquet`, `shard_size` rows each; returns the paths."""
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    for old in out_dir.glob(f"{split}-*.parquet"):
+        old.unlink()
+    if len(dataset) == 0:
+        return []
+    num = math.ceil(len(dataset) / shard_size)
+    paths = [out_dir / f"{split}-{i:05d}-of-{num:05d}.parquet" for i in range(num)]
+    for i, path in enumerate(paths):
+        dataset.shard(num_shards=num, index=i, contiguous=True).to_parquet(str(path))
+    return paths
+
+
+def build_corpus(data_root: str | Path | None = None, out_dir: str | Path = "data_cache/corpus",
+                 sources: Sequence[SourceSpec] = DEFAULT_SOURCES, val_fraction: float = 0.1, shard_size: int = 250,
+                 progress: bool = False, cache_dir: str | Path | None = None) -> ConversionStats:
+    """Build the training corpus as parquet shards `out_dir/{train,validation}-*.parquet` + README.md/dataset_info.json.
+
+    Args:
+        data_root: folder holding the layouts' default folders (default `default_data_root()`).
+        sources: layout names (read from `data_root/<layout folder>`) or `(layout, root[, options])` tuples.
+            Benchmarks are refused with `ValueError` (`check_training_source`).
+        val_fraction: fraction of COCO-MVal *images* (hash of the COCO id) that form the validation split.
+        shard_size: rows per parquet shard.
+        cache_dir: scratch folder for Arrow files (default: a temporary folder inside `out_dir`, removed after).
+    """
+    specs = [_resolve_source(s, Path(data_root) if data_root is not None else default_data_root()) for s in sources]
+    for layout, root, options in specs:
+        check_training_source(root, layout, **options)
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    stats = ConversionStats()
+    assigned = {spec[1]: _assign_splits(*spec, val_fraction=val_fraction) for spec in specs}
+    shards: dict[str, list[Path]] = {}
+    Path(cache_dir or out_dir).mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(dir=cache_dir or out_dir, prefix=".arrow-") as scratch:
+        for split in SPLITS:
+            samples = chain.from_iterable(
+                grouped_samples(root, layout, assigned[root][split], stats, progress, **options)
+                for layout, root, options in specs
+            )
+            dataset = samples_to_dataset(samples, stats, split=split, cache_dir=scratch)
+            shards[split] = write_shards(dataset, out_dir, split, shard_size)
+            del dataset
+    _write_card(out_dir, stats, shards, specs, val_fraction)
+    return stats
+
+
+def _assign_splits(layout: str, root: Path, options: dict[str, Any], val_fraction: float) -> dict[str, list[str]]:
+    out: dict[str, list[str]] = {split: [] for split in SPLITS}
+    for sample_id in list_ids(root, layout, **options):
+        out[split_of(layout, group_key(layout, sample_id), val_fraction)].append(sample_id)
+    return out
+
+
+def convert_folder(root: str | Path, layout: str, out_dir: str | Path, split: str = "train", shard_size: int = 250,
+                   limit: int | None = None, progress: bool = False, cache_dir: str | Path | None = None,
+                   **options: Any) -> ConversionStats:
+    """Convert any single layout folder (benchmarks included: this is not a training corpus) to parquet shards.
+
+    One row per instance (no grouping), bad instances skipped and counted; writes `out_dir/<split>-*.parquet`.
+    """
+    stats = ConversionStats()
+    ids = list_ids(root, layout, **options)[:limit]
+    samples = (s for s in (_read_or_skip(Path(root), layout, i, stats, **options)
+                           for i in _progress(ids, layout, progress)) if s is not None)
+    Path(cache_dir or out_dir).mkdir(parents=True, exist_ok=True)
+    Path(out_dir).mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(dir=cache_dir or out_dir, prefix=".arrow-") as scratch:
+        dataset = samples_to_dataset(samples, stats, split=split, cache_dir=scratch)
+        shards = {split: write_shards(dataset, out_dir, split, shard_size)}
+        del dataset
+    _write_card(Path(out_dir), stats, shards, [(layout, Path(root), options)], None)
+    return stats
+
+
+def _write_card(out_dir: Path, stats: ConversionStats, shards: dict[str, list[Path]],
+                specs: Sequence[tuple[str, Path, dict[str, Any]]], val_fraction: float | None) -> None:
+    splits = [s for s, paths in shards.items() if paths]
+    rule = (None if val_fraction is None else
+            f"validation = COCO-MVal images with sha256(coco_id)[:8 bytes] / 2**64 < {val_fraction}; "
+            "all instances of one COCO image share a row and a split; every other source is train")
+    info = {
+        "features": features().to_dict(),
+        "splits": {s: {"num_rows": stats.rows[s], "num_masks": stats.masks[s],
+                       "files": [p.name for p in shards[s]]} for s in splits},
+        "sources": [{"layout": layout, "root": str(root), "options": options} for layout, root, options in specs],
+        "validation_rule": rule,
+        "counts": stats.to_dict(),
+    }
+    (out_dir / "dataset_info.json").write_text(json.dumps(info, indent=2, default=str) + "\n")
+    data_files = "".join(f"  - split: {s}\n    path: {s}-*.parquet\n" for s in splits)
+    table = "".join(f"| {s} | {stats.rows[s]} | {stats.masks[s]} |\n" for s in splits)
+    sources = ", ".join(f"`{layout}` ({root.name})" for layout, root, _ in specs)
+    (out_dir / "README.md").write_text(
+        f"---\nconfigs:\n- config_name: default\n  data_files:\n{data_files}---\n\n"
+        "# hf_iis segmentation corpus\n\n"
+        f"Built by `hf_iis.data.hf_datasets` from {sources}. One row per image: `image` (RGB), `masks` (list of "
+        "mode-L PNG masks, 255 = object), `ignore` (mode-L PNG or null, 255 = ignore), `id`, `source`.\n\n"
+        f"| split | images | masks |\n|---|---|---|\n{table}\n"
+        + (f"Validation split (fixed): {rule}.\n\n" if rule else "")
+        + "Skipped instances and dropped masks are counted in `dataset_info.json` (`counts`).\n"
+        "Load with `hf_iis.data.load_corpus(dir, split)` or `datasets.load_dataset(\"parquet\", data_files=...)`.\n"
+    )
+
+
+def load_corpus(out_dir: str | Path, split: str = "train", streaming: bool = False,
+                cache_dir: str | Path | None = None) -> Dataset | IterableDataset:
+    """`load_dataset("parquet", ...)` over `out_dir/<split>-*.parquet`; an `IterableDataset` when `streaming`."""
+    from datasets import load_dataset
+
+    files = sorted(Path(out_dir).glob(f"{split}-*.parquet"))
+    if not files:
+        raise FileNotFoundError(f"no {split}-*.parquet shards in {out_dir}")
+    return load_dataset("parquet", data_files={split: [str(f) for f in files]}, split=split, streaming=streaming,
+                        cache_dir=None if cache_dir is None else str(cache_dir))
+
+
+def push_to_hub(out_dir: str | Path, repo_id: str, private: bool | None = None, token: str | None = None) -> DatasetDict:
+    """Push every split found in `out_dir` to the Hub as one `DatasetDict` (needs network and a token)."""
+    from datasets import DatasetDict
+
+    splits = {s: load_corpus(out_dir, s) for s in SPLITS if any(Path(out_dir).glob(f"{s}-*.parquet"))}
+    dataset = DatasetDict(splits)
+    dataset.push_to_hub(repo_id, private=private, token=token)
+    return dataset

@@ -1,0 +1,55 @@
+"""Write a self-contained hub folder: weights, configs and the code, loadable with `trust_remote_code=True`.
+
+The folder's config carries `auto_map` (AutoConfig / AutoModel / AutoImageProcessor) and `custom_pipelines`
+("interactive-segmentation"), and the package's module files are copied beside the weights, so
+
+    pipeline(model=folder, trust_remote_code=True)
+
+works in a Python process where `hf_iis` is not installed. Package-local checkpoints never get these keys: a folder
+with `custom_pipelines` requires `trust_remote_code=True` even after `import hf_iis`.
+"""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+from transformers import AutoModel
+
+from .configuration_signed_click import SignedClickConfig
+from .image_processing_signed_click import SignedClickImageProcessor
+from .modeling_signed_click import SignedClickModel
+from .pipeline_interactive_segmentation import InteractiveSegmentationPipeline
+
+TASK = "interactive-segmentation"
+
+
+def export_hub_folder(checkpoint: str | Path | None, out_dir: str | Path, model_card: str | None = None) -> Path:
+    """Export `checkpoint` (a package-local folder; None = the embedded default) to `out_dir` for the hub."""
+    from .checkpoint_paths import resolve_checkpoint
+
+    folder = resolve_checkpoint(checkpoint)
+    out = Path(out_dir)
+    if out.exists():
+        shutil.rmtree(out)
+    model = SignedClickModel.from_pretrained(folder)
+    processor = SignedClickImageProcessor.from_pretrained(folder)
+    registered = (SignedClickConfig, SignedClickModel, SignedClickImageProcessor)
+    try:
+        SignedClickConfig.register_for_auto_class()
+        SignedClickModel.register_for_auto_class("AutoModel")
+        SignedClickImageProcessor.register_for_auto_class("AutoImageProcessor")
+        pipe = InteractiveSegmentationPipeline(model=model, image_processor=processor)
+        # What transformers' pipeline() attaches to registered pipelines; save_pretrained turns it into
+        # config.custom_pipelines and copies the pipeline module (and everything it imports relatively).
+        pipe._registered_impl = {
+            TASK: {"impl": InteractiveSegmentationPipeline, "pt": (AutoModel,), "tf": (), "type": "image",
+                   "default": {}}
+        }
+        pipe.save_pretrained(out)
+    finally:
+        for cls in registered:  # keep later package-local saves free of auto_map
+            cls._auto_class = None
+    if model_card is not None:
+        (out / "README.md").write_text(model_card)
+    return out

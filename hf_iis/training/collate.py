@@ -1,0 +1,190 @@
+"""The lazy per-row transform (decode, check, augment, sample clicks) and the collate that builds click sets.
+
+A bad row (no masks, only empty masks, a mask whose size differs from the image, an image or mask that does not
+decode) never stops an epoch: the transform returns no sample and a reason, the collate drops it and counts it in
+`batch["skipped"]` (a LongTensor indexed like `SKIP_REASONS`), and the training loop sums those counts.
+"""
+
+from __future__ import annotations
+
+import io
+import zlib
+from typing import Any
+
+import numpy as np
+import torch
+from PIL import Image
+
+from .augment import AugmentParams, augment
+from .sampling import choose_masks, sample_click_pairs
+
+SKIP_REASONS: tuple[str, ...] = (
+    "corrupt_image",
+    "corrupt_mask",
+    "size_mismatch",
+    "no_masks",
+    "empty_mask",  # counts masks dropped; a row is skipped as "no_masks" when none is left
+    "no_clickable_mask",  # every mask vanished under augmentation, even without it
+)
+
+
+class BadRow(Exception):
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
+
+
+def _open(value: Any, mode: str) -> np.ndarray:
+    """A datasets Image value (PIL image, or {"bytes", "path"} when decode=False) as an array in `mode`."""
+    if isinstance(value, Image.Image):
+        image = value
+    elif isinstance(value, dict):
+        if value.get("bytes") is not None:
+            image = Image.open(io.BytesIO(value["bytes"]))
+        elif value.get("path"):
+            image = Image.open(value["path"])
+        else:
+            raise ValueError("empty image value")
+    elif isinstance(value, np.ndarray):
+        return value
+    else:
+        raise ValueError(f"cannot read an image from {type(value).__name__}")
+    image.load()
+    return np.asarray(image.convert(mode))
+
+
+def decode_row(row: dict[str, Any]) -> tuple[np.ndarray, np.ndarray, np.ndarray | None, int]:
+    """(image (H, W, 3) uint8, masks (M, H, W) bool, ignore (H, W) bool or None, number of empty masks dropped).
+
+    Raises:
+        BadRow: with one of `SKIP_REASONS`.
+    """
+    try:
+        image = _open(row["image"], "RGB")
+    except Exception as error:  # noqa: BLE001 - any decoding failure makes the row bad
+        raise BadRow("corrupt_image") from error
+    masks, empty = [], 0
+    for value in row.get("masks") or []:
+        try:
+            mask = _open(value, "L") > 127
+        except Exception as error:  # noqa: BLE001
+            raise BadRow("corrupt_mask") from error
+        if mask.shape != image.shape[:2]:
+            raise BadRow("size_mismatch")
+        if not mask.any():
+            empty += 1
+            continue
+        masks.append(mask)
+    ignore = None
+    if row.get("ignore") is not None:
+        try:
+            ignore = _open(row["ignore"], "L") > 127
+        except Exception as error:  # noqa: BLE001
+            raise BadRow("corrupt_mask") from error
+        if ignore.shape != image.shape[:2]:
+            raise BadRow("size_mismatch")
+    if not masks:
+        raise BadRow("no_masks")
+    return image, np.stack(masks), ignore, empty
+
+
+class TrainTransform:
+    """Row -> training sample; usable with `Dataset.with_transform` (a batch dict) and `IterableDataset.map` (a row).
+
+    Randomness comes only from a generator seeded by (seed, epoch, row id), so a resumed run sees the same
+    augmentations. Set `epoch` before each epoch's DataLoader iterator is created (workers copy it then).
+    """
+
+    def __init__(
+        self, params: AugmentParams, masks_per_image: int = 1, pairs_per_mask: int = 1, seed: int = 0
+    ) -> None:
+        self.params = params
+        self.masks_per_image = masks_per_image
+        self.pairs_per_mask = pairs_per_mask
+        self.seed = seed
+        self.epoch = 0
+
+    def rng_for(self, row: dict[str, Any]) -> np.random.Generator:
+        key = f"{row.get('source', '')}/{row.get('id', '')}".encode()
+        return np.random.default_rng([self.seed, self.epoch, zlib.crc32(key)])
+
+    def sample(self, row: dict[str, Any]) -> dict[str, Any]:
+        """One row -> {"sample": dict or None, "skip": list of reasons}."""
+        skips: list[str] = []
+        try:
+            image, masks, ignore, empty = decode_row(row)
+        except BadRow as bad:
+            return {"sample": None, "skip": [bad.reason]}
+        skips += ["empty_mask"] * empty
+        rng = self.rng_for(row)
+        aug = augment(image, masks, ignore, self.params, rng)
+        chosen = choose_masks(aug.masks, aug.valid, self.masks_per_image, rng, self.params.min_mask_pixels)
+        if chosen.size == 0:  # the crop or view lost every mask: fall back to the plain image
+            plain = AugmentParams.no_augmentation(self.params.image_size)
+            plain.min_mask_pixels = 1
+            aug = augment(image, masks, ignore, plain, rng)
+            chosen = choose_masks(aug.masks, aug.valid, self.masks_per_image, rng, 1)
+            if chosen.size == 0:
+                return {"sample": None, "skip": skips + ["no_clickable_mask"]}
+        pairs = [sample_click_pairs(aug.masks[j], aug.valid, self.pairs_per_mask, rng) for j in chosen]
+        return {
+            "sample": {
+                "pixel_values": aug.pixel_values,
+                "masks": torch.from_numpy(aug.masks[chosen]),
+                "valid": torch.from_numpy(aug.valid),
+                "positives": torch.from_numpy(np.stack([p.positives for p in pairs])),
+                "negatives": torch.from_numpy(np.stack([p.negatives for p in pairs])),
+                "negative_ok": torch.from_numpy(np.stack([p.negative_ok for p in pairs])),
+            },
+            "skip": skips,
+        }
+
+    def __call__(self, batch: dict[str, list]) -> dict[str, list]:
+        """`with_transform` form: a batch dict of columns -> a batch dict with `sample` and `skip` columns."""
+        n = len(next(iter(batch.values())))
+        out = [self.sample({key: values[i] for key, values in batch.items()}) for i in range(n)]
+        return {"sample": [o["sample"] for o in out], "skip": [o["skip"] for o in out]}
+
+
+def collate_click_sets(items: list[dict[str, Any]]) -> dict[str, torch.Tensor]:
+    """Samples -> one batch of signed single-click sets.
+
+    Every chosen mask contributes K positive sets (one click +1, target m) and K negative sets (one click −1,
+    target m), in the order [image, mask, pair, sign]. Returns
+        pixel_values (B, 3, S, S); points (N, 1, 2); labels (N, 1); image_index (N,); target_masks (N, 1, S, S)
+        bool; target_valid (N, 1, S, S) bool; skipped (len(SKIP_REASONS),) long.
+    """
+    skipped = torch.zeros(len(SKIP_REASONS), dtype=torch.long)
+    pixels, points, labels, index, targets, valids = [], [], [], [], [], []
+    for item in items:
+        for reason in item["skip"]:
+            skipped[SKIP_REASONS.index(reason)] += 1
+        sample = item["sample"]
+        if sample is None:
+            continue
+        b = len(pixels)
+        pixels.append(sample["pixel_values"])
+        for j in range(sample["masks"].shape[0]):
+            for k in range(sample["positives"].shape[1]):
+                for sign, point, ok in (
+                    (1, sample["positives"][j, k], True),
+                    (-1, sample["negatives"][j, k], bool(sample["negative_ok"][j, k])),
+                ):
+                    if not ok:
+                        continue
+                    points.append(point)
+                    labels.append(sign)
+                    index.append(b)
+                    targets.append(sample["masks"][j])
+                    valids.append(sample["valid"])
+    if not pixels:
+        return {"pixel_values": torch.zeros(0, 3, 1, 1), "skipped": skipped}
+    return {
+        "pixel_values": torch.stack(pixels),
+        "points": torch.stack(points)[:, None, :].float(),
+        "labels": torch.tensor(labels, dtype=torch.long)[:, None],
+        "image_index": torch.tensor(index, dtype=torch.long),
+        "target_masks": torch.stack(targets)[:, None],
+        "target_valid": torch.stack(valids)[:, None],
+        "skipped": skipped,
+    }
