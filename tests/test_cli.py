@@ -1,0 +1,46 @@
+"""`hf-iis segment` end to end, and its error messages."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from hf_iis.cli import main, parse_click
+
+
+def test_parse_click():
+    assert parse_click("10,20") == (10.0, 20.0, 1)
+    assert parse_click("10.5, 20,-") == (10.5, 20.0, -1)
+    with pytest.raises(Exception, match="sign must be"):
+        parse_click("1,2,x")
+    with pytest.raises(Exception, match="X,Y"):
+        parse_click("1")
+
+
+def test_segment_writes_mask_and_overlay(tiny_checkpoint, grabcut_image, tmp_path, capsys):
+    image_path = tmp_path / "photo.png"
+    Image.fromarray(grabcut_image).save(image_path)
+    code = main(["segment", str(image_path), "--click", "200,150", "--click", "20,20,-", "--tta", "2",
+                 "--triangulation", "2", "--model", str(tiny_checkpoint), "--out", str(tmp_path / "m.png"),
+                 "--overlay", str(tmp_path / "o.png")])
+    assert code == 0
+    mask = np.asarray(Image.open(tmp_path / "m.png"))
+    assert mask.shape == grabcut_image.shape[:2] and set(np.unique(mask)) <= {0, 255}
+    assert Image.open(tmp_path / "o.png").size == (grabcut_image.shape[1], grabcut_image.shape[0])
+    assert "mask:" in capsys.readouterr().out
+
+
+def test_segment_reports_errors_without_traceback(tiny_checkpoint, grabcut_image, tmp_path):
+    image_path = tmp_path / "photo.png"
+    Image.fromarray(grabcut_image).save(image_path)
+    result = subprocess.run(
+        [sys.executable, "-m", "hf_iis.cli", "segment", str(image_path), "--click", "9999,1",
+         "--model", str(tiny_checkpoint), "--out", str(tmp_path / "m.png")],
+        capture_output=True, text=True, timeout=300,
+    )
+    assert result.returncode == 2
+    assert "outside the" in result.stderr and "Traceback" not in result.stderr
