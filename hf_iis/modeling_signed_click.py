@@ -104,10 +104,18 @@ class ClickDecoder(nn.Module):
         self.blocks = nn.Sequential(
             *[DilatedResidualBlock(dim, 2 ** (i % 4)) for i in range(config.num_decoder_blocks)]
         )
-        head_dim = 16  # the stride-4 head runs per click set at 4x the stride-8 area: keep it narrow
-        self.refine = nn.Sequential(
-            _conv_bn_relu(dim + config.low_level_dim + click_channels, head_dim, kernel=1),
-            _conv_bn_relu(head_dim, head_dim),
+        # The stride-4 head runs once per click set on 4x the stride-8 area, so it is narrow and separable; the
+        # image's share of it (the stride-4 embedding) comes precomputed from the encoder.
+        head_dim = config.low_level_dim
+        self.reduce = nn.Conv2d(dim, head_dim, 1)
+        self.click_proj = nn.Conv2d(click_channels, head_dim, 1)
+        self.head_norm = nn.BatchNorm2d(head_dim)
+        self.head = nn.Sequential(
+            nn.Conv2d(head_dim, head_dim, 3, padding=1, groups=head_dim, bias=False),
+            nn.BatchNorm2d(head_dim),
+            nn.ReLU(inplace=True),
+            nn.Conv2d(head_dim, head_dim, 1),
+            nn.ReLU(inplace=True),
             nn.Conv2d(head_dim, 1, 3, padding=1),
         )
 
@@ -151,9 +159,10 @@ class ClickDecoder(nn.Module):
             clicks = torch.cat([clicks, prev], dim=1)
         affinity = self.click_affinity(embeddings.features, points, labels, width)
         x = embeddings.features + self.click_stem(clicks) + self.affinity_proj(affinity)
-        x = self.blocks(x)
+        x = self.reduce(self.blocks(x))
         x = F.interpolate(x, size=embeddings.low_level.shape[-2:], mode="bilinear", align_corners=False)
-        logits = self.refine(torch.cat([x, embeddings.low_level, clicks], dim=1))
+        x = F.relu(self.head_norm(x + embeddings.low_level + self.click_proj(clicks)))
+        logits = self.head(x)
         return F.interpolate(logits, size=(height, width), mode="bilinear", align_corners=False)
 
 

@@ -56,7 +56,8 @@ def corpus(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path, Conver
         _link(DATA_ROOT / "COCO_MVal" / "gt" / f"{name}.png", root / "COCO_MVal" / "gt" / f"{name}.png")
     for name in BSDS_IDS:
         for sub, ext in (("images", "jpg"), ("groundTruth", "mat")):
-            _link(DATA_ROOT / "BSDS500" / sub / "test" / f"{name}.{ext}", root / "BSDS500" / sub / "test" / f"{name}.{ext}")
+            rel = Path("BSDS500") / sub / "test" / f"{name}.{ext}"
+            _link(DATA_ROOT / rel, root / rel)
     out = root / "corpus"
     stats = build_corpus(root, out, shard_size=3, cache_dir=root / "scratch")
     return root, out, stats

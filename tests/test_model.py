@@ -74,7 +74,7 @@ def test_forward_returns_loss_with_targets(tiny_checkpoint):
     out = model(pixel_values=torch.randn(2, 3, 64, 64), points=points, labels=labels, target_masks=target)
     assert out.loss is not None and out.loss.ndim == 0 and torch.isfinite(out.loss)
     out.loss.backward()
-    assert model.decoder.refine[-1].weight.grad is not None
+    assert model.decoder.head[-1].weight.grad is not None
 
 
 def test_pretrained_backbone_survives_post_init():

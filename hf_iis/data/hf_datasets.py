@@ -386,7 +386,8 @@ def load_corpus(out_dir: str | Path, split: str = "train", streaming: bool = Fal
                         cache_dir=None if cache_dir is None else str(cache_dir))
 
 
-def push_to_hub(out_dir: str | Path, repo_id: str, private: bool | None = None, token: str | None = None) -> DatasetDict:
+def push_to_hub(out_dir: str | Path, repo_id: str, private: bool | None = None,
+                token: str | None = None) -> DatasetDict:
     """Push every split found in `out_dir` to the Hub as one `DatasetDict` (needs network and a token)."""
     from datasets import DatasetDict
 

@@ -31,6 +31,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from PIL import Image
 
 from hf_iis.data.coco_json import list_coco_json_ids, read_coco_json_sample
 from hf_iis.data.sample import (
@@ -130,8 +131,6 @@ def _read_coco_mval(root: Path, sample_id: str) -> Sample:
 
 def _read_davis(root: Path, sample_id: str) -> Sample:
     mask_path = require_file(root / "gt" / f"{sample_id}.png")
-    from PIL import Image
-
     try:
         with Image.open(mask_path) as im:
             is_palette = im.mode == "P"
@@ -183,9 +182,9 @@ def _lister(folder: str, suffixes: tuple[str, ...]) -> Callable[..., list[str]]:
 
 LAYOUTS: dict[str, Layout] = _Registry(
     {
-        "grabcut": Layout("grabcut", _lister("boundary_GT", (".bmp",)), _read_grabcut, benchmark=True, folder="GrabCut"),
-        "berkeley": Layout("berkeley", _lister("masks", (".png",)), _read_berkeley, benchmark=True, folder="Berkeley"),
-        "davis": Layout("davis", _lister("gt", (".png",)), _read_davis, benchmark=True, folder="DAVIS"),
+        "grabcut": Layout("grabcut", _lister("boundary_GT", (".bmp",)), _read_grabcut, True, "GrabCut"),
+        "berkeley": Layout("berkeley", _lister("masks", (".png",)), _read_berkeley, True, "Berkeley"),
+        "davis": Layout("davis", _lister("gt", (".png",)), _read_davis, True, "DAVIS"),
         "coco_mval": Layout("coco_mval", _lister("gt", (".png",)), _read_coco_mval, folder="COCO_MVal"),
         "bsds500": Layout("bsds500", _list_bsds500, _read_bsds500, folder="BSDS500"),
         "coco_json": Layout("coco_json", list_coco_json_ids, read_coco_json_sample),
@@ -210,11 +209,11 @@ def read_folder(root: str | Path, layout: str, limit: int | None = None, ids: li
 
     `limit` keeps the first `limit` ids; `options` go to the layout (e.g. `split="val"` for "bsds500").
     """
-    spec = LAYOUTS[layout]
+    spec = LAYOUTS[layout]  # unknown names fail here, not at the first next()
     root = Path(root)
     wanted = spec.list_ids(root, **options) if ids is None else list(ids)
-    for sample_id in wanted[:limit] if limit is not None else wanted:
-        yield spec.read(root, sample_id, **options)
+    wanted = wanted[:limit] if limit is not None else wanted
+    return (spec.read(root, sample_id, **options) for sample_id in wanted)
 
 
 def benchmark_instances(root: str | Path, layout: str, **options: Any) -> Iterator[Sample]:

@@ -1,0 +1,83 @@
+"""Build Hugging Face parquet datasets from the segmentation folders.
+
+    # the training corpus: COCO-MVal + BSDS500 test, fixed validation tenth of COCO-MVal
+    python scripts/build_datasets.py --data-root ../shared/data --out data_cache/corpus
+    # any single layout folder (benchmarks included: a plain conversion, not a training corpus)
+    python scripts/build_datasets.py --layout grabcut --root ../shared/data/GrabCut --out data_cache/grabcut
+    # a COCO-format annotation file + image folder
+    python scripts/build_datasets.py --coco-json ann.json --images img/ --out data_cache/mycoco
+    # then, optionally (needs network + token)
+    python scripts/build_datasets.py ... --push-to-hub user/repo
+
+Prints images, masks and skipped instances by reason, and the time taken.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import time
+from pathlib import Path
+
+from hf_iis.data import LAYOUTS, default_data_root
+from hf_iis.data.hf_datasets import DEFAULT_SOURCES, build_corpus, convert_folder, push_to_hub
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--data-root", type=Path, default=None, help=f"default: {default_data_root()}")
+    parser.add_argument("--out", type=Path, default=None, help="output folder (default data_cache/corpus)")
+    parser.add_argument("--sources", nargs="+", default=list(DEFAULT_SOURCES), help="corpus layouts")
+    parser.add_argument("--val-fraction", type=float, default=0.1)
+    parser.add_argument("--shard-size", type=int, default=250, help="rows per parquet shard")
+    parser.add_argument("--layout", choices=sorted(LAYOUTS), help="convert one folder of this layout")
+    parser.add_argument("--root", type=Path, help="the folder for --layout")
+    parser.add_argument("--split", default=None, help="split name for --layout/--coco-json (default: "
+                        "test for benchmarks, else train)")
+    parser.add_argument("--limit", type=int, default=None, help="first N instances only (--layout/--coco-json)")
+    parser.add_argument("--coco-json", type=Path, help="COCO annotation JSON to convert")
+    parser.add_argument("--images", type=Path, help="image folder for --coco-json")
+    parser.add_argument("--push-to-hub", metavar="REPO", default=None, help="push the result to this dataset repo")
+    parser.add_argument("--quiet", action="store_true", help="no progress bars or per-skip warnings")
+    args = parser.parse_args(argv)
+    if args.layout and args.root is None:
+        parser.error("--layout needs --root")
+    if args.coco_json and args.layout:
+        parser.error("--coco-json and --layout are exclusive")
+    return args
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    logging.basicConfig(level=logging.ERROR if args.quiet else logging.WARNING, format="%(levelname)s %(message)s")
+    progress = not args.quiet
+    if args.quiet:
+        import datasets
+
+        datasets.disable_progress_bars()
+    start = time.perf_counter()
+    if args.coco_json:
+        out = args.out or Path("data_cache") / args.coco_json.stem
+        options = {"annotations": args.coco_json, **({"images": args.images} if args.images else {})}
+        stats = convert_folder(args.coco_json.parent, "coco_json", out, split=args.split or "train",
+                               limit=args.limit, shard_size=args.shard_size, progress=progress, **options)
+    elif args.layout:
+        out = args.out or Path("data_cache") / args.layout
+        split = args.split or ("test" if LAYOUTS[args.layout].benchmark else "train")
+        stats = convert_folder(args.root, args.layout, out, split=split, limit=args.limit,
+                               shard_size=args.shard_size, progress=progress)
+    else:
+        out = args.out or Path("data_cache/corpus")
+        stats = build_corpus(args.data_root, out, sources=args.sources, val_fraction=args.val_fraction,
+                             shard_size=args.shard_size, progress=progress)
+    elapsed = time.perf_counter() - start
+    print(stats.summary())
+    print(f"wrote {out} in {elapsed:.1f} s")
+    if args.push_to_hub:
+        push_to_hub(out, args.push_to_hub)
+        print(f"pushed to https://huggingface.co/datasets/{args.push_to_hub}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
