@@ -12,7 +12,7 @@ from pathlib import Path
 
 import numpy as np
 
-__all__ = ["BENCHMARKS", "Instance", "instances_from_samples", "load_benchmark", "load_multimask"]
+__all__ = ["BENCHMARKS", "Instance", "instances_from_samples", "load_benchmark", "load_multimask", "load_corpus_split"]
 
 BENCHMARKS: dict[str, tuple[str, str]] = {
     "GrabCut": ("GrabCut", "grabcut"),
@@ -80,5 +80,22 @@ def load_multimask(
     from hf_iis.data.layouts import default_data_root, read_folder
 
     root = Path(data_root) if data_root is not None else Path(default_data_root())
-    samples = [s for s in read_folder(root / folder, layout, limit=limit, ids=ids) if len(s.masks) >= min_masks]
-    return samples
+    return [s for s in read_folder(root / folder, layout, limit=limit, ids=ids) if len(s.masks) >= min_masks]
+
+
+def load_corpus_split(
+    corpus_dir: str | Path, split: str = "validation", limit: int | None = None, min_masks: int = 2
+) -> list:
+    """Multi-mask ``Sample``s of a parquet training corpus split (``hf_iis.data.load_corpus``; needs ``datasets``).
+
+    Rows with fewer than ``min_masks`` masks are skipped; at most ``limit`` samples are returned.
+    """
+    from hf_iis.data import load_corpus, row_to_sample
+
+    out = []
+    for row in load_corpus(corpus_dir, split):
+        if len(row["masks"]) >= min_masks:
+            out.append(row_to_sample(row))
+            if limit is not None and len(out) >= limit:
+                break
+    return out

@@ -26,8 +26,8 @@ class GrabCutSegmenter:
     """OpenCV GrabCut driven by clicks.
 
     Trimap: every click is a definite fg (positive) / bg (negative) disk of ``radius`` px. The rest is
-    "probable": from the previous mask when there is one (probable fg where ``prev_mask > 0.5``), else probable
-    background everywhere with a probable-fg disk of ``prior_radius`` px around each positive click. Then
+    "probable": probable background everywhere, except probable fg where the previous mask (when there is one)
+    is ``> 0.5`` and in a disk of ``prior_radius`` px around each positive click. Then
     ``iterations`` rounds of ``cv2.grabCut`` with mask initialisation. Images are processed at most
     ``max_side`` px on their longer side (and the mask upsampled back) for speed; ``None`` = full resolution.
     """
@@ -67,10 +67,9 @@ class GrabCutSegmenter:
         if prev_mask is not None:
             prev = cv2.resize(prev_mask.astype(np.float32), shape[::-1], interpolation=cv2.INTER_LINEAR) > 0.5
             mask[prev] = cv2.GC_PR_FGD
-        else:
-            for c in small:
-                if c.sign > 0:
-                    mask[_disk(shape, c, self.prior_radius * s)] = cv2.GC_PR_FGD
+        for c in small:
+            if c.sign > 0:
+                mask[_disk(shape, c, self.prior_radius * s)] = cv2.GC_PR_FGD
         r = max(self.radius * s, 1.0)
         for c in small:
             mask[_disk(shape, c, r)] = cv2.GC_FGD if c.sign > 0 else cv2.GC_BGD
@@ -94,24 +93,34 @@ class RandomWalkerSegmenter:
     """scikit-image ``random_walker`` with the clicks as seeds, on a downscaled image.
 
     Seeds: a disk of ``radius`` px (at the original resolution) around each click, label 1 for positive and 2
-    for negative clicks. The random walker needs a background seed: **when there is no negative click, the
-    image border (a 1-px frame, minus positive seeds) is used as background seeds.** The image is downscaled to
-    at most ``max_side`` px on its longer side, the foreground probability upsampled back bilinearly. The
-    previous mask is not used (the random walker has no prior term).
+    for negative clicks. The random walker needs a background seed, so **the image border (a 1-px frame, minus
+    positive seeds) is used as background seeds**: always by default (``border_background="always"``), or only
+    while there is no negative click (``"if_no_negative"``). "always" is the stronger peer: with border seeds
+    dropped at the first negative click, the walker floods most of the image (GrabCut, 10 images, 8 clicks:
+    mIoU@8 81.6 vs 88.1 with "always"). The image is downscaled to at most ``max_side`` px on its longer side,
+    the foreground probability upsampled back bilinearly. The previous mask is not used (the random walker has
+    no prior term). The linear system is solved directly (``mode="bf"``: exact, deterministic, and faster than
+    the iterative solvers at this size); ``beta`` = 2000
+    suits intensities scaled to ``[0, 1]`` (it beat 30–500 on GrabCut images).
     """
 
     def __init__(
         self,
-        beta: float = 130.0,
+        beta: float = 2000.0,
         radius: float = 5.0,
         max_side: int = 160,
+        border_background: str = "always",
         name: str = "random walker (skimage)",
     ) -> None:
+        if border_background not in ("if_no_negative", "always"):
+            raise ValueError(f"border_background must be 'if_no_negative' or 'always', got {border_background!r}")
+        self.border_background = border_background
         self.beta = beta
         self.radius = radius
         self.max_side = max_side
         self.name = name
-        self.settings_label = f"beta={beta:g}, seeds r={radius:g}px, max side {max_side}, border=bg if no neg"
+        border = "border=bg" if border_background == "always" else "border=bg if no neg. click"
+        self.settings_label = f"beta={beta:g}, seeds r={radius:g}px, max side {max_side}, {border}"
         self._image: np.ndarray | None = None
 
     def set_image(self, image: np.ndarray) -> None:
@@ -136,15 +145,14 @@ class RandomWalkerSegmenter:
             row = min(max(int(round(c.y * s)), 0), shape[0] - 1)
             col = min(max(int(round(c.x * s)), 0), shape[1] - 1)
             labels[row, col] = 1 if c.sign > 0 else 2
-        if not (labels == 2).any():
+        if self.border_background == "always" or not (labels == 2).any():
             border = np.zeros(shape, bool)
             border[[0, -1], :] = True
             border[:, [0, -1]] = True
             labels[border & (labels == 0)] = 2
         if not (labels == 1).any():
             return np.zeros(self._shape, np.float32)
-        prob = random_walker(self._image, labels, beta=self.beta, mode="cg_j", tol=1e-3,
-                             channel_axis=-1, return_full_prob=True)[0]
+        prob = random_walker(self._image, labels, beta=self.beta, mode="bf", channel_axis=-1, return_full_prob=True)[0]
         return np.clip(cv2.resize(prob.astype(np.float32), self._shape[::-1], interpolation=cv2.INTER_LINEAR), 0, 1)
 
 

@@ -16,7 +16,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
-from tqdm.auto import tqdm
+from tqdm import tqdm
 
 from hf_iis.clicker import Click, next_click, random_click
 from hf_iis.evaluation.benchmarks import Instance
@@ -28,6 +28,8 @@ __all__ = [
     "RandomClickRun",
     "prepare",
     "run_click_loop",
+    "run_instances",
+    "random_click_run",
     "run_noc",
     "run_center_click",
     "instance_rng",
@@ -94,13 +96,15 @@ def run_click_loop(
     max_clicks: int = 20,
     threshold: float = 0.5,
     keep_maps: bool = False,
+    encode_seconds: float | None = None,
 ) -> ClickRun:
     """Up to ``max_clicks`` standard clicks on one instance, the previous probability map fed back.
 
     Always runs all ``max_clicks`` clicks (mIoU@k needs the whole curve). IoU is measured at the original
-    resolution on ``probabilities > threshold`` with the instance's ignore band excluded.
+    resolution on ``probabilities > threshold`` with the instance's ignore band excluded. Pass
+    ``encode_seconds`` when the instance was already :func:`prepare`-d (the image is then not handed over again).
     """
-    encode = prepare(segmenter, instance)
+    encode = prepare(segmenter, instance) if encode_seconds is None else encode_seconds
     gt, ignore = instance.gt, instance.ignore
     pred = np.zeros_like(gt)
     prev: np.ndarray | None = None
@@ -123,6 +127,29 @@ def run_click_loop(
     return ClickRun(instance.id, ious, clicks, encode, seconds, maps)
 
 
+def run_instances(
+    segmenter: Segmenter,
+    instances: Sequence[Instance],
+    max_clicks: int = 20,
+    seeds: Sequence[int] = (),
+    threshold: float = 0.5,
+    progress: bool = True,
+    desc: str | None = None,
+) -> tuple[list[ClickRun], list[RandomClickRun]]:
+    """The click loop (``max_clicks`` > 0) and the random clicks (``seeds`` non-empty) in one pass over the
+    instances, so each image is handed to the segmenter (and encoded) once. Either list is empty when skipped."""
+    loops: list[ClickRun] = []
+    rands: list[RandomClickRun] = []
+    it = tqdm(instances, desc=desc or f"clicks {segmenter.name}", disable=not progress, leave=False)
+    for inst in it:
+        encode = prepare(segmenter, inst)
+        if max_clicks > 0:
+            loops.append(run_click_loop(segmenter, inst, max_clicks, threshold, encode_seconds=encode))
+        if len(seeds):
+            rands.append(random_click_run(segmenter, inst, seeds, threshold, encode_seconds=encode))
+    return loops, rands
+
+
 def run_noc(
     segmenter: Segmenter,
     instances: Sequence[Instance],
@@ -132,8 +159,7 @@ def run_noc(
     desc: str | None = None,
 ) -> list[ClickRun]:
     """:func:`run_click_loop` over all instances (tqdm progress over instances)."""
-    it = tqdm(instances, desc=desc or f"NoC {segmenter.name}", disable=not progress, leave=False)
-    return [run_click_loop(segmenter, inst, max_clicks, threshold) for inst in it]
+    return run_instances(segmenter, instances, max_clicks, (), threshold, progress, desc or f"NoC {segmenter.name}")[0]
 
 
 def run_center_click(
@@ -152,6 +178,34 @@ def _random_clicks(instance: Instance, seeds: Sequence[int]) -> list[Click]:
     return [random_click(instance.gt, instance_rng(instance.id, s), +1, instance.ignore) for s in seeds]
 
 
+def random_click_run(
+    segmenter: Segmenter,
+    instance: Instance,
+    seeds: Sequence[int] = (0, 1, 2),
+    threshold: float = 0.5,
+    encode_seconds: float | None = None,
+) -> RandomClickRun:
+    """One uniformly random positive click per seed on one instance, each decoded on its own (no prev mask).
+
+    A segmenter with ``batch_single_clicks`` true decodes all seeds' clicks as one batch through its
+    ``predict_single_clicks(points (K, 2) (x, y), sign)``; otherwise each click is one ``predict`` call.
+    """
+    encode = prepare(segmenter, instance) if encode_seconds is None else encode_seconds
+    clicks = _random_clicks(instance, seeds)
+    if getattr(segmenter, "batch_single_clicks", False):
+        start = time.perf_counter()
+        maps = list(segmenter.predict_single_clicks(np.array([(c.x, c.y) for c in clicks]), sign=1))
+        per_click = [(time.perf_counter() - start) / len(clicks)] * len(clicks)
+    else:
+        maps, per_click = [], []
+        for c in clicks:
+            start = time.perf_counter()
+            maps.append(segmenter.predict([c], None))
+            per_click.append(time.perf_counter() - start)
+    ious = [iou(binarize(m, threshold), instance.gt, instance.ignore) for m in maps]
+    return RandomClickRun(instance.id, list(seeds), clicks, ious, encode, per_click)
+
+
 def run_random_click(
     segmenter: Segmenter,
     instances: Sequence[Instance],
@@ -159,29 +213,9 @@ def run_random_click(
     threshold: float = 0.5,
     progress: bool = True,
 ) -> list[RandomClickRun]:
-    """mIoU@1 with one uniformly random positive click per seed (drawn over the object's pixels).
-
-    A segmenter with ``batch_single_clicks`` true decodes all seeds' clicks as one batch through its
-    ``predict_single_clicks(points (K, 2) (x, y), sign)``; otherwise each click is one ``predict`` call.
-    """
-    runs: list[RandomClickRun] = []
-    it = tqdm(instances, desc=f"random {segmenter.name}", disable=not progress, leave=False)
-    for inst in it:
-        encode = prepare(segmenter, inst)
-        clicks = _random_clicks(inst, seeds)
-        start = time.perf_counter()
-        if getattr(segmenter, "batch_single_clicks", False):
-            maps = list(segmenter.predict_single_clicks(np.array([(c.x, c.y) for c in clicks]), sign=1))
-            per_click = [(time.perf_counter() - start) / len(clicks)] * len(clicks)
-        else:
-            maps, per_click = [], []
-            for c in clicks:
-                t0 = time.perf_counter()
-                maps.append(segmenter.predict([c], None))
-                per_click.append(time.perf_counter() - t0)
-        ious = [iou(binarize(m, threshold), inst.gt, inst.ignore) for m in maps]
-        runs.append(RandomClickRun(inst.id, list(seeds), clicks, ious, encode, per_click))
-    return runs
+    """mIoU@1 with one uniformly random positive click per seed (drawn over the object's pixels), see
+    :func:`random_click_run`."""
+    return run_instances(segmenter, instances, 0, seeds, threshold, progress, f"random {segmenter.name}")[1]
 
 
 def summarize_random(runs: Sequence[RandomClickRun]) -> dict[str, float | list[float]]:

@@ -97,8 +97,13 @@ class ModelSegmenter:
         return self.triangulation == 0
 
     def set_image(self, image: np.ndarray) -> None:
-        """Hand ``image`` to the predictor, which re-encodes only when the pixels change (it hashes them)."""
+        """Hand ``image`` to the predictor and encode this segmenter's TTA views now (so that the encoder's time
+        is counted here, not in the first click). The predictor re-encodes only when the pixels change."""
         self.predictor.set_image(image)
+        if hasattr(self.predictor, "view_embeddings"):
+            from hf_iis.tta import resolve_views
+
+            self.predictor.view_embeddings(resolve_views(self.tta))
 
     def predict(self, clicks: list[Click], prev_mask: np.ndarray | None) -> np.ndarray:
         """Probability map ``(H, W)`` float32 of the model's own multi-click mode."""
@@ -171,10 +176,9 @@ class OracleSegmenter:
 
         gt = np.asarray(gt, dtype=bool)
         if self.erode_px:
-            k = 2 * self.erode_px + 1
-            padded = np.pad(gt.astype(np.uint8), self.erode_px)
-            gt = cv2.erode(padded, np.ones((k, k), np.uint8))[self.erode_px : -self.erode_px, self.erode_px : -self.erode_px]
-            gt = gt.astype(bool)
+            r = self.erode_px
+            padded = np.pad(gt.astype(np.uint8), r)
+            gt = cv2.erode(padded, np.ones((2 * r + 1, 2 * r + 1), np.uint8))[r:-r, r:-r].astype(bool)
         self._gt = gt
 
     def predict(self, clicks: list[Click], prev_mask: np.ndarray | None) -> np.ndarray:

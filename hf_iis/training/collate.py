@@ -22,9 +22,10 @@ SKIP_REASONS: tuple[str, ...] = (
     "corrupt_image",
     "corrupt_mask",
     "size_mismatch",
-    "no_masks",
-    "empty_mask",  # counts masks dropped; a row is skipped as "no_masks" when none is left
+    "no_masks",  # the row lists no mask at all
+    "empty_masks",  # every mask of the row is empty
     "no_clickable_mask",  # every mask vanished under augmentation, even without it
+    "dropped_empty_mask",  # not a skipped row: an empty mask dropped from a row that has others
 )
 
 
@@ -53,8 +54,13 @@ def _open(value: Any, mode: str) -> np.ndarray:
     return np.asarray(image.convert(mode))
 
 
-def decode_row(row: dict[str, Any]) -> tuple[np.ndarray, np.ndarray, np.ndarray | None, int]:
+def decode_row(
+    row: dict[str, Any], max_masks: int | None = None, rng: np.random.Generator | None = None
+) -> tuple[np.ndarray, np.ndarray, np.ndarray | None, int]:
     """(image (H, W, 3) uint8, masks (M, H, W) bool, ignore (H, W) bool or None, number of empty masks dropped).
+
+    With `max_masks`, only a uniform random subset of that many masks is decoded (BSDS rows hold hundreds); a mask
+    drawn uniformly from the subset is still drawn uniformly from all of them.
 
     Raises:
         BadRow: with one of `SKIP_REASONS`.
@@ -63,8 +69,12 @@ def decode_row(row: dict[str, Any]) -> tuple[np.ndarray, np.ndarray, np.ndarray 
         image = _open(row["image"], "RGB")
     except Exception as error:  # noqa: BLE001 - any decoding failure makes the row bad
         raise BadRow("corrupt_image") from error
+    values = list(row.get("masks") or [])
+    if max_masks is not None and len(values) > max_masks:
+        rng = rng if rng is not None else np.random.default_rng()
+        values = [values[i] for i in sorted(rng.choice(len(values), size=max_masks, replace=False))]
     masks, empty = [], 0
-    for value in row.get("masks") or []:
+    for value in values:
         try:
             mask = _open(value, "L") > 127
         except Exception as error:  # noqa: BLE001
@@ -84,7 +94,7 @@ def decode_row(row: dict[str, Any]) -> tuple[np.ndarray, np.ndarray, np.ndarray 
         if ignore.shape != image.shape[:2]:
             raise BadRow("size_mismatch")
     if not masks:
-        raise BadRow("no_masks")
+        raise BadRow("empty_masks" if empty else "no_masks")
     return image, np.stack(masks), ignore, empty
 
 
@@ -96,9 +106,15 @@ class TrainTransform:
     """
 
     def __init__(
-        self, params: AugmentParams, masks_per_image: int = 1, pairs_per_mask: int = 1, seed: int = 0
+        self,
+        params: AugmentParams,
+        masks_per_image: int = 1,
+        pairs_per_mask: int = 1,
+        seed: int = 0,
+        max_masks_decoded: int | None = 8,
     ) -> None:
         self.params = params
+        self.max_masks_decoded = max_masks_decoded
         self.masks_per_image = masks_per_image
         self.pairs_per_mask = pairs_per_mask
         self.seed = seed
@@ -111,12 +127,12 @@ class TrainTransform:
     def sample(self, row: dict[str, Any]) -> dict[str, Any]:
         """One row -> {"sample": dict or None, "skip": list of reasons}."""
         skips: list[str] = []
+        rng = self.rng_for(row)
         try:
-            image, masks, ignore, empty = decode_row(row)
+            image, masks, ignore, empty = decode_row(row, self.max_masks_decoded, rng)
         except BadRow as bad:
             return {"sample": None, "skip": [bad.reason]}
-        skips += ["empty_mask"] * empty
-        rng = self.rng_for(row)
+        skips += ["dropped_empty_mask"] * empty
         aug = augment(image, masks, ignore, self.params, rng)
         chosen = choose_masks(aug.masks, aug.valid, self.masks_per_image, rng, self.params.min_mask_pixels)
         if chosen.size == 0:  # the crop or view lost every mask: fall back to the plain image

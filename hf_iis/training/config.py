@@ -40,6 +40,7 @@ class DataSection:
     masks_per_image: int = 1  # masks m drawn uniformly from M per image
     pairs_per_mask: int = 2  # K (positive, negative) click pairs per mask
     min_mask_pixels: int = 16  # after augmentation; smaller masks are not drawn
+    max_masks_decoded: int | None = 8  # decode a uniform subset of at most this many masks per row (BSDS: ~80)
     # augmentation
     crop_prob: float = 0.5
     crop_min_area: float = 0.3  # fraction of the image area kept by a random crop
@@ -89,6 +90,7 @@ class TrainingConfig:
     eval_every: int = 300  # optimizer steps between validations (0 = only at the end)
     val_images: int = 80
     log_every: int = 10
+    max_minutes: float | None = None  # stop early (with the final save) after this much training time
     num_threads: int | None = None  # torch intra-op threads per process (None = torch's default)
 
     def to_dict(self) -> dict[str, Any]:
@@ -108,8 +110,23 @@ def _from_dict(cls, values: dict[str, Any], prefix: str = ""):
         if sub is not None and isinstance(value, dict):
             kwargs[key] = _from_dict(sub, value, prefix + key + ".")
         else:
-            kwargs[key] = value
+            kwargs[key] = _coerce(names[key].type, value, prefix + key)
     return cls(**kwargs)
+
+
+def _coerce(annotation: str, value: Any, key: str) -> Any:
+    """YAML 1.1 reads `3e-4` as a string: convert numbers to the field's declared scalar type."""
+    kinds = [part.strip() for part in str(annotation).split("|")]
+    if value is None or not isinstance(value, (str, int, float)) or isinstance(value, bool):
+        return value
+    try:
+        if "float" in kinds and not isinstance(value, float):
+            return float(value)
+        if "int" in kinds and isinstance(value, str):
+            return int(value)
+    except ValueError as error:
+        raise ValueError(f"config key {key!r} expects {annotation}, got {value!r}") from error
+    return value
 
 
 _SECTIONS = {"model": ModelSection, "data": DataSection, "optim": OptimSection, "iterative": IterativeSection}

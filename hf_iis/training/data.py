@@ -140,7 +140,7 @@ class BatchStream:
         dataset = dataset.map(self.transform.sample, remove_columns=columns or None)
         return DataLoader(dataset, batch_size=self.batch_size, **common)
 
-    def __iter__(self) -> "BatchStream":
+    def __iter__(self) -> BatchStream:
         return self
 
     def __next__(self) -> dict[str, torch.Tensor]:

@@ -1,0 +1,103 @@
+"""PNG plots of evaluation results (matplotlib, Agg backend; imported only when plotting).
+
+Clicks are ``(x, y, sign)`` with ``x`` = column and ``y`` = row, drawn green (+) / red (−).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+
+import numpy as np
+
+__all__ = ["plot_miou_vs_clicks", "plot_miou_vs_seconds", "plot_ar_curves", "plot_overlays"]
+
+
+def _pyplot():
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def _save(fig, path: str | Path) -> Path:
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=110, bbox_inches="tight")
+    _pyplot().close(fig)
+    return path
+
+
+def plot_miou_vs_clicks(curves: Mapping[str, Sequence[float]], path: str | Path, title: str = "") -> Path:
+    """mIoU (percent) against the number of clicks, one line per method: ``{label: [mIoU@1, mIoU@2, ...]}``."""
+    plt = _pyplot()
+    fig, ax = plt.subplots(figsize=(6, 4))
+    for label, curve in curves.items():
+        ax.plot(np.arange(1, len(curve) + 1), curve, marker="o", markersize=3, label=label)
+    from matplotlib.ticker import MaxNLocator
+
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+    ax.set_xlabel("number of clicks")
+    ax.set_ylabel("mIoU (%)")
+    ax.set_title(title)
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=7)
+    return _save(fig, path)
+
+
+def plot_miou_vs_seconds(points: Sequence[tuple[str, float, float]], path: str | Path, title: str = "") -> Path:
+    """mIoU@1 (percent) against seconds per call, one labelled point per ``(label, seconds, miou)``."""
+    plt = _pyplot()
+    fig, ax = plt.subplots(figsize=(6, 4))
+    for label, sec, miou in points:
+        ax.scatter([sec], [miou], s=25)
+        ax.annotate(label, (sec, miou), fontsize=6, xytext=(3, 3), textcoords="offset points")
+    ax.set_xscale("log")
+    ax.set_xlabel("seconds per call (log)")
+    ax.set_ylabel("mIoU@1 (%)")
+    ax.set_title(title)
+    ax.grid(alpha=0.3)
+    return _save(fig, path)
+
+
+def plot_ar_curves(curves: Mapping[str, Sequence[float]], path: str | Path, title: str = "") -> Path:
+    """Average recall (percent) against the number of proposals, one line per model."""
+    plt = _pyplot()
+    fig, ax = plt.subplots(figsize=(6, 4))
+    for label, curve in curves.items():
+        ax.plot(np.arange(1, len(curve) + 1), curve, label=label)
+    ax.set_xscale("log")
+    ax.set_xlabel("number of proposals (log)")
+    ax.set_ylabel("average recall (%)")
+    ax.set_title(title)
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=7)
+    return _save(fig, path)
+
+
+def plot_overlays(
+    items: Sequence[tuple[np.ndarray, np.ndarray, np.ndarray, Sequence[tuple[float, float, int]], str]],
+    path: str | Path,
+    columns: int = 3,
+) -> Path:
+    """Qualitative overlays: each item ``(image (H,W,3) uint8, gt (H,W) bool, pred (H,W) bool, clicks, title)``.
+
+    The prediction is tinted blue, the gt outline drawn yellow, clicks as green (+) / red (−) dots.
+    """
+    plt = _pyplot()
+    rows = max(1, -(-len(items) // columns))
+    fig, axes = plt.subplots(rows, columns, figsize=(4 * columns, 3.2 * rows), squeeze=False)
+    for ax in axes.ravel():
+        ax.axis("off")
+    for ax, (image, gt, pred, clicks, title) in zip(axes.ravel(), items, strict=False):
+        shown = image.astype(np.float32) / 255.0
+        tint = np.array([0.1, 0.4, 1.0], np.float32)
+        shown[pred] = 0.5 * shown[pred] + 0.5 * tint
+        ax.imshow(shown)
+        ax.contour(gt.astype(np.float32), levels=[0.5], colors="yellow", linewidths=0.8)
+        for x, y, s in clicks:
+            ax.scatter([x], [y], c="lime" if s > 0 else "red", s=18, edgecolors="black", linewidths=0.5)
+        ax.set_title(title, fontsize=7)
+    return _save(fig, path)

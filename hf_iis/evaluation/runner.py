@@ -1,0 +1,298 @@
+"""One evaluation run: models and peers × benchmarks × protocols → results JSON, CSV, markdown, plots.
+
+This is the library behind ``scripts/evaluate.py``; :class:`EvalConfig` mirrors its flags. Every method of a
+run sees the same instances and the same clicks (standard clicker; random clicks seeded per instance).
+"""
+
+from __future__ import annotations
+
+import itertools
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from hf_iis.evaluation.benchmarks import Instance, load_benchmark
+from hf_iis.evaluation.metrics import summarize_curves
+from hf_iis.evaluation.protocols import ClickRun, RandomClickRun, run_instances, summarize_random
+from hf_iis.evaluation.report import (
+    hardware_info,
+    measured_table,
+    proposals_table,
+    published_table,
+    scaling_table,
+    timestamp,
+    write_csv,
+    write_json,
+)
+from hf_iis.evaluation.segmenters import ModelSegmenter, Segmenter
+
+__all__ = ["PROTOCOLS", "EvalConfig", "run_evaluation"]
+
+PROTOCOLS = ("noc", "miou1", "random", "scaling", "proposals")
+
+
+@dataclass
+class EvalConfig:
+    """Settings of one run (see ``scripts/evaluate.py --help``). ``models`` may be empty (peers only)."""
+
+    models: list[str] = field(default_factory=list)
+    datasets: list[str] = field(default_factory=lambda: ["GrabCut", "Berkeley"])
+    data_root: str | None = None
+    protocols: list[str] = field(default_factory=lambda: ["noc", "miou1", "random"])
+    tta: list[int] = field(default_factory=lambda: [1])
+    triangulation: list[int] = field(default_factory=lambda: [0])
+    sampling: list[str] = field(default_factory=lambda: ["uniform"])
+    peers: list[str] = field(default_factory=lambda: ["grabcut", "random_walker"])
+    limit: int | None = None
+    seeds: int = 3
+    max_clicks: int = 20
+    out: str = "outputs/eval/run"
+    scaling_tta: list[int] = field(default_factory=lambda: [1, 2, 4, 8])
+    scaling_triangulation: list[int] = field(default_factory=lambda: [4, 16, 64])
+    scaling_sampling: list[str] = field(default_factory=lambda: ["uniform", "stratified"])
+    scaling_combos: list[tuple[int, int, str]] = field(
+        default_factory=lambda: [(2, 4, "stratified"), (4, 16, "stratified"), (8, 64, "stratified")]
+    )
+    scaling_limit: int | None = 10
+    proposal_folder: str = "data_cache/corpus"
+    proposal_layout: str = "corpus"
+    proposal_limit: int = 20
+    proposal_min_masks: int = 2
+    overlays: int = 3
+    progress: bool = True
+    command: str = ""
+
+
+@dataclass
+class _Method:
+    segmenter: Segmenter
+    kind: str  # "model" or "peer"
+    model_path: str | None
+    scaling: str
+    settings: dict[str, Any]
+
+
+def _model_methods(cfg: EvalConfig) -> tuple[list[_Method], dict[str, Any]]:
+    from hf_iis.predictor import SignedClickPredictor
+
+    methods, predictors = [], {}
+    for path in cfg.models:
+        predictor = SignedClickPredictor.from_pretrained(path)
+        predictors[path] = predictor
+        for tta, tri in itertools.product(cfg.tta, cfg.triangulation):
+            for sampling in cfg.sampling if tri else cfg.sampling[:1]:
+                name = f"{Path(path).name} [{_label(tta, tri, sampling)}]"
+                seg = ModelSegmenter(predictor, tta, tri, sampling, name=name)
+                settings = {"tta": tta, "triangulation": tri, "sampling": sampling if tri else None}
+                methods.append(_Method(seg, "model", str(path), seg.settings_label, settings))
+    return methods, predictors
+
+
+def _label(tta: int, tri: int, sampling: str) -> str:
+    return f"tta={tta}" + (f", tri={tri} {sampling}" if tri else "")
+
+
+def _peer_methods(cfg: EvalConfig) -> list[_Method]:
+    from hf_iis.evaluation.peers import make_peer
+
+    out = []
+    for name in cfg.peers:
+        seg = make_peer(name)
+        out.append(_Method(seg, "peer", None, "none (" + seg.settings_label + ")", {"peer": name}))
+    return out
+
+
+def _instance_records(method: str, dataset: str, noc_runs: list[ClickRun] | None,
+                      center: list[ClickRun] | None, rand: list[RandomClickRun] | None) -> list[dict[str, Any]]:
+    from hf_iis.evaluation.metrics import THRESHOLDS, noc
+
+    ids = [r.id for r in (noc_runs or center or rand or [])]
+    recs = []
+    for i, iid in enumerate(ids):
+        rec: dict[str, Any] = {"method": method, "dataset": dataset, "id": iid}
+        if noc_runs:
+            r = noc_runs[i]
+            for t in THRESHOLDS:
+                rec[f"NoC@{round(t * 100)}"] = noc(r.ious, t, len(r.ious))
+            rec["ious"] = r.ious
+            rec["clicks"] = [list(c) for c in r.clicks]
+            rec["seconds per click"] = r.seconds_per_click
+        if center:
+            rec["iou@1 center"] = center[i].ious[0]
+        if rand:
+            rec["iou@1 random"] = rand[i].ious
+            rec["random clicks"] = [list(c) for c in rand[i].clicks]
+        recs.append(rec)
+    return recs
+
+
+def _evaluate_method(m: _Method, dataset: str, instances: list[Instance], cfg: EvalConfig
+                     ) -> tuple[dict[str, Any], list[dict[str, Any]], list[ClickRun]]:
+    seg = m.segmenter
+    metrics: dict[str, Any] = {}
+    noc_runs = center = rand = None
+    # one pass per instance: the image is encoded once for the click loop and the random clicks
+    clicks = cfg.max_clicks if "noc" in cfg.protocols else int("miou1" in cfg.protocols)
+    seeds = range(cfg.seeds) if "random" in cfg.protocols else range(0)
+    loops, rands = run_instances(seg, instances, clicks, seeds, progress=cfg.progress, desc=f"{dataset} {seg.name}")
+    if "noc" in cfg.protocols:
+        noc_runs = loops
+        metrics.update(summarize_curves([r.ious for r in noc_runs], cfg.max_clicks))
+        metrics["decode seconds per click"] = float(np.mean([s for r in noc_runs for s in r.predict_seconds]))
+    if loops:
+        center = loops  # the loop's first click is the center click
+        metrics["mIoU@1 center"] = float(100.0 * np.mean([r.ious[0] for r in center]))
+        metrics["seconds per click"] = float(np.mean([r.seconds_per_click for r in center]))
+        metrics["encode seconds per image"] = float(np.mean([r.encode_seconds for r in center]))
+    if rands:
+        rand = rands
+        summary = summarize_random(rand)
+        metrics.update({k: v for k, v in summary.items() if k != "seconds per call"})
+        metrics["random seconds per call"] = summary["seconds per call"]
+    row = {
+        "method": seg.name, "kind": m.kind, "model_path": m.model_path, "scaling": m.scaling,
+        "settings": m.settings, "dataset": dataset, "num_instances": len(instances), "metrics": metrics,
+        "command": cfg.command,
+    }
+    records = _instance_records(seg.name, dataset, noc_runs, center if noc_runs is None else None, rand)
+    return row, records, noc_runs or []
+
+
+def _flat(row: dict[str, Any]) -> dict[str, Any]:
+    return {**{k: v for k, v in row.items() if k != "metrics"}, **row["metrics"]}
+
+
+def _overlay_items(m: _Method, instances: list[Instance], n: int, max_clicks: int) -> list[tuple]:
+    from hf_iis.evaluation.protocols import run_click_loop
+
+    items = []
+    for inst in instances[:n]:
+        run = run_click_loop(m.segmenter, inst, min(max_clicks, 5), keep_maps=True)
+        for k in sorted({0, len(run.probabilities) - 1}):
+            items.append((inst.image, inst.gt, run.probabilities[k] > 0.5, run.clicks[: k + 1],
+                          f"{m.segmenter.name}\n{inst.id}: {k + 1} click(s), IoU {100 * run.ious[k]:.1f}"))
+    return items
+
+
+def run_evaluation(cfg: EvalConfig) -> dict[str, Any]:
+    """Run everything ``cfg`` asks for, write the outputs under ``cfg.out``, return the results dict.
+
+    Files: ``results.json`` (machine-readable: settings, hardware, timestamp, one entry per method × dataset),
+    ``instances.json`` / ``instances.csv`` (per instance), ``table.md`` (measured rows, then the published table
+    apart), ``plots/*.png``.
+    """
+    unknown = set(cfg.protocols) - set(PROTOCOLS)
+    if unknown:
+        raise ValueError(f"unknown protocols {sorted(unknown)}; known: {PROTOCOLS}")
+    out = Path(cfg.out)
+    started = time.perf_counter()
+    model_methods, predictors = _model_methods(cfg)
+    methods = model_methods + _peer_methods(cfg)
+    results: dict[str, Any] = {
+        "timestamp": timestamp(), "command": cfg.command, "settings": asdict(cfg), "hardware": hardware_info(),
+        "results": [], "scaling": [], "multiclick": [], "proposals": [],
+    }
+    instance_records: list[dict[str, Any]] = []
+    click_protocols = {"noc", "miou1", "random"} & set(cfg.protocols)
+    for dataset in cfg.datasets:
+        instances = load_benchmark(dataset, cfg.data_root, cfg.limit)
+        curves: dict[str, list[float]] = {}
+        overlay_items: list[tuple] = []
+        for m in methods if click_protocols else []:
+            row, recs, noc_runs = _evaluate_method(m, dataset, instances, cfg)
+            results["results"].append(row)
+            instance_records += recs
+            if noc_runs:
+                curves[m.segmenter.name] = row["metrics"]["miou_curve"]
+            if cfg.overlays:
+                overlay_items += _overlay_items(m, instances, cfg.overlays, cfg.max_clicks)
+        if "scaling" in cfg.protocols:
+            _run_scaling(cfg, predictors, dataset, instances, results, curves)
+        _plots(out, dataset, curves, results, overlay_items)
+    if "proposals" in cfg.protocols and predictors:
+        _run_proposals(cfg, predictors, results, out)
+    results["seconds total"] = time.perf_counter() - started
+    _write(out, results, instance_records)
+    return results
+
+
+def _run_scaling(cfg: EvalConfig, predictors: dict[str, Any], dataset: str, instances: list[Instance],
+                 results: dict[str, Any], curves: dict[str, list[float]]) -> None:
+    from hf_iis.evaluation.scaling import run_multiclick_comparison, run_scaling, scaling_grid
+
+    grid = scaling_grid(cfg.scaling_tta, cfg.scaling_triangulation, cfg.scaling_sampling, cfg.scaling_combos)
+    subset = instances[: cfg.scaling_limit] if cfg.scaling_limit else instances
+    for path, predictor in predictors.items():
+        for row in run_scaling(predictor, subset, grid, range(cfg.seeds), cfg.progress):
+            results["scaling"].append({"model": Path(path).name, "model_path": path, "dataset": dataset,
+                                       "num_instances": len(subset), **row})
+        for name, (summary, _runs) in run_multiclick_comparison(predictor, subset, cfg.max_clicks,
+                                                                progress=cfg.progress).items():
+            results["multiclick"].append({"model_path": path, "dataset": dataset, "method": name, **summary})
+            curves[f"{Path(path).name}: {name}"] = summary["miou_curve"]
+
+
+def _run_proposals(cfg: EvalConfig, predictors: dict[str, Any], results: dict[str, Any], out: Path) -> None:
+    from hf_iis.evaluation.benchmarks import load_corpus_split, load_multimask
+    from hf_iis.evaluation.plots import plot_ar_curves
+    from hf_iis.evaluation.proposals import run_proposals, summarize_proposals
+
+    if cfg.proposal_layout == "corpus":  # a parquet training corpus folder: its validation split
+        samples = load_corpus_split(cfg.proposal_folder, "validation", cfg.proposal_limit, cfg.proposal_min_masks)
+    else:
+        samples = load_multimask(cfg.proposal_folder, cfg.proposal_layout, cfg.data_root, cfg.proposal_limit,
+                                 min_masks=cfg.proposal_min_masks)
+    ar_curves = {}
+    for path, predictor in predictors.items():
+        seg = ModelSegmenter(predictor, name=Path(path).name)
+        summary = summarize_proposals(run_proposals(seg, samples, progress=cfg.progress))
+        held_out = cfg.proposal_layout == "corpus"
+        results["proposals"].append({
+            "model": Path(path).name, "model_path": path, "data": cfg.proposal_folder, "images": len(samples),
+            "held_out": held_out, **summary,
+            **({} if held_out else {"note": "not the corpus validation split: may overlap the training data"}),
+        })
+        ar_curves[Path(path).name] = summary["ar_curve"]
+    plot_ar_curves(ar_curves, out / "plots" / "proposals_ar.png", f"zero-shot proposals, {cfg.proposal_folder}")
+
+
+def _plots(out: Path, dataset: str, curves: dict[str, list[float]], results: dict[str, Any],
+           overlay_items: list[tuple]) -> None:
+    from hf_iis.evaluation.plots import plot_miou_vs_clicks, plot_miou_vs_seconds, plot_overlays
+
+    if curves:
+        plot_miou_vs_clicks(curves, out / "plots" / f"miou_vs_clicks_{dataset}.png", f"{dataset}: mIoU vs clicks")
+    points = [(r["method"], r["metrics"]["seconds per click"], r["metrics"]["mIoU@1 center"])
+              for r in results["results"] if r["dataset"] == dataset and "mIoU@1 center" in r["metrics"]]
+    points += [(f"{r['model']} {r['scaling']}", r["seconds per call"], r["mIoU@1 center"])
+               for r in results["scaling"] if r["dataset"] == dataset]
+    if points:
+        plot_miou_vs_seconds(points, out / "plots" / f"miou_vs_seconds_{dataset}.png",
+                             f"{dataset}: mIoU@1 (center) vs s/click (peers, models) or decode s/call (scaling)")
+    if overlay_items:
+        plot_overlays(overlay_items, out / "plots" / f"overlays_{dataset}.png", columns=4)
+
+
+def _write(out: Path, results: dict[str, Any], instance_records: list[dict[str, Any]]) -> None:
+    write_json(out / "results.json", results)
+    write_json(out / "instances.json", instance_records)
+    write_csv(out / "instances.csv", instance_records)
+    md = [f"# Evaluation ({results['timestamp']})\n", f"Hardware: {results['hardware']['string']}\n",
+          f"Command: `{results['command']}`\n"]
+    if results["results"]:
+        md += ["## Measured\n", "s/click = (image encoding + all predict calls) / clicks, over the NoC loop "
+               "(the center-click call when NoC is not run). Peers use no inference-time scaling.\n",
+               measured_table([_flat(r) for r in results["results"]])]
+    if results["scaling"]:
+        md += ["\n## Inference-scaling study (measured)\n", scaling_table(results["scaling"])]
+    if results["multiclick"]:
+        md += ["\n## Multi-click: model vs average of single-click maps (measured)\n"]
+        rows = [{**r, "scaling": "tta=1", "command": results["command"]} for r in results["multiclick"]]
+        md += [measured_table(rows)]
+    if results["proposals"]:
+        md += ["\n## Zero-shot proposals (measured)\n", proposals_table(results["proposals"])]
+    md += ["\n## Published (not measured here)\n", published_table()]
+    (out / "table.md").write_text("\n".join(md))

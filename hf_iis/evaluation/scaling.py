@@ -1,0 +1,98 @@
+"""The inference-scaling study: one model under TTA views × probabilistic triangulation settings.
+
+For each setting: mIoU@1 with the center click and with random clicks (several seeds), and seconds per call
+(decode only; the encoder's time per image is reported apart). Plus the multi-click comparison of the seed's
+"average of per-click estimates" against the model's own multi-click mode (prev mask fed back).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from hf_iis.evaluation.benchmarks import Instance
+from hf_iis.evaluation.metrics import summarize_curves
+from hf_iis.evaluation.protocols import ClickRun, run_instances, run_noc, summarize_random
+from hf_iis.evaluation.segmenters import AveragedClicksSegmenter, ModelSegmenter
+
+__all__ = ["ScalingSetting", "scaling_grid", "run_scaling", "run_multiclick_comparison"]
+
+
+@dataclass(frozen=True)
+class ScalingSetting:
+    """``tta`` views, ``triangulation`` auxiliary pixels (0 = off) drawn with ``sampling``."""
+
+    tta: int = 1
+    triangulation: int = 0
+    sampling: str = "uniform"
+
+    @property
+    def label(self) -> str:
+        text = f"tta={self.tta}"
+        return text + (f", tri={self.triangulation} {self.sampling}" if self.triangulation else "")
+
+
+def scaling_grid(
+    tta_values: Iterable[int] = (1, 2, 4, 8),
+    triangulation_values: Iterable[int] = (4, 16, 64),
+    samplings: Iterable[str] = ("uniform", "stratified"),
+    combos: Iterable[tuple[int, int, str]] = ((2, 4, "stratified"), (4, 16, "stratified"), (8, 64, "stratified")),
+) -> list[ScalingSetting]:
+    """TTA alone, triangulation alone (each sampling), then the given (tta, triangulation, sampling) combinations."""
+    grid = [ScalingSetting(int(t)) for t in tta_values]
+    grid += [ScalingSetting(1, int(k), s) for k in triangulation_values if k for s in samplings]
+    grid += [ScalingSetting(int(t), int(k), s) for t, k, s in combos]
+    seen: set[ScalingSetting] = set()
+    return [g for g in grid if not (g in seen or seen.add(g))]
+
+
+def run_scaling(
+    predictor: Any,
+    instances: Sequence[Instance],
+    settings: Sequence[ScalingSetting],
+    seeds: Sequence[int] = (0, 1, 2),
+    progress: bool = True,
+) -> list[dict[str, Any]]:
+    """One row per setting: mIoU@1 center / random (percent), decode s/call, encode s/image."""
+    rows = []
+    for st in settings:
+        seg = ModelSegmenter(predictor, st.tta, st.triangulation, st.sampling)
+        center, rand_runs = run_instances(seg, instances, 1, seeds, progress=progress, desc=f"scaling {st.label}")
+        rand = summarize_random(rand_runs)
+        rows.append({
+            "tta": st.tta,
+            "triangulation": st.triangulation,
+            "sampling": st.sampling if st.triangulation else None,
+            "scaling": st.label,
+            "mIoU@1 center": float(100.0 * np.mean([r.ious[0] for r in center])),
+            "mIoU@1 random": rand["mIoU@1 random"],
+            "mIoU@1 random std": rand["mIoU@1 random std"],
+            "seconds per call": float(np.mean([r.predict_seconds[0] for r in center])),
+            "seconds per call random": rand["seconds per call"],
+            "encode seconds per image": float(np.mean([r.encode_seconds for r in center])),
+        })
+    return rows
+
+
+def run_multiclick_comparison(
+    predictor: Any,
+    instances: Sequence[Instance],
+    max_clicks: int = 20,
+    tta: int = 1,
+    progress: bool = True,
+) -> dict[str, tuple[dict[str, Any], list[ClickRun]]]:
+    """The model's own multi-click mode vs the average of its single-click maps, on the standard clicks.
+
+    Returns ``{name: (summary of :func:`summarize_curves` + "seconds per click", runs)}``.
+    """
+    out = {}
+    for seg in (ModelSegmenter(predictor, tta=tta, name=f"model multi-click [tta={tta}]"),
+                AveragedClicksSegmenter(predictor, tta=tta, name=f"average of single clicks [tta={tta}]")):
+        runs = run_noc(seg, instances, max_clicks, progress=progress)
+        summary = summarize_curves([r.ious for r in runs], max_clicks)
+        summary["seconds per click"] = float(np.mean([r.seconds_per_click for r in runs]))
+        out[seg.name] = (summary, runs)
+    return out

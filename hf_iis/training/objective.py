@@ -1,0 +1,96 @@
+"""The training objective as one module, so a DDP / FSDP wrapper sees a single forward per step.
+
+    loss = mean over click sets of L(f(I, c), m)                     first pass: one signed click per set
+         + mean over click sets of L(f(I, c, corrective clicks), m)  optional RITM-style iterative pass
+
+A click set is the seed's f+(I, x) with x ∈ m (label +1) or f−(I, x̄) with x̄ ∉ m (label −1), target m in both
+cases; the sum over the K pairs of each mask becomes a mean over all sets of the batch (a constant rescaling).
+Corrective clicks come from the standard click simulator (`hf_iis.clicker.next_click`) on the current error; the
+intermediate passes run without gradient, decoder only, on the cached image embedding, with the previous
+probability map fed back; the final multi-click pass gets the loss too.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+from torch import nn
+
+from ..clicker import Click, next_click
+from ..losses import combined_loss
+from ..modeling_signed_click import SignedClickModel
+
+
+class SignedClickObjective(nn.Module):
+    def __init__(self, model: SignedClickModel, loss_weights: dict[str, float]) -> None:
+        super().__init__()
+        self.model = model
+        self.loss_weights = dict(loss_weights)
+
+    def _loss(self, logits: torch.Tensor, target: torch.Tensor, valid: torch.Tensor) -> torch.Tensor:
+        return combined_loss(logits.float(), target, valid, self.loss_weights).mean()
+
+    @torch.no_grad()
+    def _corrective_clicks(
+        self, probs: torch.Tensor, target: torch.Tensor, valid: torch.Tensor, history: list[list[Click]]
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """One new click per set from the simulator on (prob > 0.5) vs the target: (N, 1, 2) points, (N, 1) labels."""
+        pred = (probs[:, 0] > 0.5).cpu().numpy()
+        gt = target[:, 0].bool().cpu().numpy()
+        ignore = ~valid[:, 0].bool().cpu().numpy()
+        points, labels = [], []
+        for i in range(pred.shape[0]):
+            click = next_click(gt[i], pred[i], ignore=ignore[i], clicked=history[i])
+            history[i].append(click)
+            points.append((click.x, click.y))
+            labels.append(click.sign)
+        return (
+            torch.tensor(np.asarray(points, dtype=np.float32), device=probs.device)[:, None, :],
+            torch.tensor(labels, dtype=torch.long, device=probs.device)[:, None],
+        )
+
+    def forward(
+        self,
+        pixel_values: torch.Tensor,
+        points: torch.Tensor,
+        labels: torch.Tensor,
+        image_index: torch.Tensor,
+        target_masks: torch.Tensor,
+        target_valid: torch.Tensor,
+        corrective_clicks: int = 0,
+    ) -> dict[str, torch.Tensor]:
+        """Inputs as `collate_click_sets` builds them; returns {"loss", "loss_first", "loss_final", "iou_first"}."""
+        model = self.model
+        target = target_masks.float()
+        embeddings = model.encode_image(pixel_values)
+        logits = model.decode(embeddings, points, labels, None, image_index)
+        loss_first = self._loss(logits, target, target_valid)
+        with torch.no_grad():
+            pred, gt, valid = logits.detach() > 0, target > 0.5, target_valid.bool()
+            inter = (pred & gt & valid).flatten(1).sum(1).float()
+            union = ((pred | gt) & valid).flatten(1).sum(1).float().clamp_min(1.0)
+            iou_first = (inter / union).mean()
+        out = {"loss_first": loss_first.detach(), "iou_first": iou_first}
+        loss = loss_first
+        if corrective_clicks > 0:
+            history = [
+                [Click(float(p[0]), float(p[1]), int(s))] for p, s in zip(points[:, 0].tolist(), labels[:, 0].tolist())
+            ]
+            probs = torch.sigmoid(logits.detach().float())
+            detached = type(embeddings)(features=embeddings.features.detach(), low_level=embeddings.low_level.detach())
+            for round_index in range(corrective_clicks):
+                new_points, new_labels = self._corrective_clicks(probs, target, target_valid, history)
+                points = torch.cat([points, new_points], dim=1)
+                labels = torch.cat([labels, new_labels], dim=1)
+                if round_index < corrective_clicks - 1:
+                    was_training = model.training
+                    model.eval()
+                    with torch.no_grad():
+                        probs = torch.sigmoid(model.decode(detached, points, labels, probs, image_index).float())
+                    model.train(was_training)
+            final = model.decode(embeddings, points, labels, probs, image_index)
+            loss_final = self._loss(final, target, target_valid)
+            out["loss_final"] = loss_final.detach()
+            loss = loss + loss_final
+        out["loss"] = loss
+        return out

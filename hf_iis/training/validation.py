@@ -1,0 +1,78 @@
+"""Validation: mIoU@1 with one random positive click per instance (the seed's protocol), at the model resolution.
+
+Each validation image contributes one mask (drawn with a generator seeded by its position, so every validation of
+a run and of a resumed run sees the same instances and clicks), preprocessed as the image processor does (resize
+the longest side to S, pad at the top-left). IoU counts valid pixels only (not padding, not ignore).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+from .augment import AugmentParams, augment
+from .collate import BadRow, decode_row
+from .sampling import choose_masks, sample_pixels
+
+
+@dataclass
+class ValidationSet:
+    pixel_values: torch.Tensor  # (V, 3, S, S)
+    masks: torch.Tensor  # (V, 1, S, S) bool
+    valid: torch.Tensor  # (V, 1, S, S) bool
+    points: torch.Tensor  # (V, 1, 2)
+
+    def __len__(self) -> int:
+        return self.pixel_values.shape[0]
+
+
+def build_validation_set(dataset, image_size: int, max_images: int = 80, seed: int = 0) -> ValidationSet:
+    """The first `max_images` usable rows of `dataset` (map-style or iterable)."""
+    from .data import undecoded
+
+    params = AugmentParams.no_augmentation(image_size)
+    pixels, masks, valids, points = [], [], [], []
+    for index, row in enumerate(undecoded(dataset)):
+        if len(pixels) >= max_images:
+            break
+        try:
+            image, row_masks, ignore, _ = decode_row(row)
+        except BadRow:
+            continue
+        rng = np.random.default_rng([seed, index])
+        aug = augment(image, row_masks, ignore, params, rng)
+        chosen = choose_masks(aug.masks, aug.valid, 1, rng)
+        if chosen.size == 0:
+            continue
+        mask = aug.masks[chosen[0]]
+        pixels.append(aug.pixel_values)
+        masks.append(torch.from_numpy(mask)[None])
+        valids.append(torch.from_numpy(aug.valid)[None])
+        points.append(torch.from_numpy(sample_pixels(mask & aug.valid, 1, rng)))
+    if not pixels:
+        raise ValueError("no usable validation image")
+    return ValidationSet(torch.stack(pixels), torch.stack(masks), torch.stack(valids), torch.stack(points))
+
+
+@torch.no_grad()
+def evaluate_miou_at_1(model, valset: ValidationSet, batch_size: int = 8) -> dict[str, float]:
+    """{"miou@1": mean IoU, "n": instances} for one random positive click per instance."""
+    was_training = model.training
+    model.eval()
+    device = next(model.parameters()).device
+    ious = []
+    for start in range(0, len(valset), batch_size):
+        sl = slice(start, start + batch_size)
+        px = valset.pixel_values[sl].to(device)
+        pts = valset.points[sl].to(device)
+        labels = torch.ones(pts.shape[:2], dtype=torch.long, device=device)
+        logits = model(pixel_values=px, points=pts, labels=labels).logits.float()
+        pred, gt, valid = logits > 0, valset.masks[sl].to(device), valset.valid[sl].to(device)
+        inter = (pred & gt & valid).flatten(1).sum(1).float()
+        union = ((pred | gt) & valid).flatten(1).sum(1).float().clamp_min(1.0)
+        ious.append((inter / union).cpu())
+    model.train(was_training)
+    iou = torch.cat(ious)
+    return {"miou@1": float(iou.mean()), "n": int(iou.numel())}

@@ -1,0 +1,142 @@
+"""Latency of the predictor on a real 480p image: encode, first click, extra batched decodes, TTA x triangulation.
+
+    python scripts/bench_latency.py                       # the embedded default model
+    python scripts/bench_latency.py --model runs/x/final  # any checkpoint folder
+    python scripts/bench_latency.py --random-init         # default architecture, random weights (same cost)
+
+Prints a markdown table and writes JSON (default outputs/bench/latency.json). Each number is the median of
+--repeats runs after a warm-up. "first click" = set_image + encode + one decode (what a user waits for after
+loading an image); "extra decode" = the per-click-set cost inside one batched decoder call.
+Targets (2 CPU cores, default backbone): first click <= 80 ms, extra batched decode <= 10 ms,
+triangulation=16 <= 2x a plain prediction, tta=8 <= 8x a plain prediction.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import statistics
+import time
+from pathlib import Path
+
+import numpy as np
+import psutil
+import torch
+from PIL import Image
+
+from hf_iis import SignedClickConfig, SignedClickImageProcessor, SignedClickModel, SignedClickPredictor
+from hf_iis.data.layouts import default_data_root
+
+
+def _median_ms(fn, repeats: int) -> float:
+    fn()  # warm-up
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        fn()
+        times.append((time.perf_counter() - start) * 1000)
+    return statistics.median(times)
+
+
+def _load_480p(data_root: Path) -> np.ndarray:
+    """A real photo resized to 640x480 (the first GrabCut image that is at least that large)."""
+    for path in sorted((data_root / "GrabCut" / "data_GT").glob("*")):
+        image = Image.open(path).convert("RGB")
+        if image.width >= 640 and image.height >= 480:
+            return np.asarray(image.resize((640, 480), Image.BILINEAR))
+    raise FileNotFoundError(f"no GrabCut image of at least 640x480 under {data_root}")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--model", default=None, help="checkpoint folder (default: embedded model)")
+    parser.add_argument("--random-init", action="store_true", help="default architecture with random weights")
+    parser.add_argument("--data-root", type=Path, default=default_data_root())
+    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--repeats", type=int, default=7)
+    parser.add_argument("--out", type=Path, default=Path("outputs/bench/latency.json"))
+    args = parser.parse_args()
+
+    torch.set_num_threads(args.threads)
+    if args.random_init:
+        config = SignedClickConfig()
+        predictor = SignedClickPredictor(SignedClickModel(config), SignedClickImageProcessor(size=config.image_size))
+        model_name = "random-init default architecture"
+    else:
+        predictor = SignedClickPredictor.from_pretrained(args.model)
+        model_name = args.model or "embedded default"
+    image = _load_480p(args.data_root)
+    height, width = image.shape[:2]
+    click = [(width * 0.5, height * 0.5, 1)]
+    results: dict[str, float] = {}
+
+    def first_click() -> None:
+        predictor._image_key = None  # force a re-encode, as for a newly loaded image
+        predictor.set_image(image)
+        predictor.predict(click)
+
+    results["first_click_ms"] = _median_ms(first_click, args.repeats)
+
+    def encode_only() -> None:
+        predictor._embeddings = {}
+        predictor.view_embeddings(predictor_views(1))
+
+    from hf_iis.tta import resolve_views as predictor_views
+
+    predictor.set_image(image)
+    results["encode_ms"] = _median_ms(encode_only, args.repeats)
+    predictor.view_embeddings(predictor_views(8))
+    emb = predictor.view_embeddings(predictor_views(1))["identity"]
+    gen = torch.Generator().manual_seed(0)
+    for n in (1, 16, 64):
+        points = torch.rand(n, 1, 2, generator=gen) * (predictor.processor.size - 1)
+        labels = torch.ones(n, 1, dtype=torch.long)
+        with torch.inference_mode():
+            ms = _median_ms(lambda p=points, lab=labels: predictor._decode_batched(emb, p, lab), args.repeats)
+        results[f"decode_batch{n}_ms"] = ms
+    results["extra_decode_ms"] = (results["decode_batch64_ms"] - results["decode_batch1_ms"]) / 63
+
+    # cold: a newly loaded image (encode every view, then decode); warm: another click on a cached image
+    grids: dict[str, dict[str, float]] = {"cold": {}, "warm": {}}
+    for tta in (1, 2, 4, 8):
+        for tri in (0, 4, 16, 64):
+            key = f"tta={tta},triangulation={tri}"
+
+            def cold(t=tta, k=tri) -> None:
+                predictor._image_key = None
+                predictor.set_image(image)
+                predictor.predict(click, tta=t, triangulation=k)
+
+            grids["cold"][key] = _median_ms(cold, max(3, args.repeats // 2))
+            grids["warm"][key] = _median_ms(lambda t=tta, k=tri: predictor.predict(click, tta=t, triangulation=k),
+                                            max(3, args.repeats // 2))
+    plain_key = "tta=1,triangulation=0"
+    results["peak_rss_mb"] = psutil.Process().memory_info().rss / 2**20
+    try:
+        import resource
+
+        results["peak_rss_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    except ImportError:
+        pass
+
+    hardware = f"{platform.processor() or platform.machine()}, {psutil.cpu_count(logical=True)} logical CPUs, " \
+               f"torch {torch.__version__} with {args.threads} threads"
+    print(f"model: {model_name}; image {width}x{height}; input {predictor.processor.size}px; {hardware}")
+    print("| measure | ms |\n|---|---|")
+    for key in ("encode_ms", "first_click_ms", "decode_batch1_ms", "extra_decode_ms"):
+        print(f"| {key[:-3].replace('_', ' ')} | {results[key]:.1f} |")
+    print(f"| peak RSS (MB) | {results['peak_rss_mb']:.0f} |")
+    print("\n| setting | new image: ms | x plain | cached image: ms | x plain |\n|---|---|---|---|---|")
+    for key in grids["cold"]:
+        cold_ms, warm_ms = grids["cold"][key], grids["warm"][key]
+        print(f"| {key} | {cold_ms:.0f} | {cold_ms / grids['cold'][plain_key]:.2f} | {warm_ms:.0f} | "
+              f"{warm_ms / grids['warm'][plain_key]:.2f} |")
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps({"model": model_name, "hardware": hardware, "image": [width, height],
+                                    "input_size": predictor.processor.size, **results, "grid_ms": grids}, indent=2))
+    print(f"\nwrote {args.out}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,164 @@
+"""Training throughput on this machine: images/second for a training config, data loading included, and the
+data pipeline alone beside it (it must not be the bottleneck).
+
+    python scripts/bench_train_throughput.py --config configs/default.yaml --steps 10 --out runs/bench_train.json
+    python scripts/bench_train_throughput.py --config configs/default.yaml --processes 2   # + 2 gloo processes
+
+With `--processes 2` the script re-launches itself with the checked 2-process CPU launch line and reports the
+per-process and total rates next to the single-process ones. Results are printed and saved as JSON.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from hf_iis.training.config import load_config
+
+_INPUTS = ("pixel_values", "points", "labels", "image_index", "target_masks", "target_valid")
+
+
+def _stream(cfg, rank: int = 0, world: int = 1):
+    from hf_iis.training.collate import TrainTransform
+    from hf_iis.training.data import BatchStream, load_split
+    from hf_iis.training.loop import augment_params
+
+    transform = TrainTransform(augment_params(cfg), cfg.data.masks_per_image, cfg.data.pairs_per_mask, cfg.seed,
+                               cfg.data.max_masks_decoded)
+    data = load_split(cfg.data.path, cfg.data.train_split, streaming=cfg.data.streaming)
+    return BatchStream(data, transform, cfg.data.batch_size, cfg.data.num_workers, cfg.seed, rank, world,
+                       cfg.data.shuffle_buffer)
+
+
+def loader_throughput(cfg, batches: int) -> dict[str, float]:
+    stream = _stream(cfg)
+    next(stream)  # worker start-up
+    start, images = time.perf_counter(), 0
+    for _ in range(batches):
+        images += int(next(stream)["pixel_values"].shape[0])
+    seconds = time.perf_counter() - start
+    return {"loader_images_per_s": images / seconds, "loader_sec_per_batch": seconds / batches}
+
+
+def train_throughput(cfg, steps: int, warmup: int) -> dict[str, float]:
+    """Full optimizer steps (data, forward incl. iterative clicks, backward, step) under accelerate."""
+    from accelerate import Accelerator
+    from accelerate.utils import set_seed
+
+    from hf_iis.training.loop import build_model, build_optimizer
+    from hf_iis.training.objective import SignedClickObjective
+
+    accelerator = Accelerator(mixed_precision=cfg.optim.mixed_precision)
+    set_seed(cfg.seed)
+    model = build_model(cfg)
+    objective = SignedClickObjective(model, cfg.model.loss_weights)
+    optimizer = build_optimizer(model, cfg)
+    objective, optimizer = accelerator.prepare(objective, optimizer)
+    objective.train()
+    stream = _stream(cfg, accelerator.process_index, accelerator.num_processes)
+    it = cfg.iterative
+    times, data_wait, images = [], [], 0
+    for step in range(warmup + steps):
+        t0 = time.perf_counter()
+        batch = next(stream)
+        t1 = time.perf_counter()
+        rng = np.random.default_rng([cfg.seed, step, accelerator.process_index])
+        rounds = int(rng.integers(it.min_clicks, it.max_clicks + 1)) if it and rng.random() < it.prob else 0
+        out = objective(**{k: batch[k].to(accelerator.device) for k in _INPUTS}, corrective_clicks=rounds)
+        accelerator.backward(out["loss"])
+        optimizer.step()
+        optimizer.zero_grad(set_to_none=True)
+        if step >= warmup:
+            times.append(time.perf_counter() - t0)
+            data_wait.append(t1 - t0)
+            images += int(batch["pixel_values"].shape[0])
+    total = float(np.sum(times))
+    result = {
+        "sec_per_step": total / steps,
+        "sec_per_step_median": float(np.median(times)),
+        "data_wait_sec_per_step": float(np.mean(data_wait)),
+        "images_per_s_per_process": images / total,
+        "torch_threads": torch.get_num_threads(),
+    }
+    gathered = accelerator.gather(torch.tensor([result["images_per_s_per_process"]], dtype=torch.float64))
+    result["images_per_s_total"] = float(gathered.sum())
+    result["processes"] = accelerator.num_processes
+    return result
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--config", default="configs/default.yaml")
+    parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE")
+    parser.add_argument("--data", help="= data.path")
+    parser.add_argument("--steps", type=int, default=10)
+    parser.add_argument("--warmup", type=int, default=2)
+    parser.add_argument("--loader-batches", type=int, default=10)
+    parser.add_argument("--processes", type=int, default=1, help="also measure with this many gloo processes")
+    parser.add_argument("--out", default="runs/bench_train_throughput.json")
+    parser.add_argument("--worker-out", help=argparse.SUPPRESS)  # internal: one launched multi-process measurement
+    args = parser.parse_args(argv)
+    overrides = list(args.overrides) + ([f"data.path={args.data}"] if args.data else [])
+    cfg = load_config(args.config, overrides)
+    if cfg.num_threads:
+        torch.set_num_threads(int(cfg.num_threads))
+
+    if args.worker_out:
+        result = train_throughput(cfg, args.steps, args.warmup)
+        if int(os.environ.get("RANK", "0")) == 0:
+            Path(args.worker_out).write_text(json.dumps(result))
+        return 0
+
+    report = {
+        "config": args.config,
+        "overrides": overrides,
+        "batch_size": cfg.data.batch_size,
+        "image_size": cfg.model.image_size,
+        "num_workers": cfg.data.num_workers,
+        "machine": {"cpus": os.cpu_count(), "processor": platform.processor() or platform.machine(),
+                    "torch": torch.__version__, "load_avg_1min": os.getloadavg()[0]},
+    }
+    report["loader"] = loader_throughput(cfg, args.loader_batches)
+    print(json.dumps({"loader": report["loader"]}), flush=True)
+    report["single_process"] = train_throughput(cfg, args.steps, args.warmup)
+    print(json.dumps({"single_process": report["single_process"]}), flush=True)
+    if args.processes > 1:
+        worker_out = Path(args.out).with_suffix(f".{args.processes}proc.json")
+        worker_out.parent.mkdir(parents=True, exist_ok=True)
+        cmd = [sys.executable, "-m", "accelerate.commands.launch", "--multi_gpu", "--num_processes",
+               str(args.processes), "--num_machines", "1", "--mixed_precision", "no", "--dynamo_backend", "no",
+               "--main_process_port", str(_free_port()), __file__, "--config", args.config,
+               "--steps", str(args.steps), "--warmup", str(args.warmup), "--worker-out", str(worker_out)]
+        for item in overrides:
+            cmd += ["--set", item]
+        threads = max(1, (os.cpu_count() or 1) // args.processes)
+        env = dict(os.environ, ACCELERATE_USE_CPU="1", OMP_NUM_THREADS=str(threads))
+        subprocess.run(cmd, check=True, env=env)
+        report[f"{args.processes}_processes"] = json.loads(worker_out.read_text())
+        worker_out.unlink()
+        print(json.dumps({f"{args.processes}_processes": report[f"{args.processes}_processes"]}), flush=True)
+    report["machine"]["load_avg_1min_end"] = os.getloadavg()[0]
+    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
+    Path(args.out).write_text(json.dumps(report, indent=1))
+    print(json.dumps(report, indent=1))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,109 @@
+"""Evaluate interactive segmenters on the click benchmarks (NoC / mIoU@k / random-click mIoU@1 / scaling /
+zero-shot proposals), with OpenCV GrabCut and the scikit-image random walker as peers on the same clicks.
+
+    python scripts/evaluate.py --model hf_iis/checkpoints/default --datasets GrabCut,Berkeley \
+        --protocols noc,miou1,random --out outputs/eval/default
+
+    python scripts/evaluate.py --model none --datasets GrabCut --protocols noc,random   # peers only
+
+Writes <out>/results.json, instances.{json,csv}, table.md and plots/*.png.
+"""
+
+from __future__ import annotations
+
+import argparse
+import shlex
+import sys
+
+from hf_iis.evaluation.runner import PROTOCOLS, EvalConfig, run_evaluation
+
+
+def _csv(text: str) -> list[str]:
+    return [t.strip() for t in text.split(",") if t.strip()]
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--model", action="append", required=True,
+                   help="checkpoint folder or hub id; repeatable or a comma list; 'none' = peers only")
+    p.add_argument("--datasets", default="GrabCut,Berkeley", help="comma list of benchmarks (default: %(default)s)")
+    p.add_argument("--data-root", default=None, help="data root (default: $HF_IIS_DATA_ROOT or ../shared/data)")
+    p.add_argument("--protocols", default="noc,miou1,random", help=f"comma list of {','.join(PROTOCOLS)}")
+    p.add_argument("--tta", default="1", help="TTA view counts for the model rows, comma list (default: 1)")
+    p.add_argument("--triangulation", default="0", help="auxiliary-pixel counts, comma list (default: 0 = off)")
+    p.add_argument("--sampling", default="uniform", help="triangulation sampling: uniform,stratified")
+    p.add_argument("--peers", default="grabcut,random_walker", help="comma list of peers, or 'none'")
+    p.add_argument("--limit", type=int, default=None, help="at most N instances per dataset")
+    p.add_argument("--seeds", type=int, default=3, help="random-click seeds (default: %(default)s)")
+    p.add_argument("--max-clicks", type=int, default=20)
+    p.add_argument("--scaling-tta", default="1,2,4,8", help="scaling study: TTA view counts alone")
+    p.add_argument("--scaling-triangulation", default="4,16,64", help="scaling study: triangulation counts alone")
+    p.add_argument("--scaling-sampling", default="uniform,stratified", help="scaling study: samplings")
+    p.add_argument("--scaling-combos", default="2x4,4x16,8x64",
+                   help="scaling study: TTAxTRIANGULATION combinations (stratified), comma list; 'none' for none")
+    p.add_argument("--scaling-limit", type=int, default=10,
+                   help="instances per dataset for the scaling study and the multi-click comparison; 0 = all")
+    p.add_argument("--proposal-data", default="data_cache/corpus:corpus",
+                   help="multi-mask images for the proposal protocol: CORPUS_DIR:corpus = the validation split of "
+                        "a parquet training corpus (default: %(default)s), or FOLDER:LAYOUT under the data root "
+                        "(e.g. BSDS500:bsds500, whose test split is training data here)")
+    p.add_argument("--proposal-limit", type=int, default=20, help="images for the proposal protocol")
+    p.add_argument("--proposal-min-masks", type=int, default=2, help="skip images with fewer gt masks")
+    p.add_argument("--overlays", type=int, default=3, help="instances per method in the qualitative overlays")
+    p.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's own choice)")
+    p.add_argument("--no-progress", action="store_true")
+    p.add_argument("--out", default="outputs/eval/run")
+    return p.parse_args(argv)
+
+
+def config_from_args(args: argparse.Namespace, command: str) -> EvalConfig:
+    models = [m for spec in args.model for m in _csv(spec) if m.lower() != "none"]
+    folder, _, layout = args.proposal_data.partition(":")
+    return EvalConfig(
+        models=models,
+        datasets=_csv(args.datasets),
+        data_root=args.data_root,
+        protocols=_csv(args.protocols),
+        tta=[int(v) for v in _csv(args.tta)],
+        triangulation=[int(v) for v in _csv(args.triangulation)],
+        sampling=_csv(args.sampling),
+        peers=[] if args.peers.lower() == "none" else _csv(args.peers),
+        limit=args.limit,
+        seeds=args.seeds,
+        max_clicks=args.max_clicks,
+        out=args.out,
+        scaling_tta=[int(v) for v in _csv(args.scaling_tta)],
+        scaling_triangulation=[int(v) for v in _csv(args.scaling_triangulation)],
+        scaling_sampling=_csv(args.scaling_sampling),
+        scaling_combos=[] if args.scaling_combos.lower() == "none" else [
+            (int(t), int(k), "stratified") for t, k in (c.split("x") for c in _csv(args.scaling_combos))
+        ],
+        scaling_limit=args.scaling_limit or None,
+        proposal_folder=folder,
+        proposal_layout=layout or folder.lower(),
+        proposal_limit=args.proposal_limit,
+        proposal_min_masks=args.proposal_min_masks,
+        overlays=args.overlays,
+        progress=not args.no_progress,
+        command=command,
+    )
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    args = parse_args(argv)
+    if args.threads:
+        import torch
+
+        torch.set_num_threads(args.threads)
+    results = run_evaluation(config_from_args(args, "python scripts/evaluate.py " + shlex.join(argv)))
+    for row in results["results"]:
+        m = row["metrics"]
+        print(f"{row['dataset']:9s} {row['method']:40s} NoC90={m.get('NoC@90', float('nan')):.2f} "
+              f"mIoU@1={m.get('mIoU@1 center', float('nan')):.2f} s/click={m.get('seconds per click', 0):.3f}")
+    print(f"wrote {args.out}/results.json, table.md, instances.csv, plots/ in {results['seconds total']:.1f} s")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

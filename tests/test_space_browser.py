@@ -1,0 +1,235 @@
+"""The Space in a real browser: Debian's chromium driven by playwright against the app on 127.0.0.1.
+
+The page reports what the server computed in its details box (clicks as received, mask area, whether the mask
+covers the last click); the tests read it there. Screenshots go to test-artifacts/space/. Most tests run the UI on
+a deterministic stand-in segmenter (a random tiny model would not give a mask with known content); one runs the
+real pipeline with the tiny checkpoint end to end. Skipped only when chromium is missing outside CI.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+from scipy import ndimage
+from test_space_handlers import REPO_ROOT, DiskSegmenter, grabcut_path, load_space_app
+
+torch.set_num_threads(1)
+
+CHROMIUM = Path(os.environ.get("HF_IIS_CHROMIUM", "/usr/bin/chromium"))
+ARTIFACTS = REPO_ROOT / "test-artifacts" / "space"
+CHROMIUM_ARGS = ["--no-sandbox", "--headless=new", "--disable-gpu", "--disable-background-networking",
+                 "--disable-component-update", "--disable-sync", "--no-first-run"]
+TIMEOUT_MS = 60_000
+RADIUS = 30  # the stand-in's disk radius, in pixels
+
+pytestmark = pytest.mark.slow
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def serve(**build_kwargs):
+    app = load_space_app()
+    demo = app.build_demo(**build_kwargs)
+    demo.launch(server_name="127.0.0.1", server_port=free_port(), prevent_thread_lock=True, quiet=True,
+                **app.launch_kwargs())
+    return demo
+
+
+@pytest.fixture(scope="module")
+def browser():
+    if not CHROMIUM.exists():
+        if os.environ.get("CI"):
+            pytest.fail(f"chromium is missing at {CHROMIUM} in CI: `make browser` installs it")
+        pytest.skip(f"chromium not installed at {CHROMIUM} (apt-get install chromium, or `make browser`)")
+    from playwright.sync_api import sync_playwright
+
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
+        yield browser
+        browser.close()
+
+
+@pytest.fixture(scope="module")
+def stand_in_url():
+    demo = serve(segmenter=DiskSegmenter(radius=RADIUS))
+    yield demo.local_url
+    demo.close()
+
+
+@pytest.fixture(scope="module")
+def real_url(tiny_checkpoint):
+    demo = serve(model=str(tiny_checkpoint))
+    yield demo.local_url
+    demo.close()
+
+
+@pytest.fixture(scope="module")
+def photo(data_root) -> tuple[Path, tuple[int, int]]:
+    """A GrabCut photo and the pixel deepest inside its object (from the ground truth), as (x, y)."""
+    path = grabcut_path(data_root)
+    truth = np.asarray(Image.open(data_root / "GrabCut" / "boundary_GT" / f"{path.stem}.bmp").convert("L")) == 255
+    row, col = np.unravel_index(np.argmax(ndimage.distance_transform_edt(truth)), truth.shape)
+    return path, (int(col), int(row))
+
+
+# ----------------------------------------------------------------------------- page helpers
+def open_page(context, url: str):
+    page = context.new_page()
+    page.set_default_timeout(TIMEOUT_MS)
+    page.goto(url, wait_until="domcontentloaded")
+    page.wait_for_selector("#canvas")
+    page.wait_for_selector("#upload input[type=file]", state="attached")
+    return page
+
+
+def upload(page, path: Path) -> None:
+    page.locator("#upload input[type=file]").set_input_files(str(path))
+    page.wait_for_function("(name) => document.querySelector('#status').innerText.includes(name)", arg=path.name)
+
+
+def show_details(page) -> None:
+    page.get_by_text("Mask at the uploaded size, and details").click()
+    page.wait_for_selector("#details textarea")
+
+
+def details(page) -> dict:
+    return json.loads(page.input_value("#details textarea"))
+
+
+def wait_for_clicks(page, count: int) -> dict:
+    page.wait_for_function(
+        "(n) => { const t = document.querySelector('#details textarea');"
+        " try { return t && JSON.parse(t.value).n_clicks === n; } catch (e) { return false; } }", arg=count)
+    return details(page)
+
+
+def click_pixel(page, x: int, y: int) -> None:
+    """Click image pixel (x, y) of the displayed canvas (object-fit scaling accounted for)."""
+    image = page.locator("#canvas img")
+    box = image.bounding_box()
+    natural_w, natural_h = image.evaluate("img => [img.naturalWidth, img.naturalHeight]")
+    scale = min(box["width"] / natural_w, box["height"] / natural_h)
+    left = box["x"] + (box["width"] - natural_w * scale) / 2
+    top = box["y"] + (box["height"] - natural_h * scale) / 2
+    page.mouse.click(left + (x + 0.5) * scale, top + (y + 0.5) * scale)
+
+
+def choose(page, label: str) -> None:
+    page.locator("#sign").get_by_text(label).click()
+
+
+# ----------------------------------------------------------------------------- tests
+def test_positive_click_covers_the_pixel_and_a_negative_click_shrinks_the_mask(browser, stand_in_url, photo):
+    app = load_space_app()
+    path, (x, y) = photo
+    width, height = Image.open(path).size
+    context = browser.new_context(viewport={"width": 1280, "height": 1000})
+    page = open_page(context, stand_in_url)
+    page.screenshot(path=ARTIFACTS / "01_loaded.png", full_page=True)
+
+    upload(page, path)
+    page.wait_for_selector("#canvas img")
+    page.screenshot(path=ARTIFACTS / "02_uploaded.png", full_page=True)
+    show_details(page)
+
+    click_pixel(page, x, y)
+    positive = wait_for_clicks(page, 1)
+    px, py, sign = positive["clicks"][0]
+    assert sign == 1 and abs(px - x) <= 1 and abs(py - y) <= 1
+    assert positive["mask_at_last_click"] is True and positive["mask_size"] == [width, height]
+    assert abs(positive["mask_area"] - np.pi * RADIUS**2) < 0.05 * np.pi * RADIUS**2
+    assert "1 click" in page.inner_text("#status")
+    page.screenshot(path=ARTIFACTS / "03_positive_click.png", full_page=True)
+
+    choose(page, app.NEGATIVE)
+    click_pixel(page, x + RADIUS // 2, y)
+    negative = wait_for_clicks(page, 2)
+    assert negative["clicks"][1][2] == -1 and negative["mask_at_last_click"] is False
+    assert 0 < negative["mask_area"] < positive["mask_area"]
+    page.screenshot(path=ARTIFACTS / "04_negative_click.png", full_page=True)
+
+    page.click("#undo")
+    assert wait_for_clicks(page, 1)["mask_area"] == positive["mask_area"]
+    page.click("#reset")
+    assert wait_for_clicks(page, 0)["mask_area"] == 0
+    context.close()
+
+
+def test_two_browser_sessions_keep_separate_clicks(browser, stand_in_url, photo):
+    path, (x, y) = photo
+    first_context, second_context = browser.new_context(), browser.new_context()
+    first, second = open_page(first_context, stand_in_url), open_page(second_context, stand_in_url)
+    for page in (first, second):
+        upload(page, path)
+        page.wait_for_selector("#canvas img")
+        show_details(page)
+    click_pixel(first, x, y)
+    wait_for_clicks(first, 1)
+    click_pixel(second, x - 20, y - 20)
+    wait_for_clicks(second, 1)
+    click_pixel(first, x + 20, y + 20)
+    first_details, second_details = wait_for_clicks(first, 2), details(second)
+    assert len(first_details["clicks"]) == 2 and len(second_details["clicks"]) == 1
+    assert abs(second_details["clicks"][0][0] - (x - 20)) <= 1
+    assert all(abs(c[0] - (x - 20)) > 5 for c in first_details["clicks"])
+    first.screenshot(path=ARTIFACTS / "05_session_a.png", full_page=True)
+    second.screenshot(path=ARTIFACTS / "05_session_b.png", full_page=True)
+    first_context.close()
+    second_context.close()
+
+
+def test_a_corrupt_upload_shows_a_message_not_a_traceback(browser, stand_in_url, tmp_path):
+    context = browser.new_context(viewport={"width": 1280, "height": 1000})
+    page = open_page(context, stand_in_url)
+    broken = tmp_path / "broken.jpg"
+    broken.write_bytes(b"\xff\xd8\xff\xe0 this is not really a JPEG")
+    page.locator("#upload input[type=file]").set_input_files(str(broken))
+    page.wait_for_function("() => document.querySelector('#status').innerText.includes('broken.jpg')")
+    status = page.inner_text("#status")
+    assert "is not an image that can be read" in status and "Traceback" not in page.content()
+    page.screenshot(path=ARTIFACTS / "06_corrupt_upload.png", full_page=True)
+    assert page.locator("#canvas img").count() == 0  # nothing to click on
+    context.close()
+
+
+def test_real_pipeline_end_to_end_with_an_example_and_an_upload(browser, real_url, photo):
+    path, (x, y) = photo
+    width, height = Image.open(path).size
+    context = browser.new_context(viewport={"width": 1280, "height": 1000})
+    page = open_page(context, real_url)
+
+    page.locator("img[src*='astronaut']").first.click()  # a shipped scikit-image example
+    page.wait_for_function("() => document.querySelector('#status').innerText.includes('astronaut.png (512×512)')")
+
+    upload(page, path)
+    page.wait_for_selector("#canvas img")
+    show_details(page)
+    click_pixel(page, x, y)
+    first = wait_for_clicks(page, 1)
+    assert first["mask_size"] == [width, height] and first["image_size"] == [width, height]
+    assert first["embedding"] == "computed" and 0 <= first["mask_area"] <= width * height
+    canvas_size = page.locator("#canvas img").evaluate("img => [img.naturalWidth, img.naturalHeight]")
+    assert canvas_size == [width, height]
+    mask_size = page.locator("#mask img").evaluate("img => [img.naturalWidth, img.naturalHeight]")
+    assert mask_size == [width, height]
+
+    click_pixel(page, 10, 10)
+    second = wait_for_clicks(page, 2)
+    assert second["embedding"] == "cached" and second["encoder_runs"] == first["encoder_runs"]
+    assert "embedding cached" in page.inner_text("#status")
+    page.locator("#show_prob input").check()
+    page.wait_for_selector("#prob_map img")
+    page.screenshot(path=ARTIFACTS / "07_real_pipeline.png", full_page=True)
+    context.close()

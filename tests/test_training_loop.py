@@ -1,0 +1,192 @@
+"""The training loop: loss goes down, checkpoints resume exactly (also after SIGKILL), 2 real processes, streaming."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import torch
+from safetensors.torch import load_file
+
+from hf_iis.training.config import load_config
+from hf_iis.training.toy import coco_mval_rows, make_dataset, write_corpus
+from tests.conftest import REPO_ROOT
+
+PYTHON = sys.executable
+TINY = str(REPO_ROOT / "configs" / "tiny.yaml")
+
+
+@pytest.fixture(scope="module")
+def rows(data_root):
+    return coco_mval_rows(data_root, n=6, max_side=128)
+
+
+@pytest.fixture(scope="module")
+def corpus(rows, tmp_path_factory) -> Path:
+    return write_corpus(tmp_path_factory.mktemp("corpus"), {"train": rows[:4], "validation": rows[4:]})
+
+
+def _cfg(out: Path, corpus: Path, *overrides: str):
+    return load_config(TINY, [f"output_dir={out}", f"data.path={corpus}", "val_images=2", *overrides])
+
+
+def _weights(run: Path, name: str = "final") -> dict[str, torch.Tensor]:
+    return load_file(str(run / name / "model.safetensors"))
+
+
+def test_tiny_model_loss_decreases(rows):
+    """Overfit one fixed batch with the full objective (first pass + iterative pass)."""
+    from hf_iis.training.augment import AugmentParams
+    from hf_iis.training.collate import TrainTransform, collate_click_sets
+    from hf_iis.training.loop import build_model, build_optimizer
+    from hf_iis.training.objective import SignedClickObjective
+
+    torch.manual_seed(0)
+    cfg = load_config(TINY, ["optim.backbone_lr=3e-3", "optim.lr=3e-3"])
+    ds = make_dataset(rows[:2])
+    transform = TrainTransform(AugmentParams.no_augmentation(64), pairs_per_mask=2, seed=0)
+    batch = collate_click_sets([transform.sample(ds[i]) for i in range(2)])
+    inputs = {k: batch[k] for k in ("pixel_values", "points", "labels", "image_index", "target_masks", "target_valid")}
+    model = build_model(cfg)
+    objective = SignedClickObjective(model, cfg.model.loss_weights).train()
+    optimizer = build_optimizer(model, cfg)
+    losses = []
+    for step in range(25):
+        out = objective(**inputs, corrective_clicks=1 if step % 2 else 0)
+        out["loss_first"].requires_grad_(False)
+        out["loss"].backward()
+        optimizer.step()
+        optimizer.zero_grad()
+        losses.append(float(out["loss_first"]))
+    assert sum(losses[-5:]) / 5 < 0.75 * sum(losses[:5]) / 5, losses
+
+
+def test_train_writes_logs_checkpoints_and_models(corpus, tmp_path):
+    from hf_iis.training.loop import train
+    from hf_iis.training.tracking import read_jsonl
+
+    run = tmp_path / "run"
+    summary = train(_cfg(run, corpus, "optim.max_steps=4", "save_every=2", "eval_every=2", "log_every=2"),
+                    progress=False)
+    assert summary["step"] == 4 and summary["world_size"] == 1
+    assert sorted(p.name for p in (run / "checkpoints").iterdir()) == ["step_00000002", "step_00000004"]
+    for name in ("final", "best"):
+        assert (run / name / "model.safetensors").is_file() and (run / name / "config.json").is_file()
+    assert (run / "final" / "preprocessor_config.json").is_file()
+    resolved = load_config(run / "config.yaml")
+    assert resolved.optim.max_steps == 4 and resolved.data.path == str(corpus)
+    log = read_jsonl(run / "log.jsonl")
+    assert "config" in log[0]
+    steps = [r["step"] for r in log if "train/loss" in r]
+    assert steps == [2, 4]
+    assert any("val/miou@1" in r for r in log)
+    from hf_iis import SignedClickModel
+
+    model = SignedClickModel.from_pretrained(run / "final")
+    assert model.config.image_size == 64
+
+
+def test_resume_matches_uninterrupted_run(corpus, tmp_path):
+    from hf_iis.training.loop import train
+
+    common = ("optim.max_steps=6", "save_every=2", "eval_every=0", "iterative.prob=0.5")
+    straight = tmp_path / "straight"
+    train(_cfg(straight, corpus, *common), progress=False)
+    broken = tmp_path / "broken"
+    crashed = train(_cfg(broken, corpus, *common), progress=False, crash_at_step=4)
+    assert crashed["crashed"] and not (broken / "final").exists()
+    (broken / "checkpoints" / ".tmp-step_00000006").mkdir()  # a half-written checkpoint from the "crash"
+    summary = train(_cfg(broken, corpus, *common), resume=True, progress=False)
+    assert summary["step"] == 6
+    a, b = _weights(straight), _weights(broken)
+    assert a.keys() == b.keys()
+    for key in a:
+        torch.testing.assert_close(a[key], b[key], rtol=1e-4, atol=1e-5, msg=key)
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _env() -> dict[str, str]:
+    return dict(os.environ, PYTHONPATH=str(REPO_ROOT), OMP_NUM_THREADS="1", TOKENIZERS_PARALLELISM="false")
+
+
+@pytest.mark.slow
+def test_sigkill_then_resume_reaches_the_same_final_step(corpus, tmp_path):
+    run = tmp_path / "killed"
+    args = [PYTHON, "scripts/train.py", "--config", TINY, "--data", str(corpus), "--output-dir", str(run),
+            "--no-progress", "--set", "optim.max_steps=40", "--set", "save_every=2", "--set", "eval_every=0",
+            "--set", "val_images=0"]
+    proc = subprocess.Popen(args, cwd=REPO_ROOT, env=_env(), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.time() + 240
+    try:
+        while time.time() < deadline and not list((run / "checkpoints").glob("step_00000004")):
+            time.sleep(0.2)
+        assert proc.poll() is None, "the run finished before it could be killed"
+    finally:
+        proc.send_signal(signal.SIGKILL)
+        proc.wait()
+    from hf_iis.training.checkpoint import list_checkpoints
+
+    assert list_checkpoints(run / "checkpoints")  # complete checkpoints survived
+    done = subprocess.run([*args, "--resume"], cwd=REPO_ROOT, env=_env(), capture_output=True, text=True,
+                          timeout=400)
+    assert done.returncode == 0, done.stderr[-3000:]
+    summary = json.loads([line for line in done.stdout.splitlines() if line.startswith('{"step"')][-1])
+    assert summary["step"] == 40
+    assert (run / "final" / "model.safetensors").is_file()
+
+
+@pytest.mark.slow
+def test_two_process_cpu_run(corpus, tmp_path):
+    """The real launch line (gloo, 2 processes); both ranks finish, each with its own data shard."""
+    run = tmp_path / "ddp"
+    cmd = [PYTHON, "-m", "accelerate.commands.launch", "--multi_gpu", "--num_processes", "2", "--num_machines", "1",
+           "--mixed_precision", "no", "--dynamo_backend", "no", "--main_process_port", str(_free_port()),
+           "scripts/train.py", "--config", TINY, "--data", str(corpus), "--output-dir", str(run), "--no-progress",
+           "--set", "optim.max_steps=4", "--set", "save_every=2", "--set", "eval_every=2"]
+    done = subprocess.run(cmd, cwd=REPO_ROOT, env=dict(_env(), ACCELERATE_USE_CPU="1"), capture_output=True,
+                          text=True, timeout=400)
+    assert done.returncode == 0, done.stderr[-3000:]
+    summaries = [json.loads(line) for line in done.stdout.splitlines() if line.startswith('{"step"')]
+    assert [s["world_size"] for s in summaries] == [2]  # printed by the main process only
+    ckpt = run / "checkpoints" / "step_00000004"
+    states = [json.loads((ckpt / f"data_state_{r}.json").read_text()) for r in (0, 1)]
+    assert all(s["batch"] >= 1 for s in states)
+    assert (ckpt / "random_states_1.pkl").is_file() and (run / "final" / "model.safetensors").is_file()
+
+
+def test_streaming_dataset_trains_and_resumes(corpus, tmp_path):
+    from hf_iis.training.loop import train
+
+    run = tmp_path / "stream"
+    overrides = ("data.streaming=true", "optim.max_steps=3", "save_every=2", "eval_every=0", "data.shuffle_buffer=4")
+    crashed = train(_cfg(run, corpus, *overrides), progress=False, crash_at_step=2)
+    assert crashed["crashed"]
+    assert json.loads((run / "checkpoints" / "step_00000002" / "data_state_0.json").read_text())["batch"] >= 1
+    summary = train(_cfg(run, corpus, *overrides), resume=True, progress=False)
+    assert summary["step"] == 3
+
+
+def test_bf16_and_gradient_accumulation(corpus, tmp_path):
+    from hf_iis.training.loop import train
+    from hf_iis.training.tracking import read_jsonl
+
+    run = tmp_path / "bf16"
+    summary = train(_cfg(run, corpus, "optim.mixed_precision=bf16", "optim.grad_accum=2", "optim.max_steps=2",
+                         "save_every=0", "eval_every=0", "log_every=1"), progress=False)
+    assert summary["step"] == 2
+    losses = [r["train/loss"] for r in read_jsonl(run / "log.jsonl") if "train/loss" in r]
+    assert len(losses) == 2 and all(v == v and v > 0 for v in losses)  # finite, positive
+    state = json.loads((run / "checkpoints" / "step_00000002" / "data_state_0.json").read_text())
+    assert state["epoch"] * 2 + state["batch"] == 4  # 2 steps x 2 micro-batches; 2 batches per epoch here
