@@ -16,6 +16,8 @@ $(STAMP): pyproject.toml
 	# timm's metadata pulls PyPI's torchvision, which is built against CUDA torch and cannot load beside the
 	# CPU build (and a broken torchvision breaks `import transformers`). hf_iis imports timm without it.
 	$(PY) -m pip uninstall -y -q torchvision
+	# ...and a start-up hook so that any `import timm` in this venv works too (the `accelerate` CLI imports it).
+	$(PY) -m hf_iis.install_timm_hook
 	touch $(STAMP)
 
 install: $(STAMP)

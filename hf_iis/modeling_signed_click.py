@@ -219,6 +219,30 @@ class SignedClickModel(SignedClickPreTrainedModel):
             raise RuntimeError(f"pretrained weights lack {len(missing)} backbone tensors, e.g. {missing[:3]}")
         self.backbone.load_state_dict({k: state[k] for k in own}, strict=True)
 
+    def freeze_backbone_stem(self, num_blocks: int) -> None:
+        """Freeze the backbone's stem and its first `num_blocks` timm stages (weights and BatchNorm statistics).
+
+        Training then skips the backward pass through the high-resolution early layers, which dominate the cost
+        of a CPU training step, while the later stages still adapt to segmentation.
+        """
+        if num_blocks < 0:
+            raise ValueError(f"num_blocks must be >= 0, got {num_blocks}")
+        names = ["conv_stem", "bn1"] + [f"blocks.{i}" for i in range(num_blocks)]
+        modules = dict(self.backbone.named_modules())
+        missing = [n for n in names if n not in modules]
+        if missing:
+            raise ValueError(f"backbone {self.config.backbone} has no modules {missing} to freeze")
+        self._frozen_modules = [modules[n] for n in names]
+        for module in self._frozen_modules:
+            module.requires_grad_(False)
+        self.train(self.training)
+
+    def train(self, mode: bool = True) -> SignedClickModel:
+        super().train(mode)
+        for module in getattr(self, "_frozen_modules", []):
+            module.eval()  # frozen stages keep their pretrained BatchNorm statistics
+        return self
+
     def encode_image(self, pixel_values: torch.Tensor) -> SignedClickImageEmbeddings:
         """Image embeddings for a batch `pixel_values` (B, 3, H, W), H and W multiples of 32."""
         if pixel_values.ndim != 4 or pixel_values.shape[1] != 3:

@@ -13,6 +13,8 @@ from __future__ import annotations
 import argparse
 import json
 import os
+
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")  # see scripts/train.py: before torch loads OpenMP
 import platform
 import socket
 import subprocess

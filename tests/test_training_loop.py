@@ -58,13 +58,15 @@ def test_tiny_model_loss_decreases(rows):
     objective = SignedClickObjective(model, cfg.model.loss_weights).train()
     optimizer = build_optimizer(model, cfg)
     losses = []
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)  # spinning OpenMP threads on a shared CPU make a 0.1 s step take seconds
     for step in range(25):
         out = objective(**inputs, corrective_clicks=1 if step % 2 else 0)
-        out["loss_first"].requires_grad_(False)
         out["loss"].backward()
         optimizer.step()
         optimizer.zero_grad()
         losses.append(float(out["loss_first"]))
+    torch.set_num_threads(threads)
     assert sum(losses[-5:]) / 5 < 0.75 * sum(losses[:5]) / 5, losses
 
 
@@ -182,9 +184,15 @@ def test_bf16_and_gradient_accumulation(corpus, tmp_path):
     from hf_iis.training.loop import train
     from hf_iis.training.tracking import read_jsonl
 
+    from accelerate.state import AcceleratorState
+
     run = tmp_path / "bf16"
-    summary = train(_cfg(run, corpus, "optim.mixed_precision=bf16", "optim.grad_accum=2", "optim.max_steps=2",
-                         "save_every=0", "eval_every=0", "log_every=1"), progress=False)
+    AcceleratorState._reset_state()  # accelerate's state is a per-process singleton: other tests ran in fp32
+    try:
+        summary = train(_cfg(run, corpus, "optim.mixed_precision=bf16", "optim.grad_accum=2", "optim.max_steps=2",
+                             "save_every=0", "eval_every=0", "log_every=1"), progress=False)
+    finally:
+        AcceleratorState._reset_state()
     assert summary["step"] == 2
     losses = [r["train/loss"] for r in read_jsonl(run / "log.jsonl") if "train/loss" in r]
     assert len(losses) == 2 and all(v == v and v > 0 for v in losses)  # finite, positive

@@ -37,7 +37,10 @@ def build_model(cfg: TrainingConfig) -> SignedClickModel:
     """A fresh model from the preset (with the offline pretrained backbone unless disabled), or `init_from`."""
     m = cfg.model
     if m.init_from:
-        return SignedClickModel.from_pretrained(m.init_from)
+        model = SignedClickModel.from_pretrained(m.init_from)
+        if m.freeze_backbone_blocks is not None:
+            model.freeze_backbone_stem(m.freeze_backbone_blocks)
+        return model
     weights = {f"loss_{name}_weight": 0.0 for name in ("bce", "dice", "soft_iou", "lovasz")}
     weights.update({f"loss_{name}_weight": float(w) for name, w in m.loss_weights.items()})
     config = SignedClickConfig.from_preset(
@@ -47,6 +50,8 @@ def build_model(cfg: TrainingConfig) -> SignedClickModel:
     model = SignedClickModel(config)
     if m.pretrained_backbone:
         model.load_pretrained_backbone()
+    if m.freeze_backbone_blocks is not None:
+        model.freeze_backbone_stem(m.freeze_backbone_blocks)
     return model
 
 
