@@ -7,6 +7,7 @@
 from transformers import AutoConfig, AutoImageProcessor, AutoModel
 from transformers.pipelines import PIPELINE_REGISTRY
 
+from .checkpoint_paths import DEFAULT_CHECKPOINT
 from .configuration_signed_click import SignedClickConfig
 from .image_processing_signed_click import SignedClickImageProcessor
 from .modeling_signed_click import SignedClickModel, SignedClickSegmenterOutput
@@ -23,6 +24,7 @@ PIPELINE_REGISTRY.register_pipeline(
     "interactive-segmentation",
     pipeline_class=InteractiveSegmentationPipeline,
     pt_model=AutoModel,
+    default={"model": (str(DEFAULT_CHECKPOINT), None)},  # model omitted -> the embedded default checkpoint
     type="image",
 )
 
