@@ -42,8 +42,9 @@ def _tta_value(text: str):
 
 
 def _segment(args: argparse.Namespace) -> int:
-    import hf_iis  # noqa: F401  (registers the pipeline)
     from transformers import pipeline
+
+    import hf_iis  # noqa: F401  (registers the pipeline)
 
     from .checkpoint_paths import resolve_checkpoint
     from .image_io import load_image
@@ -65,9 +66,10 @@ def _segment(args: argparse.Namespace) -> int:
 
 def _demo(args: argparse.Namespace) -> int:
     """Segment scikit-image's astronaut photo from one click, without and with inference-time scaling."""
-    import hf_iis  # noqa: F401
     from skimage import data
     from transformers import pipeline
+
+    import hf_iis  # noqa: F401
 
     from .checkpoint_paths import resolve_checkpoint
     from .visualize import overlay_mask, probability_image

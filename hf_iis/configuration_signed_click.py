@@ -87,7 +87,7 @@ class SignedClickConfig(PretrainedConfig):
         super().__init__(**kwargs)
 
     @classmethod
-    def from_preset(cls, name: str, **overrides) -> "SignedClickConfig":
+    def from_preset(cls, name: str, **overrides) -> SignedClickConfig:
         """A config from a named size in `PRESETS` (`tiny`, `small`, `base`), with optional overrides."""
         if name not in PRESETS:
             raise KeyError(f"unknown preset {name!r}; choose one of {sorted(PRESETS)}")

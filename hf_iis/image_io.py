@@ -100,7 +100,8 @@ def validate_clicks(clicks, width: int, height: int) -> list[tuple[float, float,
         try:
             x, y = float(x), float(y)
         except (TypeError, ValueError):
-            raise ValueError(f"click {index} has non-numeric coordinates {click!r}; expected {ACCEPTED_CLICK}") from None
+            message = f"click {index} has non-numeric coordinates {click!r}; expected {ACCEPTED_CLICK}"
+            raise ValueError(message) from None
         if not (np.isfinite(x) and np.isfinite(y)):
             raise ValueError(f"click {index} has non-finite coordinates {click!r}")
         if isinstance(sign, bool) or sign not in (1, -1):

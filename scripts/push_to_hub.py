@@ -22,7 +22,9 @@ def build_folder(model: str | None, card: Path | None, out: Path) -> Path:
     folder = Path(resolve_checkpoint(model))
     card_path = card if card is not None else folder / "README.md"
     if not card_path.is_file():
-        raise FileNotFoundError(f"no model card at {card_path}; make one with scripts/make_model_card.py or pass --card")
+        raise FileNotFoundError(
+            f"no model card at {card_path}; make one with scripts/make_model_card.py or pass --card"
+        )
     return export_hub_folder(folder, out, model_card=card_path.read_text())
 
 

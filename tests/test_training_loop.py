@@ -181,10 +181,10 @@ def test_streaming_dataset_trains_and_resumes(corpus, tmp_path):
 
 
 def test_bf16_and_gradient_accumulation(corpus, tmp_path):
+    from accelerate.state import AcceleratorState
+
     from hf_iis.training.loop import train
     from hf_iis.training.tracking import read_jsonl
-
-    from accelerate.state import AcceleratorState
 
     run = tmp_path / "bf16"
     AcceleratorState._reset_state()  # accelerate's state is a per-process singleton: other tests ran in fp32
