@@ -24,8 +24,9 @@ def _csv(text: str) -> list[str]:
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--model", action="append", required=True,
-                   help="checkpoint folder or hub id; repeatable or a comma list; 'none' = peers only")
+    p.add_argument("--model", action="append", default=None,
+                   help="checkpoint folder or hub id; repeatable or a comma list; 'none' = peers only "
+                        "(default: the embedded default model)")
     p.add_argument("--datasets", default="GrabCut,Berkeley", help="comma list of benchmarks (default: %(default)s)")
     p.add_argument("--data-root", default=None, help="data root (default: $HF_IIS_DATA_ROOT or ../shared/data)")
     p.add_argument("--protocols", default="noc,miou1,random", help=f"comma list of {','.join(PROTOCOLS)}")
@@ -57,7 +58,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 
 def config_from_args(args: argparse.Namespace, command: str) -> EvalConfig:
-    models = [m for spec in args.model for m in _csv(spec) if m.lower() != "none"]
+    from hf_iis.checkpoint_paths import DEFAULT_CHECKPOINT
+
+    specs = args.model if args.model else [str(DEFAULT_CHECKPOINT)]
+    models = [m for spec in specs for m in _csv(spec) if m.lower() != "none"]
     folder, _, layout = args.proposal_data.partition(":")
     return EvalConfig(
         models=models,

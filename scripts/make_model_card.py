@@ -44,7 +44,7 @@ def eval_results(results: list[dict]) -> list[EvalResult]:
                 task_type="image-segmentation", task_name="Interactive segmentation",
                 dataset_type=row["dataset"].lower(), dataset_name=row["dataset"],
                 metric_type=metric_type, metric_name=f"{name}, {row['scaling']}", metric_value=round(float(value), 3),
-                source_name="scripts/evaluate.py", verified=False,
+                verified=False,
             ))
     return out
 
