@@ -1,0 +1,27 @@
+#!/usr/bin/env bash
+# Regenerates every number and plot in README.md and the model card, in order, with the embedded default model.
+# About 40 minutes on 2 CPU cores. Run from the repository root after `make install`.
+set -euo pipefail
+PY=.venv/bin/python
+MODEL=hf_iis/checkpoints/default
+
+# core latency (issue: first click, batched decodes, tta x triangulation grid)
+$PY scripts/bench_latency.py --model $MODEL --repeats 5 --out outputs/bench/latency.json | tee outputs/bench_latency.txt
+
+# why scaling helps or not, on the validation split (equivariance, calibration, triangulation blend)
+$PY scripts/analyze_scaling.py --model $MODEL --out outputs/analysis/default
+
+# benchmarks: NoC / mIoU@k / random clicks, with the classical peers on the same clicks
+$PY scripts/evaluate.py --model $MODEL --datasets GrabCut,Berkeley --protocols noc,miou1,random \
+    --tta 1 --triangulation 0 --peers grabcut,random_walker --threads 1 --no-progress --out outputs/eval/main &
+# the same model with inference-time scaling (mIoU@1 center and random)
+$PY scripts/evaluate.py --model $MODEL --datasets GrabCut,Berkeley --protocols miou1,random \
+    --tta 1,8 --triangulation 0,16 --sampling stratified --peers none --overlays 0 --threads 1 --no-progress \
+    --out outputs/eval/scaled
+# the scaling study (grid and compute) and the seed's averaged single clicks vs multi-click, on subsets
+$PY scripts/evaluate.py --model $MODEL --datasets GrabCut,Berkeley --protocols scaling --scaling-limit 20 \
+    --peers none --overlays 0 --threads 1 --no-progress --out outputs/eval/scaling
+wait
+
+$PY scripts/make_model_card.py --eval outputs/eval/main/results.json --eval outputs/eval/scaled/results.json \
+    --run runs/default --out model_cards/default.md --copy-to $MODEL/README.md
