@@ -41,6 +41,10 @@ class SignedClickConfig(PretrainedConfig):
             Whether the decoder takes the previous probability map as an extra channel.
         image_size (`int`, *optional*, defaults to 384):
             Longest side of the model input; images are resized and padded to a square of this size.
+        triangulation_blend (`float`, *optional*, defaults to 0.0):
+            Default weight α of the direct estimate when triangulating, P = α·direct + (1 − α)·triangulated
+            (0 = the seed's formula alone). An inference setting chosen per checkpoint on validation data
+            (`scripts/analyze_scaling.py`); a call's `triangulation_blend` overrides it.
         loss_bce_weight, loss_dice_weight, loss_soft_iou_weight, loss_lovasz_weight (`float`, *optional*):
             Weights of the loss terms `forward` returns when `labels` are given.
     """
@@ -59,6 +63,7 @@ class SignedClickConfig(PretrainedConfig):
         click_sigma_far: float = 0.125,
         use_prev_mask: bool = True,
         image_size: int = 384,
+        triangulation_blend: float = 0.0,
         loss_bce_weight: float = 1.0,
         loss_dice_weight: float = 0.0,
         loss_soft_iou_weight: float = 1.0,
@@ -75,6 +80,7 @@ class SignedClickConfig(PretrainedConfig):
         self.click_sigma_far = click_sigma_far
         self.use_prev_mask = use_prev_mask
         self.image_size = image_size
+        self.triangulation_blend = triangulation_blend
         self.loss_bce_weight = loss_bce_weight
         self.loss_dice_weight = loss_dice_weight
         self.loss_soft_iou_weight = loss_soft_iou_weight

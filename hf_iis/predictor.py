@@ -139,7 +139,7 @@ class SignedClickPredictor:
         tta: int | str | list[str] | None = 1,
         triangulation: int = 0,
         triangulation_sampling: str = "stratified",
-        triangulation_blend: float = 0.0,
+        triangulation_blend: float | None = None,
         combine: str = "probability",
         seed: int = 0,
         return_uncertainty: bool = False,
@@ -150,7 +150,8 @@ class SignedClickPredictor:
             prev_mask: optional (H, W) previous probabilities, fed back for multi-click refinement.
             tta: number of views (first n of `tta.VIEW_ORDER`) or view names.
             triangulation: K auxiliary pixels per view (0 = off); 2K extra single-click decodes per view.
-            triangulation_sampling: "uniform" or "stratified". triangulation_blend: weight α of the direct estimate.
+            triangulation_sampling: "uniform" or "stratified". triangulation_blend: weight α of the direct estimate
+                (None = the checkpoint's `config.triangulation_blend`).
             combine: "probability" (mean of probabilities) or "logit" (mean of logits) across views.
         """
         start = time.perf_counter()
@@ -158,6 +159,8 @@ class SignedClickPredictor:
         height, width = self.original_size
         clicks = validate_clicks(clicks, width, height)
         prev = validate_prev_mask(prev_mask, width, height)
+        if triangulation_blend is None:
+            triangulation_blend = float(getattr(self.model.config, "triangulation_blend", 0.0))
         if not 0.0 <= float(triangulation_blend) <= 1.0:
             raise ValueError(f"triangulation_blend must be in [0, 1], got {triangulation_blend}")
         if int(triangulation) < 0:

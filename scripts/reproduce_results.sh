@@ -16,10 +16,10 @@ $PY scripts/evaluate.py --model $MODEL --datasets GrabCut,Berkeley --protocols n
     --tta 1 --triangulation 0 --peers grabcut,random_walker --threads 1 --no-progress --out outputs/eval/main &
 # the same model with inference-time scaling (mIoU@1 center and random)
 $PY scripts/evaluate.py --model $MODEL --datasets GrabCut,Berkeley --protocols miou1,random \
-    --tta 1,8 --triangulation 0,16 --sampling stratified --peers none --overlays 0 --threads 1 --no-progress \
+    --tta 1,2,4,8 --triangulation 0 --peers none --overlays 0 --threads 1 --no-progress \
     --out outputs/eval/scaled
 # the scaling study (grid and compute) and the seed's averaged single clicks vs multi-click, on subsets
-$PY scripts/evaluate.py --model $MODEL --datasets GrabCut,Berkeley --protocols scaling --scaling-limit 20 \
+$PY scripts/evaluate.py --model $MODEL --datasets GrabCut,Berkeley --protocols scaling --scaling-limit 8 --scaling-combos 2x4,4x16,8x16 \
     --peers none --overlays 0 --threads 1 --no-progress --out outputs/eval/scaling
 wait
 
