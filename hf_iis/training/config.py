@@ -116,8 +116,10 @@ def _from_dict(cls, values: dict[str, Any], prefix: str = ""):
 
 
 def _coerce(annotation: str, value: Any, key: str) -> Any:
-    """YAML 1.1 reads `3e-4` as a string: convert numbers to the field's declared scalar type."""
+    """YAML 1.1 reads `3e-4` as a string and `no` as False: convert to the field's declared scalar type."""
     kinds = [part.strip() for part in str(annotation).split("|")]
+    if isinstance(value, bool) and "str" in kinds and "bool" not in kinds:
+        return "yes" if value else "no"  # mixed_precision=no on the command line
     if value is None or not isinstance(value, (str, int, float)) or isinstance(value, bool):
         return value
     try:

@@ -12,6 +12,9 @@ probability map fed back; the final multi-click pass gets the loss too.
 
 from __future__ import annotations
 
+import os
+from concurrent.futures import ThreadPoolExecutor
+
 import numpy as np
 import torch
 from torch import nn
@@ -19,6 +22,18 @@ from torch import nn
 from ..clicker import Click, next_click
 from ..losses import combined_loss
 from ..modeling_signed_click import SignedClickModel
+
+
+_POOL: ThreadPoolExecutor | None = None
+
+
+def _click_pool() -> ThreadPoolExecutor:
+    """Threads for the click simulator: OpenCV's distance transform releases the GIL, and on a GPU the ~2 ms per
+    click set on one CPU core would otherwise cost more than the training step itself."""
+    global _POOL
+    if _POOL is None:
+        _POOL = ThreadPoolExecutor(max_workers=max(1, min(8, (os.cpu_count() or 1) // 2)))
+    return _POOL
 
 
 class SignedClickObjective(nn.Module):
@@ -38,9 +53,11 @@ class SignedClickObjective(nn.Module):
         pred = (probs[:, 0] > 0.5).cpu().numpy()
         gt = target[:, 0].bool().cpu().numpy()
         ignore = ~valid[:, 0].bool().cpu().numpy()
+        clicks = list(_click_pool().map(
+            lambda i: next_click(gt[i], pred[i], ignore=ignore[i], clicked=history[i]), range(pred.shape[0])
+        ))
         points, labels = [], []
-        for i in range(pred.shape[0]):
-            click = next_click(gt[i], pred[i], ignore=ignore[i], clicked=history[i])
+        for i, click in enumerate(clicks):
             history[i].append(click)
             points.append((click.x, click.y))
             labels.append(click.sign)
