@@ -23,7 +23,6 @@ from ..clicker import Click, next_click
 from ..losses import combined_loss
 from ..modeling_signed_click import SignedClickModel
 
-
 _POOL: ThreadPoolExecutor | None = None
 
 
