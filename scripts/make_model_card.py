@@ -1,6 +1,7 @@
 """Fill `model_cards/template.md` from evaluation results and the training run, with a model-index block.
 
-    python scripts/make_model_card.py --eval outputs/eval/default/results.json --run runs/default \
+    python scripts/make_model_card.py --eval outputs/eval/main/results.json \
+        --run "model_cards/default_run/stage1=2 CPU cores" --run "model_cards/default_run/stage2=1 NVIDIA H200" \
         --out model_cards/default.md --copy-to hf_iis/checkpoints/default/README.md
 
 Every benchmark row of every model row in the results becomes an `EvalResult` (NoC85, NoC90, mIoU@1 center,
@@ -49,33 +50,46 @@ def eval_results(results: list[dict]) -> list[EvalResult]:
     return out
 
 
-def training_section(run: Path | None) -> str:
-    if run is None or not (run / "config.yaml").is_file():
+def training_section(runs: list[str]) -> str:
+    """One paragraph per training stage; each `runs` item is `FOLDER` or `FOLDER=hardware it ran on`."""
+    if not runs:
         return "See `configs/default.yaml` and `scripts/train.py`."
+    return "\n\n".join(_stage(i + 1, *item.split("=", 1)) if "=" in item else _stage(i + 1, item, "unknown hardware")
+                        for i, item in enumerate(runs))
+
+
+def _stage(number: int, folder: str, hardware: str) -> str:
+    run = Path(folder)
     config = yaml.safe_load((run / "config.yaml").read_text())
     lines = [json.loads(line) for line in (run / "log.jsonl").read_text().splitlines() if line.strip()]
-    steps = [entry for entry in lines if "step" in entry and "time" in entry and "summary" not in entry]
-    vals = [entry for entry in lines if any(k.startswith("val/") for k in entry)]
-    hours = (steps[-1]["time"] - lines[0]["time"]) / 3600 if steps else float("nan")
-    best = max((v.get("val/miou1_random", v.get("val/miou1", 0)) for v in vals), default=None)
+    steps = [entry for entry in lines if "sec_per_step" in entry]
+    vals = [entry["val/miou@1"] for entry in lines if "val/miou@1" in entry]
+    minutes = (steps[-1]["time"] - lines[0]["time"]) / 60 if steps else float("nan")
+    model, data, optim = config.get("model", {}), config.get("data", {}), config.get("optim", {})
+    start = f"from `{model['init_from']}`" if model.get("init_from") else "from the ImageNet-pretrained backbone"
+    frozen = model.get("freeze_backbone_blocks")
     text = (
-        f"Trained with `scripts/train.py` (config saved as `{run}/config.yaml`, log `{run}/log.jsonl`) for "
-        f"{steps[-1]['step'] if steps else '?'} steps ({hours:.2f} h) on 2 CPU cores, batch "
-        f"{config.get('data', {}).get('batch_size', '?')} images, the seed's objective: per image a mask m drawn "
-        f"uniformly from its masks, a positive click uniform in m and a negative click uniform outside m, "
-        f"loss L(f(I, x, +1), m) + L(f(I, x̄, −1), m) with L = {config.get('model', {}).get('loss_weights')}, "
-        f"RITM-style corrective clicks with probability {config.get('iterative', {}).get('prob')}, and the TTA view "
-        f"family (D4 + rescales) as augmentation so that test-time augmentation helps."
+        f"**Stage {number}** ({hardware}): `scripts/train.py` (config `{run}/config.yaml`, log `{run}/log.jsonl`), "
+        f"{start}, {steps[-1]['step'] if steps else '?'} steps in {minutes:.0f} min, batch {data.get('batch_size')} "
+        f"images × {2 * int(data.get('pairs_per_mask', 1))} click sets, "
+        f"{'backbone stem + ' + str(frozen) + ' stages frozen' if frozen is not None else 'whole network trained'}, "
+        f"precision {optim.get('mixed_precision')}. Objective (the seed's): per image a mask m drawn uniformly "
+        f"from its masks, a positive click uniform in m and a negative click uniform outside m, loss "
+        f"L(f(I, x, +1), m) + L(f(I, x̄, −1), m) with L = {model.get('loss_weights')}; RITM-style corrective clicks "
+        f"with probability {(config.get('iterative') or {}).get('prob')}; the TTA view family (D4 + rescales, "
+        f"probability {data.get('view_prob')}) as augmentation, so that test-time augmentation helps."
     )
-    if best is not None:
-        text += f" Best validation mIoU@1 (random click, validation split): {100 * best:.1f}."
+    if vals:
+        text += (f" Validation mIoU@1 (one random positive click, {config.get('val_images')} validation images at "
+                 f"{model.get('image_size')} px): {100 * vals[0]:.1f} → {100 * vals[-1]:.1f}.")
     return text
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--eval", type=Path, action="append", required=True, help="results.json (repeatable)")
-    parser.add_argument("--run", type=Path, default=None, help="training run folder (config.yaml, log.jsonl)")
+    parser.add_argument("--run", action="append", default=[], metavar="FOLDER[=HARDWARE]",
+                        help="a training stage's folder (config.yaml, log.jsonl) and what it ran on (repeatable)")
     parser.add_argument("--model", type=Path, default=Path("hf_iis/checkpoints/default"))
     parser.add_argument("--repo-id", default="hf-iis/signed-click-efficientnet-lite0")
     parser.add_argument("--template", type=Path, default=Path("model_cards/template.md"))

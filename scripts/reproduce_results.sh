@@ -24,4 +24,4 @@ $PY scripts/evaluate.py --model $MODEL --datasets GrabCut,Berkeley --protocols s
 wait
 
 $PY scripts/make_model_card.py --eval outputs/eval/main/results.json --eval outputs/eval/scaled/results.json \
-    --run runs/default --out model_cards/default.md --copy-to $MODEL/README.md
+    --run "model_cards/default_run/stage1=2 CPU cores" --run "model_cards/default_run/stage2=1 NVIDIA H200" --out model_cards/default.md --copy-to $MODEL/README.md

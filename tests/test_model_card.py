@@ -28,10 +28,18 @@ def test_card_from_evaluation_json(tiny_checkpoint, tmp_path):
     (eval_dir / "results.json").write_text(json.dumps(results))
     (eval_dir / "table.md").write_text("# Evaluation\n\n## Measured\n\n| a | b |\n|---|---|\n| 1 | 2 |\n\n"
                                        "## Published (not measured here)\n\n| p |\n|---|\n| 9 |\n")
+    run = tmp_path / "run"  # one training stage as scripts/train.py leaves it: config.yaml + log.jsonl
+    run.mkdir()
+    (run / "config.yaml").write_text("model: {init_from: null, freeze_backbone_blocks: 2, image_size: 64}\n"
+                                     "data: {batch_size: 8, pairs_per_mask: 1, view_prob: 0.5}\nval_images: 4\n")
+    (run / "log.jsonl").write_text("\n".join(json.dumps(r) for r in [
+        {"time": 0.0, "config": {}}, {"step": 10, "time": 600.0, "sec_per_step": 60.0},
+        {"step": 10, "time": 601.0, "val/miou@1": 0.25}, {"step": 20, "time": 1200.0, "sec_per_step": 60.0},
+        {"step": 20, "time": 1201.0, "val/miou@1": 0.5}]))
     out = tmp_path / "card.md"
     result = subprocess.run(
         [sys.executable, str(REPO / "scripts" / "make_model_card.py"), "--eval", str(eval_dir / "results.json"),
-         "--model", str(tiny_checkpoint), "--out", str(out)],
+         "--model", str(tiny_checkpoint), "--out", str(out), "--run", f"{run}=2 test CPUs"],
         capture_output=True, text=True, cwd=REPO, timeout=300,
     )
     assert result.returncode == 0, result.stderr[-2000:]
@@ -40,4 +48,5 @@ def test_card_from_evaluation_json(tiny_checkpoint, tmp_path):
     assert ("GrabCut", "noc90", 4.25) in entries and ("Berkeley", "miou1_random", 74.5) in entries
     assert len(card.data.eval_results) == 6  # 4 + 2 model metrics; the peer row is not the model's result
     text = out.read_text()
+    assert "**Stage 1** (2 test CPUs)" in text and "20 steps in 20 min" in text and "25.0 → 50.0" in text
     assert "| 1 | 2 |" in text and "| 9 |" in text and "python scripts/evaluate.py --model tiny" in text

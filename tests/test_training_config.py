@@ -25,13 +25,14 @@ def test_overrides_and_cli_flags(tmp_path):
     args, overrides = script.parse_args([
         "--config", "configs/tiny.yaml", "--set", "optim.lr=3e-4", "--data.batch_size", "4",
         "--model.loss_weights={bce: 1.0, lovasz: 0.5}", "--no-pretrained-backbone", "--backbone", "resnet18",
-        "--streaming", "--resume",
+        "--streaming", "--resume", "--set", "optim.mixed_precision=no",
     ])
     cfg = load_config(REPO_ROOT / args.config, overrides)
     assert args.resume is True
     assert cfg.optim.lr == pytest.approx(3e-4) and cfg.data.batch_size == 4 and cfg.data.streaming
     assert cfg.model.loss_weights == {"bce": 1.0, "lovasz": 0.5}
     assert cfg.model.backbone == "resnet18" and cfg.model.pretrained_backbone is False
+    assert cfg.optim.mixed_precision == "no"  # YAML reads `no` as False; a str field gets its string back
     cfg.save(tmp_path / "c.yaml")
     assert load_config(tmp_path / "c.yaml") == cfg
 
