@@ -33,7 +33,7 @@ def _add_scaling_args(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--model", default=None, help="checkpoint folder or hub repo id (default: embedded model)")
     parser.add_argument("--tta", default="1", help="number of TTA views (1..12) or comma-separated view names")
     parser.add_argument("--triangulation", type=int, default=0, help="auxiliary pixels per view (0 = off)")
-    parser.add_argument("--sampling", default="stratified", choices=["uniform", "stratified"])
+    parser.add_argument("--sampling", default="stratified", choices=["uniform", "stratified", "foreground"])
     parser.add_argument("--blend", type=float, default=None,
                         help="weight of the direct estimate in triangulation (default: the checkpoint's)")
 

@@ -150,8 +150,9 @@ class SignedClickPredictor:
             prev_mask: optional (H, W) previous probabilities, fed back for multi-click refinement.
             tta: number of views (first n of `tta.VIEW_ORDER`) or view names.
             triangulation: K auxiliary pixels per view (0 = off); 2K extra single-click decodes per view.
-            triangulation_sampling: "uniform" or "stratified". triangulation_blend: weight α of the direct estimate
-                (None = the checkpoint's `config.triangulation_blend`).
+            triangulation_sampling: "uniform", "stratified" or "foreground" (see `triangulation`).
+            triangulation_blend: weight α of the direct estimate (None = the checkpoint's
+                `config.triangulation_blend`).
             combine: "probability" (mean of probabilities) or "logit" (mean of logits) across views.
         """
         start = time.perf_counter()

@@ -13,7 +13,12 @@ estimated from K sampled pixels as Σ_i w_i T(y_i) with Σ_i w_i = 1:
   - stratified: strata F = {P(y | x) ≥ 0.5} and B = the rest, K_F = ⌈K/2⌉ and K_B = K − K_F samples drawn
                 uniformly within each (all K in one stratum when the other is empty), w_i = |S_i| / (|Ω| · K_S):
                 the estimate stays unbiased for the uniform mean while the object, usually the smaller stratum,
-                gets half of the samples.
+                gets half of the samples;
+  - foreground: y_i uniform over F only (all of Ω when F is empty), w_i = 1/K. The identity above holds for every
+                y, so under the seed's assumption (z's membership depends on x only through y's) the mean over F is
+                as valid as the mean over Ω; in practice it leans on f+(y), which is trained on an unambiguous
+                target, instead of f−(y) at background pixels, whose target is "some mask that avoids y" and whose
+                maps are diffuse. It is not an unbiased estimate of the uniform mean.
 The final map may blend with the direct estimate: P = α · P(z | x) + (1 − α) · P̂(z | x).
 """
 
@@ -21,7 +26,7 @@ from __future__ import annotations
 
 import torch
 
-SAMPLINGS = ("uniform", "stratified")
+SAMPLINGS = ("uniform", "stratified", "foreground")
 
 
 def sample_auxiliary_pixels(
@@ -44,11 +49,14 @@ def sample_auxiliary_pixels(
         raise ValueError(f"triangulation needs at least 1 auxiliary pixel, got {num_samples}")
     flat_valid = valid.reshape(-1)
     width = direct.shape[-1]
-    if sampling == "uniform":
+    fg = (direct.reshape(-1) >= 0.5) & flat_valid
+    if sampling == "uniform" or (sampling == "foreground" and not bool(fg.any())):
         strata = [flat_valid.nonzero().squeeze(1)]
         counts = [num_samples]
+    elif sampling == "foreground":
+        strata = [fg.nonzero().squeeze(1)]
+        counts = [num_samples]
     else:
-        fg = (direct.reshape(-1) >= 0.5) & flat_valid
         strata = [fg.nonzero().squeeze(1), (flat_valid & ~fg).nonzero().squeeze(1)]
         k_fg = (num_samples + 1) // 2
         counts = [k_fg, num_samples - k_fg]
@@ -65,7 +73,8 @@ def sample_auxiliary_pixels(
             continue
         picks = torch.randint(stratum.numel(), (count,), generator=generator)
         indices.append(stratum[picks])
-        weights.append(torch.full((count,), stratum.numel() / (total * count)))
+        share = 1.0 / count if sampling == "foreground" else stratum.numel() / (total * count)
+        weights.append(torch.full((count,), share))
     index = torch.cat(indices)
     points = torch.stack([(index % width).float(), (index // width).float()], dim=1)
     return points, torch.cat(weights)

@@ -8,7 +8,7 @@ For each validation mask, with the center click (the standard clicker's first cl
   * TTA: mIoU@1 of the mean over the first n views of `hf_iis.tta.VIEW_ORDER`, n = 1, 2, 4, 8;
   * calibration: expected calibration error (10 bins) and Brier score of the direct probabilities, since averaging
     only helps estimates that are probabilities;
-  * triangulation: direct vs triangulated (K auxiliary pixels, uniform and stratified) vs blends
+  * triangulation: direct vs triangulated (K auxiliary pixels; uniform, stratified and foreground sampling) vs blends
     α·direct + (1 − α)·triangulated, to choose α on validation data.
 Writes analysis.json and analysis.md, and prints the tables.
 """
@@ -28,6 +28,7 @@ from hf_iis import SignedClickPredictor
 from hf_iis.clicker import center_click
 from hf_iis.evaluation.benchmarks import instances_from_samples, load_corpus_split
 from hf_iis.evaluation.metrics import iou
+from hf_iis.triangulation import SAMPLINGS
 from hf_iis.tta import D4_VIEWS, combine_views
 
 BLENDS = (0.0, 0.25, 0.5, 0.75, 1.0)
@@ -63,7 +64,7 @@ def main() -> None:
     per_view = {v.name: [] for v in D4_VIEWS}
     agreement = {v.name: [] for v in D4_VIEWS}
     tta = {n: [] for n in (1, 2, 4, 8)}
-    tri = {(k, s, a): [] for k in ks for s in ("uniform", "stratified") for a in BLENDS}
+    tri = {(k, s, a): [] for k in ks for s in SAMPLINGS for a in BLENDS}
     seconds = {("tri", k): [] for k in ks}
     direct_maps, truths = [], []
     started = time.perf_counter()
@@ -82,7 +83,7 @@ def main() -> None:
         direct_maps.append(maps[0])
         truths.append(inst.gt)
         for k in ks:
-            for sampling in ("uniform", "stratified"):
+            for sampling in SAMPLINGS:
                 t0 = time.perf_counter()
                 triangulated = predictor.predict(clicks, triangulation=k, triangulation_sampling=sampling,
                                                  triangulation_blend=0.0).probabilities
@@ -114,7 +115,7 @@ def main() -> None:
               "| triangulation | " + " | ".join(f"α={a}" for a in BLENDS) + " |",
               "|---|" + "---|" * len(BLENDS)]
     for k in ks:
-        for s in ("uniform", "stratified"):
+        for s in SAMPLINGS:
             lines.append(f"| K={k} {s} | " + " | ".join(f"{pct(tri[(k, s, a)]):.2f}" for a in BLENDS) + " |")
     lines += ["", "α = 1 is the direct estimate, α = 0 the pure triangulated estimate."]
     args.out.mkdir(parents=True, exist_ok=True)

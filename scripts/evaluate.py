@@ -22,6 +22,13 @@ def _csv(text: str) -> list[str]:
     return [t.strip() for t in text.split(",") if t.strip()]
 
 
+def _combo(text: str) -> tuple[int, int, str]:
+    """'4x16' or '4x16:foreground' -> (tta, triangulation, sampling)."""
+    counts, _, sampling = text.partition(":")
+    tta, _, k = counts.partition("x")
+    return int(tta), int(k), sampling or "stratified"
+
+
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--model", action="append", default=None,
@@ -39,9 +46,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--max-clicks", type=int, default=20)
     p.add_argument("--scaling-tta", default="1,2,4,8", help="scaling study: TTA view counts alone")
     p.add_argument("--scaling-triangulation", default="4,16,64", help="scaling study: triangulation counts alone")
-    p.add_argument("--scaling-sampling", default="uniform,stratified", help="scaling study: samplings")
+    p.add_argument("--scaling-sampling", default="uniform,stratified,foreground", help="scaling study: samplings")
     p.add_argument("--scaling-combos", default="2x4,4x16,8x64",
-                   help="scaling study: TTAxTRIANGULATION combinations (stratified), comma list; 'none' for none")
+                   help="scaling study: TTAxK[:SAMPLING] combinations (sampling: stratified unless named); 'none'")
     p.add_argument("--scaling-limit", type=int, default=10,
                    help="instances per dataset for the scaling study and the multi-click comparison; 0 = all")
     p.add_argument("--proposal-data", default="data_cache/corpus:corpus",
@@ -80,7 +87,7 @@ def config_from_args(args: argparse.Namespace, command: str) -> EvalConfig:
         scaling_triangulation=[int(v) for v in _csv(args.scaling_triangulation)],
         scaling_sampling=_csv(args.scaling_sampling),
         scaling_combos=[] if args.scaling_combos.lower() == "none" else [
-            (int(t), int(k), "stratified") for t, k in (c.split("x") for c in _csv(args.scaling_combos))
+            _combo(c) for c in _csv(args.scaling_combos)
         ],
         scaling_limit=args.scaling_limit or None,
         proposal_folder=folder,

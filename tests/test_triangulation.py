@@ -29,7 +29,7 @@ def _oracle(labels: torch.Tensor, points: torch.Tensor):
     return same, 1.0 - same
 
 
-@pytest.mark.parametrize("sampling", ["uniform", "stratified"])
+@pytest.mark.parametrize("sampling", ["uniform", "stratified", "foreground"])
 def test_oracle_model_triangulates_to_the_true_mask(sampling):
     labels = torch.zeros(12, 16, dtype=torch.long)
     labels[3:8, 4:11] = 1  # the object
@@ -47,10 +47,21 @@ def test_weights_sum_to_one_and_points_stay_valid():
     direct = torch.rand(9, 9, generator=torch.Generator().manual_seed(1))
     valid = torch.zeros(9, 9, dtype=torch.bool)
     valid[:6, :7] = True
-    for sampling in ("uniform", "stratified"):
+    for sampling in ("uniform", "stratified", "foreground"):
         points, weights = sample_auxiliary_pixels(direct, valid, 10, sampling, torch.Generator().manual_seed(2))
         assert weights.sum().item() == pytest.approx(1.0)
         assert valid[points[:, 1].long(), points[:, 0].long()].all()
+
+
+def test_foreground_sampling_stays_in_the_estimate_and_falls_back_when_it_is_empty():
+    direct = torch.zeros(6, 6)
+    direct[1:3, 2:5] = 0.8  # 6 foreground pixels
+    valid = torch.ones(6, 6, dtype=torch.bool)
+    points, weights = sample_auxiliary_pixels(direct, valid, 5, "foreground", torch.Generator().manual_seed(4))
+    assert (direct[points[:, 1].long(), points[:, 0].long()] >= 0.5).all()
+    assert torch.allclose(weights, torch.full((5,), 0.2))
+    points, weights = sample_auxiliary_pixels(torch.zeros(6, 6), valid, 7, "foreground", torch.Generator())
+    assert points.shape == (7, 2) and torch.allclose(weights, torch.full((7,), 1 / 7))  # no foreground: uniform
 
 
 def test_uniform_and_stratified_agree_in_expectation():

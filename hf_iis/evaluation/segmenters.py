@@ -62,7 +62,7 @@ class ModelSegmenter:
             ``predict_single_clicks`` methods).
         tta: number of test-time-augmentation views (1 = none).
         triangulation: number of auxiliary pixels per prediction (0 = none).
-        sampling: ``"uniform"`` or ``"stratified"`` triangulation sampling.
+        sampling: ``"uniform"``, ``"stratified"`` or ``"foreground"`` triangulation sampling.
         name: display name (default built from the settings).
         seed: seed of the triangulation sampler.
     """
