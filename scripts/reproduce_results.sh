@@ -9,7 +9,7 @@ MODEL=hf_iis/checkpoints/default
 $PY scripts/bench_latency.py --model $MODEL --repeats 5 --out outputs/bench/latency.json | tee outputs/bench_latency.txt
 
 # why scaling helps or not, on the validation split (equivariance, calibration, triangulation blend)
-$PY scripts/analyze_scaling.py --model $MODEL --out outputs/analysis/default
+$PY scripts/analyze_scaling.py --model $MODEL --triangulation 4,16 --out outputs/analysis/default
 
 # benchmarks: NoC / mIoU@k / random clicks, with the classical peers on the same clicks
 $PY scripts/evaluate.py --model $MODEL --datasets GrabCut,Berkeley --protocols noc,miou1,random \
@@ -19,7 +19,7 @@ $PY scripts/evaluate.py --model $MODEL --datasets GrabCut,Berkeley --protocols m
     --tta 1,2,4,8 --triangulation 0 --peers none --overlays 0 --threads 1 --no-progress \
     --out outputs/eval/scaled
 # the scaling study (grid and compute) and the seed's averaged single clicks vs multi-click, on subsets
-$PY scripts/evaluate.py --model $MODEL --datasets GrabCut,Berkeley --protocols scaling --scaling-limit 8 --scaling-combos 2x4,4x16,8x16 \
+$PY scripts/evaluate.py --model $MODEL --datasets GrabCut,Berkeley --protocols scaling --scaling-limit 8 --scaling-combos 2x4,4x16,8x16,4x16:foreground \
     --peers none --overlays 0 --threads 1 --no-progress --out outputs/eval/scaling
 wait
 

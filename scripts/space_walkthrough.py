@@ -1,12 +1,12 @@
 """Walk through the Space as a person would, in a real browser, and save a screenshot of every step.
 
     python scripts/space_walkthrough.py                       # the embedded default model -> docs/space/
-    python scripts/space_walkthrough.py --model FOLDER --out DIR --example coffee --click 300,200
+    python scripts/space_walkthrough.py --model FOLDER --out DIR --example coffee --click 300,200 --negative 350,300
 
 Serves `spaces/app.py` on 127.0.0.1, drives Debian's chromium through playwright (the same helpers as
 tests/test_space_browser.py): open the page, pick a scikit-image example, a positive click on the object, a negative
 click on the background, 8 TTA views, the probability and uncertainty maps, undo, reset, and a corrupt upload. Each
-step prints what the page reported (clicks, mask area, time, embedding cached or not) and writes NN_step.png.
+step prints what the page reported (clicks, mask area, time, embedding cached or not) and writes NN_step.jpg.
 """
 
 from __future__ import annotations
@@ -37,9 +37,9 @@ from test_space_handlers import load_space_app  # noqa: E402
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--model", default=None, help="checkpoint folder (default: the embedded model)")
-    parser.add_argument("--example", default="chelsea", help="one of the Space's scikit-image examples")
-    parser.add_argument("--click", default="150,150", help="X,Y of the positive click in the example")
-    parser.add_argument("--negative", default="420,40", help="X,Y of the negative click")
+    parser.add_argument("--example", default="astronaut", help="one of the Space's scikit-image examples")
+    parser.add_argument("--click", default="255,120", help="X,Y of the positive click in the example")
+    parser.add_argument("--negative", default="400,80", help="X,Y of the negative click")
     parser.add_argument("--out", type=Path, default=REPO / "docs" / "space")
     args = parser.parse_args()
     if not CHROMIUM.exists():
@@ -56,8 +56,8 @@ def main() -> int:
     def shot(page, name: str) -> None:
         nonlocal step
         step += 1
-        path = args.out / f"{step:02d}_{name}.png"
-        page.screenshot(path=path, full_page=True)
+        path = args.out / f"{step:02d}_{name}.jpg"
+        page.screenshot(path=path, full_page=True, type="jpeg", quality=80)
         status = page.inner_text("#status").replace("\n", " ")
         print(f"{path.name}: {status}")
 

@@ -416,9 +416,9 @@ def build_demo(model: str | os.PathLike | None = None, segmenter: Segmenter | No
         upload.change(files(handlers.load), [upload, *toggles], outputs, preprocess=False, api_visibility="private")
         canvas.select(files(handlers.select), [state, sign, tta, triangulation, *toggles], outputs,
                       api_visibility="private", show_progress="minimal")
-        for slider in (tta, triangulation):
-            slider.release(files(handlers.rerun), [state, tta, triangulation, *toggles], outputs,
-                           api_visibility="private")
+        for slider in (tta, triangulation):  # `input`: a drag and a value typed in the box both rerun (once, last)
+            slider.input(files(handlers.rerun), [state, tta, triangulation, *toggles], outputs,
+                         api_visibility="private", trigger_mode="always_last")
         undo.click(files(handlers.undo), [state, *toggles], outputs, api_visibility="private")
         reset.click(files(handlers.reset), [state, *toggles], outputs, api_visibility="private")
         for toggle in toggles:

@@ -160,6 +160,11 @@ def test_positive_click_covers_the_pixel_and_a_negative_click_shrinks_the_mask(b
     assert 0 < negative["mask_area"] < positive["mask_area"]
     page.screenshot(path=ARTIFACTS / "04_negative_click.png", full_page=True)
 
+    page.locator("#tta input[type=number]").fill("3")  # a value typed in the slider's box reruns the last click
+    page.locator("#tta input[type=number]").press("Enter")
+    page.wait_for_function("() => JSON.parse(document.querySelector('#details textarea').value).tta === 3")
+    assert details(page)["n_clicks"] == 2
+
     page.click("#undo")
     assert wait_for_clicks(page, 1)["mask_area"] == positive["mask_area"]
     page.click("#reset")
