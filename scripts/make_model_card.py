@@ -33,14 +33,17 @@ DATA_NOTES = (
 
 
 def eval_results(results: list[dict]) -> list[EvalResult]:
-    out = []
+    """Model rows only; a (dataset, metric, scaling) measured by two evaluations appears once (the first)."""
+    out, seen = [], set()
     for row in results:
         if row.get("kind") != "model":
             continue
         for key, (metric_type, name) in METRICS.items():
             value = row["metrics"].get(key)
-            if value is None:
+            key = (row["dataset"], metric_type, row["scaling"])
+            if value is None or key in seen:
                 continue
+            seen.add(key)
             out.append(EvalResult(
                 task_type="image-segmentation", task_name="Interactive segmentation",
                 dataset_type=row["dataset"].lower(), dataset_name=row["dataset"],
@@ -66,14 +69,17 @@ def _stage(number: int, folder: str, hardware: str) -> str:
     vals = [entry["val/miou@1"] for entry in lines if "val/miou@1" in entry]
     minutes = (steps[-1]["time"] - lines[0]["time"]) / 60 if steps else float("nan")
     model, data, optim = config.get("model", {}), config.get("data", {}), config.get("optim", {})
-    start = f"from `{model['init_from']}`" if model.get("init_from") else "from the ImageNet-pretrained backbone"
+    start = "from the ImageNet-pretrained backbone"
+    if model.get("init_from"):
+        start = f"from `{model['init_from']}`" + (f" (the stage-{number - 1} model)" if number > 1 else "")
     frozen = model.get("freeze_backbone_blocks")
+    precision = "fp32" if optim.get("mixed_precision") in (None, "no", False) else optim["mixed_precision"]
     text = (
         f"**Stage {number}** ({hardware}): `scripts/train.py` (config `{run}/config.yaml`, log `{run}/log.jsonl`), "
         f"{start}, {steps[-1]['step'] if steps else '?'} steps in {minutes:.0f} min, batch {data.get('batch_size')} "
         f"images × {2 * int(data.get('pairs_per_mask', 1))} click sets, "
         f"{'backbone stem + ' + str(frozen) + ' stages frozen' if frozen is not None else 'whole network trained'}, "
-        f"precision {optim.get('mixed_precision')}. Objective (the seed's): per image a mask m drawn uniformly "
+        f"precision {precision}. Objective (the seed's): per image a mask m drawn uniformly "
         f"from its masks, a positive click uniform in m and a negative click uniform outside m, loss "
         f"L(f(I, x, +1), m) + L(f(I, x̄, −1), m) with L = {model.get('loss_weights')}; RITM-style corrective clicks "
         f"with probability {(config.get('iterative') or {}).get('prob')}; the TTA view family (D4 + rescales, "
@@ -90,6 +96,8 @@ def main() -> None:
     parser.add_argument("--eval", type=Path, action="append", required=True, help="results.json (repeatable)")
     parser.add_argument("--run", action="append", default=[], metavar="FOLDER[=HARDWARE]",
                         help="a training stage's folder (config.yaml, log.jsonl) and what it ran on (repeatable)")
+    parser.add_argument("--analysis", type=Path, default=None,
+                        help="analysis.md of scripts/analyze_scaling.py (validation split), quoted in the card")
     parser.add_argument("--model", type=Path, default=Path("hf_iis/checkpoints/default"))
     parser.add_argument("--repo-id", default="hf-iis/signed-click-efficientnet-lite0")
     parser.add_argument("--template", type=Path, default=Path("model_cards/template.md"))
@@ -119,7 +127,7 @@ def main() -> None:
         backbone=config["backbone"], image_size=config["image_size"], num_parameters=f"{num_parameters / 1e6:.1f} M",
         training=training_section(args.run), hardware=evaluations[0]["hardware"]["string"],
         eval_commands="\n".join(ev["command"] for ev in evaluations), eval_table=tables,
-        published_table=published, data_notes=DATA_NOTES,
+        published_table=published, data_notes=DATA_NOTES, analysis=_analysis(args.analysis),
     )
     args.out.parent.mkdir(parents=True, exist_ok=True)
     card.save(args.out)
@@ -127,6 +135,13 @@ def main() -> None:
     if args.copy_to:
         card.save(args.copy_to)
         print(f"wrote {args.copy_to}")
+
+
+def _analysis(path: Path | None) -> str:
+    if path is None:
+        return "Run `scripts/analyze_scaling.py` for the equivariance, calibration and triangulation analysis."
+    body = path.read_text().split("\n", 1)[1].strip()  # without its title line
+    return f"From `{path}` (`scripts/analyze_scaling.py`, the training corpus's validation split):\n\n{body}"
 
 
 def _prod(shape) -> int:

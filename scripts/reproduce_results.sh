@@ -24,4 +24,5 @@ $PY scripts/evaluate.py --model $MODEL --datasets GrabCut,Berkeley --protocols s
 wait
 
 $PY scripts/make_model_card.py --eval outputs/eval/main/results.json --eval outputs/eval/scaled/results.json \
-    --run "model_cards/default_run/stage1=2 CPU cores" --run "model_cards/default_run/stage2=1 NVIDIA H200" --out model_cards/default.md --copy-to $MODEL/README.md
+    --analysis outputs/analysis/default/analysis.md --run "model_cards/default_run/stage1=2 CPU cores (x86_64)" \
+    --run "model_cards/default_run/stage2=1 NVIDIA H200 (16 CPU cores for data loading)" --out model_cards/default.md --copy-to $MODEL/README.md
