@@ -118,8 +118,7 @@ def main() -> None:
         datasets=["COCO-MVal", "BSDS500"], model_name=args.repo_id.split("/")[-1],
         eval_results=eval_results(rows),
     )
-    tables = "\n\n".join((Path(ev["settings"]["out"]) / "table.md").read_text().split("## Published")[0]
-                         .split("## Measured", 1)[-1].strip() for ev in evaluations)
+    tables = "\n\n".join(_measured((Path(ev["settings"]["out"]) / "table.md").read_text()) for ev in evaluations)
     published = (Path(evaluations[0]["settings"]["out"]) / "table.md").read_text().split("## Published", 1)[-1]
     published = "\n".join(published.splitlines()[1:]).strip()
     card = ModelCard.from_template(
@@ -135,6 +134,15 @@ def main() -> None:
     if args.copy_to:
         card.save(args.copy_to)
         print(f"wrote {args.copy_to}")
+
+
+def _measured(table_md: str) -> str:
+    """The measured part of an evaluation's table.md: its sections before "Published", headings one level down."""
+    body = table_md.split("## Published")[0]
+    if "## Measured" in body:
+        return body.split("## Measured", 1)[1].strip()
+    start = body.find("\n## ")
+    return (body[start + 1 :] if start >= 0 else body).replace("## ", "### ").strip()
 
 
 def _analysis(path: Path | None) -> str:

@@ -39,7 +39,7 @@ def main() -> int:
     parser.add_argument("--model", default=None, help="checkpoint folder (default: the embedded model)")
     parser.add_argument("--example", default="astronaut", help="one of the Space's scikit-image examples")
     parser.add_argument("--click", default="255,120", help="X,Y of the positive click in the example")
-    parser.add_argument("--negative", default="400,80", help="X,Y of the negative click")
+    parser.add_argument("--negative", default="405,40", help="X,Y of the negative click")
     parser.add_argument("--out", type=Path, default=REPO / "docs" / "space")
     args = parser.parse_args()
     if not CHROMIUM.exists():
