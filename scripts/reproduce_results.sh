@@ -8,7 +8,7 @@ MODEL=hf_iis/checkpoints/default
 
 # core latency (issue: first click, batched decodes, tta x triangulation grid)
 mkdir -p outputs/bench
-$PY scripts/bench_latency.py --model $MODEL --repeats 3 --out outputs/bench/latency.json | tee outputs/bench_latency.txt
+$PY scripts/bench_latency.py --model $MODEL --repeats 9 --out outputs/bench/latency.json | tee outputs/bench_latency.txt
 # the Space: load test (8 clients x 10 requests) and a walk through it in chromium with screenshots
 $PY scripts/load_space.py --model $MODEL --clients 8 --requests 10
 $PY scripts/space_walkthrough.py --model $MODEL --out docs/space
