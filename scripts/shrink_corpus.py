@@ -25,26 +25,24 @@ def _new_size(size: tuple[int, int], max_side: int) -> tuple[int, int] | None:
     return (round(size[0] * scale), round(size[1] * scale)) if scale < 1 else None
 
 
-def shrink_image(data: bytes, max_side: int, quality: int) -> bytes:
+def _shrink(data: bytes, max_side: int, mode: str, resample: Image.Resampling, fmt: str, **save) -> bytes:
     image = Image.open(io.BytesIO(data))
     size = _new_size(image.size, max_side)
     if size is None:
         return data
     out = io.BytesIO()
-    image.convert("RGB").resize(size, Image.Resampling.BICUBIC).save(out, "JPEG", quality=quality)
+    image.convert(mode).resize(size, resample).save(out, fmt, **save)
     return out.getvalue()
+
+
+def shrink_image(data: bytes, max_side: int, quality: int) -> bytes:
+    return _shrink(data, max_side, "RGB", Image.Resampling.BICUBIC, "JPEG", quality=quality)
 
 
 def shrink_mask(data: bytes | None, max_side: int) -> bytes | None:
     if data is None:
         return None
-    mask = Image.open(io.BytesIO(data))
-    size = _new_size(mask.size, max_side)
-    if size is None:
-        return data
-    out = io.BytesIO()
-    mask.convert("L").resize(size, Image.Resampling.NEAREST).save(out, "PNG", optimize=True)
-    return out.getvalue()
+    return _shrink(data, max_side, "L", Image.Resampling.NEAREST, "PNG", optimize=True)
 
 
 def shrink_corpus(src: Path, dst: Path, max_side: int, quality: int) -> None:

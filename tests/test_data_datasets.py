@@ -173,3 +173,18 @@ def test_training_corpus_refuses_benchmarks(tmp_path: Path) -> None:
     with pytest.raises(ValueError, match="test split"):
         build_corpus(tmp_path, tmp_path / "out", sources=[("bsds500", tmp_path / "BSDS500", {"split": "train"})])
     assert not (tmp_path / "out").exists()
+
+
+def test_shrunk_corpus_keeps_rows_masks_and_splits(corpus: tuple[Path, Path, ConversionStats], tmp_path) -> None:
+    """scripts/shrink_corpus.py (how stage 2's corpus travelled): same rows and splits, smaller images, binary masks."""
+    root, out, _ = corpus
+    shrink = runpy.run_path(str(Path(__file__).resolve().parents[1] / "scripts" / "shrink_corpus.py"))
+    small = tmp_path / "small"
+    shrink["shrink_corpus"](out, small, max_side=200, quality=85)
+    for split in ("train", "validation"):
+        before = {row["id"]: row_to_sample(row) for row in load_corpus(out, split, cache_dir=root / "hf")}
+        after = {row["id"]: row_to_sample(row) for row in load_corpus(small, split, cache_dir=tmp_path / "hf")}
+        assert set(after) == set(before)
+        for key, sample in after.items():
+            assert max(sample.image.shape[:2]) <= 200 and len(sample.masks) == len(before[key].masks)
+            assert all(m.shape == sample.image.shape[:2] and m.dtype == bool for m in sample.masks)
