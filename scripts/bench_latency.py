@@ -3,6 +3,7 @@
     python scripts/bench_latency.py                       # the embedded default model
     python scripts/bench_latency.py --model runs/x/final  # any checkpoint folder
     python scripts/bench_latency.py --random-init         # default architecture, random weights (same cost)
+    python scripts/bench_latency.py --device cuda         # on a GPU (timings synchronise the device)
 
 Prints a markdown table and writes JSON (default outputs/bench/latency.json). Each number is the median of
 --repeats runs after a warm-up. "first click" = set_image + encode + one decode (what a user waits for after
@@ -28,13 +29,17 @@ from PIL import Image
 from hf_iis import SignedClickConfig, SignedClickImageProcessor, SignedClickModel, SignedClickPredictor
 from hf_iis.data.layouts import default_data_root
 
+_SYNC = lambda: None  # noqa: E731  (torch.cuda.synchronize when timing a GPU: kernels run asynchronously)
+
 
 def _median_ms(fn, repeats: int) -> float:
     fn()  # warm-up
     times = []
     for _ in range(repeats):
+        _SYNC()
         start = time.perf_counter()
         fn()
+        _SYNC()
         times.append((time.perf_counter() - start) * 1000)
     return statistics.median(times)
 
@@ -56,7 +61,13 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--repeats", type=int, default=7)
     parser.add_argument("--out", type=Path, default=Path("outputs/bench/latency.json"))
+    parser.add_argument("--device", default="cpu", help="cpu, cuda, cuda:1, ...")
     args = parser.parse_args()
+    global _SYNC
+    if args.device.startswith("cuda"):
+        if not torch.cuda.is_available():
+            parser.error("--device cuda: no CUDA device is available")
+        _SYNC = torch.cuda.synchronize
 
     torch.set_num_threads(args.threads)
     if args.random_init:
@@ -66,6 +77,7 @@ def main() -> None:
     else:
         predictor = SignedClickPredictor.from_pretrained(args.model)
         model_name = args.model or "embedded default"
+    predictor.model.to(args.device)
     image = _load_480p(args.data_root)
     height, width = image.shape[:2]
     click = [(width * 0.5, height * 0.5, 1)]
@@ -122,6 +134,9 @@ def main() -> None:
 
     hardware = f"{platform.processor() or platform.machine()}, {psutil.cpu_count(logical=True)} logical CPUs, " \
                f"torch {torch.__version__} with {args.threads} threads"
+    if args.device.startswith("cuda"):
+        hardware = f"{torch.cuda.get_device_name(args.device)}, torch {torch.__version__}"
+        results["peak_gpu_memory_mb"] = torch.cuda.max_memory_allocated(args.device) / 2**20
     print(f"model: {model_name}; image {width}x{height}; input {predictor.processor.size}px; {hardware}")
     print("| measure | ms |\n|---|---|")
     for key in ("encode_ms", "first_click_ms", "decode_batch1_ms", "extra_decode_ms"):
