@@ -102,8 +102,8 @@ def main() -> None:
     emb = predictor.view_embeddings(predictor_views(1))["identity"]
     gen = torch.Generator().manual_seed(0)
     for n in (1, 16, 64):
-        points = torch.rand(n, 1, 2, generator=gen) * (predictor.processor.size - 1)
-        labels = torch.ones(n, 1, dtype=torch.long)
+        points = (torch.rand(n, 1, 2, generator=gen) * (predictor.processor.size - 1)).to(predictor.device)
+        labels = torch.ones(n, 1, dtype=torch.long, device=predictor.device)
         with torch.inference_mode():
             ms = _median_ms(lambda p=points, lab=labels: predictor._decode_batched(emb, p, lab), args.repeats)
         results[f"decode_batch{n}_ms"] = ms
