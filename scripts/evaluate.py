@@ -39,7 +39,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--protocols", default="noc,miou1,random", help=f"comma list of {','.join(PROTOCOLS)}")
     p.add_argument("--tta", default="1", help="TTA view counts for the model rows, comma list (default: 1)")
     p.add_argument("--triangulation", default="0", help="auxiliary-pixel counts, comma list (default: 0 = off)")
-    p.add_argument("--sampling", default="uniform", help="triangulation sampling: uniform,stratified")
+    p.add_argument("--sampling", default="uniform", help="triangulation sampling: uniform,stratified,foreground")
     p.add_argument("--peers", default="grabcut,random_walker", help="comma list of peers, or 'none'")
     p.add_argument("--limit", type=int, default=None, help="at most N instances per dataset")
     p.add_argument("--seeds", type=int, default=3, help="random-click seeds (default: %(default)s)")
