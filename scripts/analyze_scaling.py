@@ -6,6 +6,8 @@ For each validation mask, with the center click (the standard clicker's first cl
   * equivariance: mIoU@1 of every D4 view alone, and the mean IoU between each view's mask and the identity's;
     a model that is equivariant to a view gains little from it alone but its errors average out;
   * TTA: mIoU@1 of the mean over the first n views of `hf_iis.tta.VIEW_ORDER`, n = 1, 2, 4, 8;
+  * view choice: those sets against sets with the rescale views, each combined as a mean of probabilities and as a
+    mean of logits;
   * calibration: expected calibration error (10 bins) and Brier score of the direct probabilities, since averaging
     only helps estimates that are probabilities;
   * triangulation: direct vs triangulated (K auxiliary pixels; uniform, stratified and foreground sampling) vs blends
@@ -29,9 +31,20 @@ from hf_iis.clicker import center_click
 from hf_iis.evaluation.benchmarks import instances_from_samples, load_corpus_split
 from hf_iis.evaluation.metrics import iou
 from hf_iis.triangulation import SAMPLINGS
-from hf_iis.tta import D4_VIEWS, combine_views
+from hf_iis.tta import D4_VIEWS, VIEW_ORDER, combine_views
 
 BLENDS = (0.0, 0.25, 0.5, 0.75, 1.0)
+# view choice: the first n of VIEW_ORDER (what tta=n uses) against sets with the rescale views
+VIEW_SETS = {
+    "tta=1": [v.name for v in VIEW_ORDER[:1]],
+    "tta=2 (identity, hflip)": [v.name for v in VIEW_ORDER[:2]],
+    "tta=4 (the flips)": [v.name for v in VIEW_ORDER[:4]],
+    "tta=8 (D4)": [v.name for v in VIEW_ORDER[:8]],
+    "identity, hflip, 2 rescales": ["identity", "hflip", "scale0.75", "scale1.25"],
+    "identity, hflip, 4 (flipped) rescales": ["identity", "hflip", "scale0.75", "scale1.25", "hflip+scale0.75",
+                                              "hflip+scale1.25"],
+    "tta=12 (all views)": [v.name for v in VIEW_ORDER],
+}
 
 
 def calibration(probabilities: list[np.ndarray], truths: list[np.ndarray], bins: int = 10) -> tuple[float, float]:
@@ -64,6 +77,7 @@ def main() -> None:
     per_view = {v.name: [] for v in D4_VIEWS}
     agreement = {v.name: [] for v in D4_VIEWS}
     tta = {n: [] for n in (1, 2, 4, 8)}
+    view_sets = {(name, mode): [] for name in VIEW_SETS for mode in ("probability", "logit")}
     tri = {(k, s, a): [] for k in ks for s in SAMPLINGS for a in BLENDS}
     seconds = {("tri", k): [] for k in ks}
     direct_maps, truths = [], []
@@ -72,7 +86,11 @@ def main() -> None:
         predictor.set_image(inst.image)
         click = center_click(inst.gt, inst.ignore)
         clicks = [(click.x, click.y, click.sign)]
-        maps = [predictor.predict(clicks, tta=[v.name]).probabilities for v in D4_VIEWS]
+        by_name = {v.name: predictor.predict(clicks, tta=[v.name]).probabilities for v in VIEW_ORDER}
+        maps = [by_name[v.name] for v in D4_VIEWS]
+        for (name, mode), values in view_sets.items():
+            mean, _ = combine_views(torch.from_numpy(np.stack([by_name[v] for v in VIEW_SETS[name]])), mode)
+            values.append(iou(mean.numpy() >= 0.5, inst.gt, inst.ignore))
         identity = maps[0] >= 0.5
         for view, prob in zip(D4_VIEWS, maps):
             per_view[view.name].append(iou(prob >= 0.5, inst.gt, inst.ignore))
@@ -101,6 +119,7 @@ def main() -> None:
         "per_view_miou1": {k: pct(v) for k, v in per_view.items()},
         "view_agreement_iou": {k: pct(v) for k, v in agreement.items()},
         "tta_miou1": {str(n): pct(v) for n, v in tta.items()},
+        "view_sets_miou1": {f"{name} [{mode}]": pct(v) for (name, mode), v in view_sets.items()},
         "calibration": {"ece": ece, "brier": brier},
         "triangulation_miou1": {f"K={k},{s},alpha={a}": pct(v) for (k, s, a), v in tri.items()},
         "triangulation_seconds": {f"K={k}": float(np.mean(v)) for (_, k), v in seconds.items()},
@@ -111,6 +130,9 @@ def main() -> None:
     lines += [f"| {k} | {report['per_view_miou1'][k]:.2f} | {report['view_agreement_iou'][k]:.2f} |" for k in per_view]
     lines += ["", "| TTA views | mIoU@1 |", "|---|---|"]
     lines += [f"| {n} | {v:.2f} |" for n, v in report["tta_miou1"].items()]
+    lines += ["", "| views | mean of probabilities | mean of logits |", "|---|---|---|"]
+    lines += [f"| {name} | {pct(view_sets[(name, 'probability')]):.2f} | {pct(view_sets[(name, 'logit')]):.2f} |"
+              for name in VIEW_SETS]
     lines += ["", f"Calibration of the direct estimate: ECE {ece:.4f}, Brier {brier:.4f}", "",
               "| triangulation | " + " | ".join(f"α={a}" for a in BLENDS) + " |",
               "|---|" + "---|" * len(BLENDS)]
