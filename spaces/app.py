@@ -207,13 +207,17 @@ class Handlers:
         }
 
     # ---- events
-    def load(self, value: Any, show_prob: bool, show_unc: bool) -> tuple:
+    def load(self, value: Any, show_prob: bool, show_unc: bool, state: dict | None = None) -> tuple:
         if value is None:
             return (empty_state(), *self.render(empty_state(), show_prob, show_unc))
+        key = value.get("path") if isinstance(value, dict) else value if isinstance(value, str) else None
+        if key is not None and state is not None and key == state.get("failed_upload"):
+            # Gradio fires `change` again for an upload its preview cannot show: one message per bad file
+            return tuple(gr.skip() for _ in range(7))
         try:
             image, size, name = read_upload(value, self.max_pixels)
         except ValueError as error:
-            return self.fail(empty_state(), str(error), show_prob, show_unc)
+            return self.fail({**empty_state(), "failed_upload": key}, str(error), show_prob, show_unc)
         state = {**empty_state(), "image": image, "size": size, "name": name}
         height, width = image.shape[:2]
         note = f"**{name}** ({size[0]}×{size[1]}) loaded."
@@ -413,7 +417,8 @@ def build_demo(model: str | os.PathLike | None = None, segmenter: Segmenter | No
         outputs = [state, canvas, prob_map, unc_map, mask, status, details]
         toggles = [show_prob, show_unc]
         files = _as_cached_files
-        upload.change(files(handlers.load), [upload, *toggles], outputs, preprocess=False, api_visibility="private")
+        upload.change(files(handlers.load), [upload, *toggles, state], outputs, preprocess=False,
+                      api_visibility="private")
         canvas.select(files(handlers.select), [state, sign, tta, triangulation, *toggles], outputs,
                       api_visibility="private", show_progress="minimal")
         for slider in (tta, triangulation):  # `input`: a drag and a value typed in the box both rerun (once, last)

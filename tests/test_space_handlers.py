@@ -156,6 +156,9 @@ def test_corrupt_and_non_image_uploads_give_a_readable_message(app, stand_in, tm
     assert out["status"].startswith("⚠️") and name in out["status"] and "Traceback" not in out["status"]
     assert str(tmp_path) not in out["status"]  # the server's paths stay private
     assert out["state"]["image"] is None and out["canvas"] is None
+    # Gradio repeats `change` for an upload its preview cannot show: the repeat changes nothing and warns no more
+    repeat = handlers.load({"path": str(path), "orig_name": name}, False, False, out["state"])
+    assert len(repeat) == 7 and all(value == gr.skip() for value in repeat)
 
 
 def test_too_small_and_too_large_images_are_refused_readably(app, stand_in, tmp_path, monkeypatch):
