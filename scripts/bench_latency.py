@@ -15,6 +15,7 @@ triangulation=16 <= 2x a plain prediction, tta=8 <= 8x a plain prediction.
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import platform
 import statistics
@@ -29,17 +30,21 @@ from PIL import Image
 from hf_iis import SignedClickConfig, SignedClickImageProcessor, SignedClickModel, SignedClickPredictor
 from hf_iis.data.layouts import default_data_root
 
-_SYNC = lambda: None  # noqa: E731  (torch.cuda.synchronize when timing a GPU: kernels run asynchronously)
+
+def _no_sync() -> None:
+    pass
 
 
-def _median_ms(fn, repeats: int) -> float:
+def _median_ms(fn, repeats: int, sync=_no_sync) -> float:
+    """Median wall time of `fn` after a warm-up; `sync` (torch.cuda.synchronize on a GPU, whose kernels run
+    asynchronously) brackets every call."""
     fn()  # warm-up
     times = []
     for _ in range(repeats):
-        _SYNC()
+        sync()
         start = time.perf_counter()
         fn()
-        _SYNC()
+        sync()
         times.append((time.perf_counter() - start) * 1000)
     return statistics.median(times)
 
@@ -63,11 +68,11 @@ def main() -> None:
     parser.add_argument("--out", type=Path, default=Path("outputs/bench/latency.json"))
     parser.add_argument("--device", default="cpu", help="cpu, cuda, cuda:1, ...")
     args = parser.parse_args()
-    global _SYNC
+    median_ms = _median_ms
     if args.device.startswith("cuda"):
         if not torch.cuda.is_available():
             parser.error("--device cuda: no CUDA device is available")
-        _SYNC = torch.cuda.synchronize
+        median_ms = functools.partial(_median_ms, sync=torch.cuda.synchronize)
 
     torch.set_num_threads(args.threads)
     if args.random_init:
@@ -88,7 +93,7 @@ def main() -> None:
         predictor.set_image(image)
         predictor.predict(click)
 
-    results["first_click_ms"] = _median_ms(first_click, args.repeats)
+    results["first_click_ms"] = median_ms(first_click, args.repeats)
 
     def encode_only() -> None:
         predictor._embeddings = {}
@@ -97,7 +102,7 @@ def main() -> None:
     from hf_iis.tta import resolve_views as predictor_views
 
     predictor.set_image(image)
-    results["encode_ms"] = _median_ms(encode_only, args.repeats)
+    results["encode_ms"] = median_ms(encode_only, args.repeats)
     predictor.view_embeddings(predictor_views(8))
     emb = predictor.view_embeddings(predictor_views(1))["identity"]
     gen = torch.Generator().manual_seed(0)
@@ -105,7 +110,7 @@ def main() -> None:
         points = (torch.rand(n, 1, 2, generator=gen) * (predictor.processor.size - 1)).to(predictor.device)
         labels = torch.ones(n, 1, dtype=torch.long, device=predictor.device)
         with torch.inference_mode():
-            ms = _median_ms(lambda p=points, lab=labels: predictor._decode_batched(emb, p, lab), args.repeats)
+            ms = median_ms(lambda p=points, lab=labels: predictor._decode_batched(emb, p, lab), args.repeats)
         results[f"decode_batch{n}_ms"] = ms
     results["extra_decode_ms"] = (results["decode_batch64_ms"] - results["decode_batch1_ms"]) / 63
 
@@ -120,8 +125,8 @@ def main() -> None:
                 predictor.set_image(image)
                 predictor.predict(click, tta=t, triangulation=k)
 
-            grids["cold"][key] = _median_ms(cold, max(3, args.repeats // 2))
-            grids["warm"][key] = _median_ms(lambda t=tta, k=tri: predictor.predict(click, tta=t, triangulation=k),
+            grids["cold"][key] = median_ms(cold, max(3, args.repeats // 2))
+            grids["warm"][key] = median_ms(lambda t=tta, k=tri: predictor.predict(click, tta=t, triangulation=k),
                                             max(3, args.repeats // 2))
     plain_key = "tta=1,triangulation=0"
     results["peak_rss_mb"] = psutil.Process().memory_info().rss / 2**20

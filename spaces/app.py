@@ -73,6 +73,15 @@ def load_segmenter(model: str | os.PathLike | None = None) -> Segmenter:
     return pipeline("interactive-segmentation", model=resolve_model(model))
 
 
+def upload_path(value: Any) -> str | None:
+    """The file behind an upload (Gradio file payload or its dict, or a path); None for in-memory images."""
+    if isinstance(value, FileData):
+        value = value.model_dump()
+    if isinstance(value, dict):
+        value = value.get("path")
+    return str(value) if isinstance(value, (str, os.PathLike)) else None
+
+
 def read_upload(value: Any, max_pixels: int = MAX_MODEL_PIXELS) -> tuple[np.ndarray, tuple[int, int], str]:
     """An upload (Gradio file payload, path, PIL image or array) -> (RGB image for the model, uploaded (W, H), name).
 
@@ -210,7 +219,7 @@ class Handlers:
     def load(self, value: Any, show_prob: bool, show_unc: bool, state: dict | None = None) -> tuple:
         if value is None:
             return (empty_state(), *self.render(empty_state(), show_prob, show_unc))
-        key = value.get("path") if isinstance(value, dict) else value if isinstance(value, str) else None
+        key = upload_path(value)
         if key is not None and state is not None and key == state.get("failed_upload"):
             # Gradio fires `change` again for an upload its preview cannot show: one message per bad file
             return tuple(gr.skip() for _ in range(7))

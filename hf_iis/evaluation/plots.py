@@ -30,6 +30,17 @@ def _save(fig, path: str | Path) -> Path:
     return path
 
 
+def _finish_chart(fig, ax, path: str | Path, xlabel: str, ylabel: str, title: str, legend: bool = True) -> Path:
+    """The shared dressing of the line and scatter charts (axis labels, title, grid, legend), then save."""
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel(ylabel)
+    ax.set_title(title)
+    ax.grid(alpha=0.3)
+    if legend:
+        ax.legend(fontsize=7)
+    return _save(fig, path)
+
+
 def plot_miou_vs_clicks(curves: Mapping[str, Sequence[float]], path: str | Path, title: str = "") -> Path:
     """mIoU (percent) against the number of clicks, one line per method: ``{label: [mIoU@1, mIoU@2, ...]}``."""
     plt = _pyplot()
@@ -39,12 +50,7 @@ def plot_miou_vs_clicks(curves: Mapping[str, Sequence[float]], path: str | Path,
     from matplotlib.ticker import MaxNLocator
 
     ax.xaxis.set_major_locator(MaxNLocator(integer=True))
-    ax.set_xlabel("number of clicks")
-    ax.set_ylabel("mIoU (%)")
-    ax.set_title(title)
-    ax.grid(alpha=0.3)
-    ax.legend(fontsize=7)
-    return _save(fig, path)
+    return _finish_chart(fig, ax, path, "number of clicks", "mIoU (%)", title)
 
 
 def plot_miou_vs_seconds(points: Sequence[tuple[str, float, float]], path: str | Path, title: str = "") -> Path:
@@ -55,11 +61,7 @@ def plot_miou_vs_seconds(points: Sequence[tuple[str, float, float]], path: str |
         ax.scatter([sec], [miou], s=25)
         ax.annotate(label, (sec, miou), fontsize=6, xytext=(3, 3), textcoords="offset points")
     ax.set_xscale("log")
-    ax.set_xlabel("seconds per call (log)")
-    ax.set_ylabel("mIoU@1 (%)")
-    ax.set_title(title)
-    ax.grid(alpha=0.3)
-    return _save(fig, path)
+    return _finish_chart(fig, ax, path, "seconds per call (log)", "mIoU@1 (%)", title, legend=False)
 
 
 def plot_ar_curves(curves: Mapping[str, Sequence[float]], path: str | Path, title: str = "") -> Path:
@@ -69,12 +71,7 @@ def plot_ar_curves(curves: Mapping[str, Sequence[float]], path: str | Path, titl
     for label, curve in curves.items():
         ax.plot(np.arange(1, len(curve) + 1), curve, label=label)
     ax.set_xscale("log")
-    ax.set_xlabel("number of proposals (log)")
-    ax.set_ylabel("average recall (%)")
-    ax.set_title(title)
-    ax.grid(alpha=0.3)
-    ax.legend(fontsize=7)
-    return _save(fig, path)
+    return _finish_chart(fig, ax, path, "number of proposals (log)", "average recall (%)", title)
 
 
 def plot_overlays(
