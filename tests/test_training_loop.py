@@ -198,3 +198,16 @@ def test_bf16_and_gradient_accumulation(corpus, tmp_path):
     assert len(losses) == 2 and all(v == v and v > 0 for v in losses)  # finite, positive
     state = json.loads((run / "checkpoints" / "step_00000002" / "data_state_0.json").read_text())
     assert state["epoch"] * 2 + state["batch"] == 4  # 2 steps x 2 micro-batches; 2 batches per epoch here
+
+
+def test_init_from_continues_at_the_configured_image_size(tmp_path):
+    """Fine-tuning a saved model at a new resolution re-targets its config (and so its processor and click encoding)."""
+    from hf_iis.training.loop import build_model
+
+    small = build_model(load_config(TINY, ["model.pretrained_backbone=false", "model.image_size=64"]))
+    small.save_pretrained(tmp_path / "m")
+    same = build_model(load_config(TINY, [f"model.init_from={tmp_path / 'm'}", "model.image_size=64"]))
+    larger = build_model(load_config(TINY, [f"model.init_from={tmp_path / 'm'}", "model.image_size=96"]))
+    assert same.config.image_size == 64 and larger.config.image_size == 96
+    for name, tensor in small.state_dict().items():
+        assert torch.equal(tensor, larger.state_dict()[name]), name

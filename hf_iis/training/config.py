@@ -21,7 +21,7 @@ class ModelSection:
     preset: str = "small"
     backbone: str = "efficientnet_lite0"
     pretrained_backbone: bool = True  # offline ImageNet weights for efficientnet_lite0 (timm hub otherwise)
-    image_size: int = 320
+    image_size: int = 320  # training crop side; with init_from, the model continues at this size
     init_from: str | None = None  # a save_pretrained folder to start from instead of a fresh model
     freeze_backbone_blocks: int | None = None  # freeze the stem + this many early backbone stages (None = train all)
     loss_weights: dict[str, float] = field(default_factory=lambda: {"bce": 1.0, "soft_iou": 1.0})

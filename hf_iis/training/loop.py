@@ -38,6 +38,11 @@ def build_model(cfg: TrainingConfig) -> SignedClickModel:
     m = cfg.model
     if m.init_from:
         model = SignedClickModel.from_pretrained(m.init_from)
+        if m.image_size != model.config.image_size:
+            # A fully convolutional model can continue at another resolution; the config must follow, since the
+            # click encoding's far-field width is a fraction of config.image_size and the processor resizes to it.
+            logger.info("init_from %s: image_size %d -> %d", m.init_from, model.config.image_size, m.image_size)
+            model.config.image_size = m.image_size
         if m.freeze_backbone_blocks is not None:
             model.freeze_backbone_stem(m.freeze_backbone_blocks)
         return model
