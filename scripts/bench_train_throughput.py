@@ -31,12 +31,10 @@ _INPUTS = ("pixel_values", "points", "labels", "image_index", "target_masks", "t
 
 
 def _stream(cfg, rank: int = 0, world: int = 1):
-    from hf_iis.training.collate import TrainTransform
     from hf_iis.training.data import BatchStream, load_split
-    from hf_iis.training.loop import augment_params
+    from hf_iis.training.loop import build_transform
 
-    transform = TrainTransform(augment_params(cfg), cfg.data.masks_per_image, cfg.data.pairs_per_mask, cfg.seed,
-                               cfg.data.max_masks_decoded)
+    transform = build_transform(cfg)
     data = load_split(cfg.data.path, cfg.data.train_split, streaming=cfg.data.streaming)
     return BatchStream(data, transform, cfg.data.batch_size, cfg.data.num_workers, cfg.seed, rank, world,
                        cfg.data.shuffle_buffer)

@@ -62,3 +62,26 @@ def test_choose_masks_draws_only_eligible(num_masks, n, seed):
     assert len(chosen) == (n if pool else 0)
     if len(pool) >= n:
         assert len(set(chosen.tolist())) == n  # without replacement when there are enough
+
+
+def test_area_weighting_draws_masks_in_proportion_to_their_area():
+    """Masks of 10 and 30 valid pixels: uniform draws them 1:1, area-weighted 1:3; an unknown weighting is refused."""
+    valid = np.ones((10, 10), dtype=bool)
+    masks = np.zeros((2, 10, 10), dtype=bool)
+    masks[0, 0, :] = True  # 10 pixels
+    masks[1, 1:4, :] = True  # 30 pixels
+    rng = np.random.default_rng(0)
+    uniform = np.array([choose_masks(masks, valid, 1, rng)[0] for _ in range(4000)])
+    area = np.array([choose_masks(masks, valid, 1, rng, weighting="area")[0] for _ in range(4000)])
+    assert abs(uniform.mean() - 0.5) < 0.03
+    assert abs(area.mean() - 0.75) < 0.03
+    with pytest.raises(ValueError, match="weighting"):
+        choose_masks(masks, valid, 1, rng, weighting="size")
+
+
+def test_train_transform_refuses_an_unknown_mask_sampling():
+    from hf_iis.training.augment import AugmentParams
+    from hf_iis.training.collate import TrainTransform
+
+    with pytest.raises(ValueError, match="data.mask_sampling"):
+        TrainTransform(AugmentParams(image_size=64), mask_sampling="big")

@@ -16,7 +16,7 @@ import torch
 from PIL import Image
 
 from .augment import AugmentParams, augment
-from .sampling import choose_masks, sample_click_pairs
+from .sampling import MASK_SAMPLINGS, choose_masks, sample_click_pairs
 
 SKIP_REASONS: tuple[str, ...] = (
     "corrupt_image",
@@ -112,8 +112,12 @@ class TrainTransform:
         pairs_per_mask: int = 1,
         seed: int = 0,
         max_masks_decoded: int | None = 8,
+        mask_sampling: str = "uniform",
     ) -> None:
+        if mask_sampling not in MASK_SAMPLINGS:
+            raise ValueError(f"data.mask_sampling must be one of {MASK_SAMPLINGS}, got {mask_sampling!r}")
         self.params = params
+        self.mask_sampling = mask_sampling
         self.max_masks_decoded = max_masks_decoded
         self.masks_per_image = masks_per_image
         self.pairs_per_mask = pairs_per_mask
@@ -134,12 +138,13 @@ class TrainTransform:
             return {"sample": None, "skip": [bad.reason]}
         skips += ["dropped_empty_mask"] * empty
         aug = augment(image, masks, ignore, self.params, rng)
-        chosen = choose_masks(aug.masks, aug.valid, self.masks_per_image, rng, self.params.min_mask_pixels)
+        chosen = choose_masks(aug.masks, aug.valid, self.masks_per_image, rng, self.params.min_mask_pixels,
+                              self.mask_sampling)
         if chosen.size == 0:  # the crop or view lost every mask: fall back to the plain image
             plain = AugmentParams.no_augmentation(self.params.image_size)
             plain.min_mask_pixels = 1
             aug = augment(image, masks, ignore, plain, rng)
-            chosen = choose_masks(aug.masks, aug.valid, self.masks_per_image, rng, 1)
+            chosen = choose_masks(aug.masks, aug.valid, self.masks_per_image, rng, 1, self.mask_sampling)
             if chosen.size == 0:
                 return {"sample": None, "skip": skips + ["no_clickable_mask"]}
         pairs = [sample_click_pairs(aug.masks[j], aug.valid, self.pairs_per_mask, rng) for j in chosen]

@@ -38,7 +38,8 @@ class DataSection:
     shuffle_buffer: int = 256  # streaming only
     batch_size: int = 8  # images per process per micro-batch
     num_workers: int = 2
-    masks_per_image: int = 1  # masks m drawn uniformly from M per image
+    masks_per_image: int = 1  # masks m drawn from M per image
+    mask_sampling: str = "uniform"  # "uniform" (the seed: P(m) = 1/|M|) or "area" (P(m) ∝ |m|; see sampling.py)
     pairs_per_mask: int = 2  # K (positive, negative) click pairs per mask
     min_mask_pixels: int = 16  # after augmentation; smaller masks are not drawn
     max_masks_decoded: int | None = 8  # decode a uniform subset of at most this many masks per row (BSDS: ~80)

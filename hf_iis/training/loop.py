@@ -93,6 +93,13 @@ def augment_params(cfg: TrainingConfig) -> AugmentParams:
     return AugmentParams(image_size=cfg.model.image_size, **{k: getattr(d, k) for k in fields if hasattr(d, k)})
 
 
+def build_transform(cfg: TrainingConfig) -> TrainTransform:
+    """The row -> training sample transform of a config (augmentation, mask and click sampling)."""
+    d = cfg.data
+    return TrainTransform(augment_params(cfg), d.masks_per_image, d.pairs_per_mask, cfg.seed, d.max_masks_decoded,
+                          d.mask_sampling)
+
+
 def _save_model(accelerator, objective, cfg: TrainingConfig, target: Path) -> None:
     """Main process: the unwrapped model (safetensors) and, when available, the image processor."""
     model = accelerator.unwrap_model(objective).model
@@ -148,8 +155,7 @@ def train(
     objective, optimizer = accelerator.prepare(objective, optimizer)
     accelerator.register_for_checkpointing(scheduler)
 
-    transform = TrainTransform(augment_params(cfg), cfg.data.masks_per_image, cfg.data.pairs_per_mask, cfg.seed,
-                               cfg.data.max_masks_decoded)
+    transform = build_transform(cfg)
     train_data = train_dataset
     if train_data is None:
         train_data = load_split(cfg.data.path, cfg.data.train_split, streaming=cfg.data.streaming)

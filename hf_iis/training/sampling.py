@@ -45,14 +45,30 @@ def eligible_masks(masks: np.ndarray, valid: np.ndarray, min_pixels: int = 1) ->
     return np.flatnonzero(counts >= max(1, min_pixels))
 
 
+MASK_SAMPLINGS = ("uniform", "area")
+
+
 def choose_masks(
-    masks: np.ndarray, valid: np.ndarray, n: int, rng: np.random.Generator, min_pixels: int = 1
+    masks: np.ndarray, valid: np.ndarray, n: int, rng: np.random.Generator, min_pixels: int = 1,
+    weighting: str = "uniform",
 ) -> np.ndarray:
-    """`n` mask indices drawn uniformly from the eligible masks (without replacement when there are enough)."""
+    """`n` mask indices drawn from the eligible masks (without replacement when there are enough).
+
+    weighting="uniform" is the seed's P(m) = 1/|M|. weighting="area" draws m with probability proportional to its
+    valid area |m|; with x then uniform in m, the pair (m, x) is "x uniform over the image, m uniform among the masks
+    that contain x", so a click is no longer explained more often by the small nested regions (BSDS500's fine
+    annotators) than by the object around it.
+    """
+    if weighting not in MASK_SAMPLINGS:
+        raise ValueError(f"unknown mask weighting {weighting!r}; choose one of {MASK_SAMPLINGS}")
     pool = eligible_masks(masks, valid, min_pixels)
     if pool.size == 0:
         return pool
-    return rng.choice(pool, size=n, replace=pool.size < n)
+    p = None
+    if weighting == "area":
+        areas = (masks[pool] & valid[None]).reshape(pool.size, -1).sum(1).astype(np.float64)
+        p = areas / areas.sum()
+    return rng.choice(pool, size=n, replace=pool.size < n, p=p)
 
 
 def sample_click_pairs(mask: np.ndarray, valid: np.ndarray, k: int, rng: np.random.Generator) -> ClickPairs:
