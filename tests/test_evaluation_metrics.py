@@ -139,3 +139,24 @@ def test_random_clicks_are_the_same_for_every_method():
     b = run_random_click(EmptySegmenter(), inst[::-1], seeds=(0, 1), progress=False)
     assert [r.clicks for r in a] == [r.clicks for r in b[::-1]]
     assert all(i.gt[int(c.y), int(c.x)] for i, r in zip(inst, a, strict=True) for c in r.clicks)
+
+
+def test_paired_difference_by_hand():
+    """Differences 1, 1, 1, 1: every resample means 1, so the interval collapses onto the difference."""
+    from hf_iis.evaluation.metrics import paired_difference
+
+    out = paired_difference([2, 3, 4, 5], [1, 2, 3, 4])
+    assert out == {"diff": 1.0, "low": 1.0, "high": 1.0}
+
+
+def test_paired_difference_interval_covers_zero_for_noise_and_not_for_a_shift():
+    from hf_iis.evaluation.metrics import paired_difference
+
+    rng = np.random.default_rng(0)
+    base = rng.uniform(0, 1, 200)
+    noise = paired_difference(base + rng.normal(0, 0.2, 200), base)
+    shift = paired_difference(base + 0.1 + rng.normal(0, 0.05, 200), base)
+    assert noise["low"] < 0 < noise["high"]
+    assert 0.08 < shift["low"] < shift["diff"] < shift["high"] < 0.12
+    with pytest.raises(ValueError, match="equal-length"):
+        paired_difference([1, 2], [1])

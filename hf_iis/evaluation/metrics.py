@@ -20,6 +20,7 @@ __all__ = [
     "summarize_curves",
     "iou_matrix",
     "average_recall_curve",
+    "paired_difference",
 ]
 
 THRESHOLDS: tuple[float, ...] = (0.85, 0.90, 0.95)
@@ -143,3 +144,31 @@ def average_recall_curve(
     if n_out <= best.size:
         return best[:n_out]
     return np.concatenate([best, np.full(n_out - best.size, best[-1])])
+
+
+def paired_difference(
+    candidate: Sequence[float] | np.ndarray,
+    baseline: Sequence[float] | np.ndarray,
+    n_resamples: int = 2000,
+    confidence: float = 0.95,
+    seed: int = 0,
+) -> dict[str, float]:
+    """Mean of ``candidate − baseline`` over paired instances, with a percentile bootstrap confidence interval.
+
+    Both sequences hold one score per instance, in the same instance order. Resampling instances (not the two
+    methods separately) keeps the pairing, so the interval reflects how much the *difference* depends on which
+    instances happen to be in a small set: with 87 validation masks a 1-point gap in mIoU is often noise.
+
+    Returns:
+        {"diff", "low", "high"}, in the units of the inputs.
+    """
+    a = np.asarray(candidate, dtype=np.float64)
+    b = np.asarray(baseline, dtype=np.float64)
+    if a.shape != b.shape or a.ndim != 1 or a.size == 0:
+        raise ValueError(f"need two equal-length 1-D score lists, got shapes {a.shape} and {b.shape}")
+    d = a - b
+    rng = np.random.default_rng(seed)
+    means = d[rng.integers(0, d.size, size=(n_resamples, d.size))].mean(axis=1)
+    tail = 50.0 * (1.0 - confidence)
+    low, high = np.percentile(means, [tail, 100.0 - tail])
+    return {"diff": float(d.mean()), "low": float(low), "high": float(high)}

@@ -1,0 +1,101 @@
+"""Choose between checkpoints on the training corpus's VALIDATION split (never a benchmark), with paired intervals.
+
+    python scripts/compare_checkpoints.py --baseline hf_iis/checkpoints/default \
+        --candidate s384=runs/stage3_384/final --candidate area=runs/stage3_area/final --out outputs/compare/stage3
+
+Every model sees the same validation masks and the same clicks: the center click (the standard clicker's first
+click) decoded plainly and with tta=4, and three uniformly random positive clicks (the training loop's validation
+metric, seeds 0-2, each decoded on its own). For each candidate the table gives its mIoU@1 and the mean paired
+difference to the baseline with a 95 % bootstrap interval over masks (`hf_iis.evaluation.metrics.paired_difference`):
+a difference whose interval contains 0 is not evidence either way. Writes compare.json and compare.md.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+import numpy as np
+import torch
+from tqdm import tqdm
+
+from hf_iis import SignedClickPredictor
+from hf_iis.clicker import center_click, random_click
+from hf_iis.evaluation.benchmarks import instances_from_samples, load_corpus_split
+from hf_iis.evaluation.metrics import iou, paired_difference
+from hf_iis.evaluation.protocols import instance_rng
+from hf_iis.evaluation.report import hardware_info, timestamp
+
+METRICS = ("center", "center tta=4", "random")
+SEEDS = (0, 1, 2)
+
+
+def score_model(folder: str | None, instances, progress: bool = True) -> dict[str, list[float]]:
+    """Per-mask IoU (percent) of one checkpoint for each of METRICS."""
+    predictor = SignedClickPredictor.from_pretrained(folder)
+    scores = {m: [] for m in METRICS}
+    for inst in tqdm(instances, desc=f"validation {folder or 'default'}", disable=not progress):
+        predictor.set_image(inst.image)
+        c = center_click(inst.gt, inst.ignore)
+        for name, tta in (("center", 1), ("center tta=4", 4)):
+            probabilities = predictor.predict([(c.x, c.y, c.sign)], tta=tta).probabilities
+            scores[name].append(100.0 * iou(probabilities >= 0.5, inst.gt, inst.ignore))
+        clicks = [random_click(inst.gt, instance_rng(inst.id, seed), +1, inst.ignore) for seed in SEEDS]
+        maps = predictor.predict_single_clicks(np.array([(r.x, r.y) for r in clicks], dtype=np.float32), sign=1)
+        scores["random"].append(float(np.mean([100.0 * iou(m >= 0.5, inst.gt, inst.ignore) for m in maps])))
+    return scores
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--baseline", default=None, help="checkpoint folder (default: the embedded model)")
+    parser.add_argument("--candidate", action="append", default=[], metavar="NAME=FOLDER", required=True)
+    parser.add_argument("--corpus", default="data_cache/corpus")
+    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--no-progress", action="store_true")
+    parser.add_argument("--out", type=Path, default=Path("outputs/compare"))
+    args = parser.parse_args(argv)
+    torch.set_num_threads(args.threads)
+    candidates = []
+    for item in args.candidate:
+        name, sep, folder = item.partition("=")
+        if not sep or not name or not folder:
+            parser.error(f"--candidate takes NAME=FOLDER, got {item!r}")
+        candidates.append((name, folder))
+
+    instances = instances_from_samples(load_corpus_split(args.corpus, "validation", min_masks=1))
+    base = score_model(args.baseline, instances, not args.no_progress)
+    rows = [{"name": "baseline", "folder": args.baseline or "embedded default",
+             **{m: float(np.mean(base[m])) for m in METRICS}}]
+    for name, folder in candidates:
+        scores = score_model(folder, instances, not args.no_progress)
+        row = {"name": name, "folder": folder}
+        for m in METRICS:
+            row[m] = float(np.mean(scores[m]))
+            row[f"{m} vs baseline"] = paired_difference(scores[m], base[m])
+        rows.append(row)
+
+    header = "| checkpoint | " + " | ".join(f"{m} mIoU@1 | Δ [95 % CI]" for m in METRICS) + " |"
+    lines = [f"Validation split of `{args.corpus}`: {len(instances)} masks. Paired differences to the baseline "
+             f"(`{rows[0]['folder']}`), bootstrap over masks.", "", header,
+             "|---|" + "---|---|" * len(METRICS)]
+    for row in rows:
+        cells = []
+        for m in METRICS:
+            d = row.get(f"{m} vs baseline")
+            cells += [f"{row[m]:.2f}", "—" if d is None else f"{d['diff']:+.2f} [{d['low']:+.2f}, {d['high']:+.2f}]"]
+        lines.append(f"| {row['name']} | " + " | ".join(cells) + " |")
+    text = "\n".join(lines)
+    print(text)
+    args.out.mkdir(parents=True, exist_ok=True)
+    report = {"created": timestamp(), "hardware": hardware_info(), "corpus": args.corpus, "masks": len(instances),
+              "seeds": list(SEEDS), "rows": rows}
+    (args.out / "compare.json").write_text(json.dumps(report, indent=2))
+    (args.out / "compare.md").write_text(text + "\n")
+    print(f"wrote {args.out / 'compare.md'}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,40 @@
+"""`scripts/compare_checkpoints.py`: paired validation comparison of checkpoints, end to end on a tiny corpus."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+from pathlib import Path
+
+import pytest
+
+from hf_iis.training.toy import coco_mval_rows, write_corpus
+
+SCRIPT = Path(__file__).resolve().parents[1] / "scripts" / "compare_checkpoints.py"
+
+
+def _load_script():
+    spec = importlib.util.spec_from_file_location("compare_checkpoints_script", SCRIPT)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_a_checkpoint_against_itself_differs_by_exactly_zero(tiny_checkpoint, data_root, tmp_path):
+    rows = coco_mval_rows(data_root, n=3, max_side=96)
+    corpus = write_corpus(tmp_path / "corpus", {"train": rows[:1], "validation": rows[1:]})
+    out = tmp_path / "cmp"
+    argv = ["--baseline", str(tiny_checkpoint), "--candidate", f"same={tiny_checkpoint}", "--corpus", str(corpus),
+            "--threads", "1", "--no-progress", "--out", str(out)]
+    assert _load_script().main(argv) == 0
+    report = json.loads((out / "compare.json").read_text())
+    assert report["masks"] == 2 and [r["name"] for r in report["rows"]] == ["baseline", "same"]
+    for metric in ("center", "center tta=4", "random"):
+        assert report["rows"][1][f"{metric} vs baseline"] == {"diff": 0.0, "low": 0.0, "high": 0.0}
+        assert 0.0 <= report["rows"][0][metric] <= 100.0
+    assert "| same |" in (out / "compare.md").read_text()
+
+
+def test_candidate_needs_name_and_folder(tmp_path):
+    with pytest.raises(SystemExit):
+        _load_script().main(["--candidate", "just-a-folder", "--out", str(tmp_path)])
