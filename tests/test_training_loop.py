@@ -11,6 +11,7 @@ import sys
 import time
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 from safetensors.torch import load_file
@@ -211,3 +212,20 @@ def test_init_from_continues_at_the_configured_image_size(tmp_path):
     assert same.config.image_size == 64 and larger.config.image_size == 96
     for name, tensor in small.state_dict().items():
         assert torch.equal(tensor, larger.state_dict()[name]), name
+
+
+def test_validation_scores_the_random_and_the_center_click(rows):
+    """The center click is the mask's deepest pixel (the benchmarks' first click); both metrics are IoUs."""
+    from scipy import ndimage
+
+    from hf_iis.training.loop import build_model
+    from hf_iis.training.validation import build_validation_set, evaluate_miou_at_1
+
+    valset = build_validation_set(make_dataset(rows[:3]), image_size=64, max_images=3)
+    for mask, valid, center in zip(valset.masks[:, 0].numpy(), valset.valid[:, 0].numpy(), valset.center_points):
+        depth = ndimage.distance_transform_edt(np.pad(mask & valid, 1))[1:-1, 1:-1]
+        x, y = (int(v) for v in center[0])
+        assert mask[y, x] and depth[y, x] == depth.max()
+    model = build_model(load_config(TINY, ["model.pretrained_backbone=false"]))
+    scores = evaluate_miou_at_1(model, valset)
+    assert scores["n"] == 3 and 0.0 <= scores["miou@1"] <= 1.0 and 0.0 <= scores["miou@1_center"] <= 1.0

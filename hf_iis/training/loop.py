@@ -197,7 +197,8 @@ def train(
             unwrapped = accelerator.unwrap_model(objective).model
             if valset is not None:
                 last_val = evaluate_miou_at_1(unwrapped, valset)
-                accelerator.log({"val/miou@1": last_val["miou@1"], "val/n": last_val["n"]}, step=step)
+                accelerator.log({"val/miou@1": last_val["miou@1"], "val/miou@1_center": last_val["miou@1_center"],
+                                 "val/n": last_val["n"]}, step=step)
                 if last_val["miou@1"] > best:
                     best = last_val["miou@1"]
                     _save_model(accelerator, objective, cfg, run_dir / "best")
