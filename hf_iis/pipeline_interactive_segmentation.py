@@ -4,8 +4,8 @@
     out = seg(image, clicks=[(x, y, 1)], tta=8, triangulation=16)
     out["mask"]           # PIL.Image mode "L", 0/255, same size as the input image
     out["probabilities"]  # np.ndarray float32 (H, W) in [0, 1]
-    out["uncertainty"]    # np.ndarray float32 (H, W), when return_uncertainty=True
-    out["score"]          # float: mean probability inside the mask
+    out["uncertainty"]    # np.ndarray float32 (H, W), when return_uncertainty=True and tta > 1 or triangulation > 0
+    out["score"]          # float: mean probability inside the mask (probability >= threshold)
     seg(image, clicks=[(x1, y1, 1), (x2, y2, -1)], prev_mask=out["probabilities"])
 
 (x, y) = (column, row) in original-image pixels, sign +1 ("in the object") or -1 ("not in the object"). Every
@@ -14,6 +14,8 @@ embeddings, so interactive refinement only pays for the decoder.
 """
 
 from __future__ import annotations
+
+import numbers
 
 import numpy as np
 from PIL import Image
@@ -63,8 +65,15 @@ class InteractiveSegmentationPipeline(Pipeline):
             preprocess["prev_mask"] = prev_mask
         forward = {key: value for key, value in kwargs.items() if value is not None}
         if points_per_batch is not None:
+            whole = isinstance(points_per_batch, numbers.Integral) and not isinstance(points_per_batch, bool)
+            if not whole or points_per_batch < 1:
+                raise ValueError(f"points_per_batch must be a whole number >= 1, got {points_per_batch!r}")
             forward["points_per_batch"] = int(points_per_batch)
-        postprocess = {} if threshold is None else {"threshold": float(threshold)}
+        postprocess = {}
+        if threshold is not None:
+            if isinstance(threshold, bool) or not isinstance(threshold, numbers.Real) or not 0.0 < threshold < 1.0:
+                raise ValueError(f"threshold must be a probability strictly between 0 and 1, got {threshold!r}")
+            postprocess["threshold"] = float(threshold)
         return preprocess, forward, postprocess
 
     def __call__(self, image, clicks=None, **kwargs):
@@ -85,17 +94,23 @@ class InteractiveSegmentationPipeline(Pipeline):
         }
 
     def _forward(self, model_inputs, points_per_batch: int | None = None, **forward_params):
+        default_batch = self.predictor.points_per_batch
         if points_per_batch is not None:
-            self.predictor.points_per_batch = points_per_batch
-        self.predictor.set_image(model_inputs["image"])
-        prediction = self.predictor.predict(model_inputs["clicks"], model_inputs["prev_mask"], **forward_params)
+            self.predictor.points_per_batch = points_per_batch  # this call only
+        try:
+            self.predictor.set_image(model_inputs["image"])
+            prediction = self.predictor.predict(model_inputs["clicks"], model_inputs["prev_mask"], **forward_params)
+        finally:
+            self.predictor.points_per_batch = default_batch
         return {"prediction": prediction}
 
     def postprocess(self, model_outputs, threshold: float = 0.5):
         prediction = model_outputs["prediction"]
         probabilities = prediction.probabilities
-        mask = Image.fromarray(np.where(probabilities >= threshold, 255, 0).astype(np.uint8), mode="L")
-        out = {"mask": mask, "probabilities": probabilities, "score": prediction.score}
+        inside = probabilities >= threshold
+        mask = Image.fromarray(np.where(inside, 255, 0).astype(np.uint8), mode="L")
+        score = float(probabilities[inside].mean()) if inside.any() else 0.0
+        out = {"mask": mask, "probabilities": probabilities, "score": score}
         if prediction.uncertainty is not None:
             out["uncertainty"] = prediction.uncertainty
         out["views"] = prediction.views

@@ -23,8 +23,18 @@ import torch
 from .image_io import DEFAULT_MAX_PIXELS, load_image, validate_clicks, validate_prev_mask
 from .image_processing_signed_click import SignedClickImageProcessor
 from .modeling_signed_click import SignedClickImageEmbeddings, SignedClickModel
-from .triangulation import sample_auxiliary_pixels, triangulate
+from .triangulation import MAX_AUXILIARY_PIXELS, RunningTriangulation, sample_auxiliary_pixels
 from .tta import View, combine_views, resolve_views
+
+
+def _is_whole_number(value) -> bool:
+    """True for ints and integral floats (numpy scalars included), False for bools, strings and 2.5."""
+    if isinstance(value, bool):
+        return False
+    try:
+        return float(value).is_integer()
+    except (TypeError, ValueError):
+        return False
 
 
 @dataclass
@@ -32,7 +42,8 @@ class Prediction:
     """
     Args:
         probabilities: (H, W) float32 in [0, 1], P(pixel ∈ object | clicks), at the original resolution.
-        uncertainty: (H, W) float32, the spread across TTA views (or across auxiliary pixels with one view).
+        uncertainty: (H, W) float32, the spread across TTA views (or across auxiliary pixels with one view); None
+            unless requested, and None with a single estimate (tta=1, triangulation=0), which has no spread.
         score: mean probability inside the predicted mask (probability ≥ 0.5); 0 for an empty mask.
         views: names of the TTA views used. seconds: wall time of the call (encoding included).
     """
@@ -164,8 +175,9 @@ class SignedClickPredictor:
             triangulation_blend = float(getattr(self.model.config, "triangulation_blend", 0.0))
         if not 0.0 <= float(triangulation_blend) <= 1.0:
             raise ValueError(f"triangulation_blend must be in [0, 1], got {triangulation_blend}")
-        if int(triangulation) < 0:
-            raise ValueError(f"triangulation must be a number of auxiliary pixels >= 0, got {triangulation}")
+        if not _is_whole_number(triangulation) or not 0 <= int(triangulation) <= MAX_AUXILIARY_PIXELS:
+            raise ValueError(f"triangulation must be a whole number of auxiliary pixels in "
+                             f"[0, {MAX_AUXILIARY_PIXELS}], got {triangulation!r}")
         views = resolve_views(tta)
         size = self.processor.size
         points = self.processor.points_to_input(
@@ -199,7 +211,7 @@ class SignedClickPredictor:
         probabilities = to_original(mean[None, None], self.original_size, self.reshaped_size)[0, 0].clamp(0, 1)
         probabilities = probabilities.cpu().numpy().astype(np.float32)
         uncertainty = None
-        if return_uncertainty:
+        if return_uncertainty and (len(views) > 1 or triangulation):  # one estimate has no spread to report
             uncertainty = to_original(spread[None, None], self.original_size, self.reshaped_size)[0, 0]
             uncertainty = uncertainty.clamp_min(0).cpu().numpy().astype(np.float32)
         inside = probabilities >= 0.5
@@ -215,15 +227,20 @@ class SignedClickPredictor:
         sampling: str,
         generator: torch.Generator,
     ) -> tuple[torch.Tensor, torch.Tensor]:
-        """Triangulated estimate in the view's frame: 2K single-click decodes f+(y_i), f−(y_i) in batches."""
+        """Triangulated estimate in the view's frame: 2K single-click decodes f+(y_i), f−(y_i), `points_per_batch` at a
+        time, folded into running sums so that memory does not grow with K."""
         valid = view.apply_image(self._valid.float(), mode="nearest")[0, 0] > 0.5
         aux, weights = sample_auxiliary_pixels(direct.cpu(), valid.cpu(), num_samples, sampling, generator)
-        aux = aux.to(self.device)
-        k = aux.shape[0]
-        aux_points = torch.cat([aux, aux])[:, None, :]
-        aux_labels = torch.cat([torch.ones(k), -torch.ones(k)]).long().to(self.device)[:, None]
-        maps = self._decode_batched(emb, aux_points, aux_labels)
-        return triangulate(direct, aux, weights.to(self.device), maps[:k], maps[k:])
+        aux, weights = aux.to(self.device), weights.to(self.device)
+        running = RunningTriangulation(direct)
+        chunk = max(1, self.points_per_batch // 2)
+        for start in range(0, aux.shape[0], chunk):
+            part = aux[start : start + chunk]
+            k = part.shape[0]
+            labels = torch.cat([torch.ones(k), -torch.ones(k)]).long().to(self.device)[:, None]
+            maps = self._decode_batched(emb, torch.cat([part, part])[:, None, :], labels)
+            running.add(part, weights[start : start + chunk], maps[:k], maps[k:])
+        return running.result()
 
     @torch.inference_mode()
     def predict_single_clicks(self, points, sign: int = 1, tta: int | str | list[str] | None = 1) -> np.ndarray:

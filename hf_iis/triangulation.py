@@ -80,6 +80,38 @@ def sample_auxiliary_pixels(
     return points, torch.cat(weights)
 
 
+MAX_AUXILIARY_PIXELS = 4096
+"""Upper bound on K per view: 2K decoder passes per view (memory stays constant, see RunningTriangulation)."""
+
+
+class RunningTriangulation:
+    """Σ_i w_i T_i(z) and Σ_i w_i T_i(z)² accumulated over chunks of auxiliary pixels, so that memory does not grow
+    with K: T_i(z) = P(z | y_i ∈ m) · P(y_i | x) + P(z | y_i ∉ m) · (1 − P(y_i | x)).
+
+    With Σ_i w_i = 1 the estimate is Σ_i w_i T_i and the spread is the weighted standard deviation
+    sqrt(Σ_i w_i T_i² − (Σ_i w_i T_i)²).
+    """
+
+    def __init__(self, direct: torch.Tensor) -> None:
+        self.direct = direct
+        self.first = torch.zeros_like(direct)
+        self.second = torch.zeros_like(direct)
+
+    def add(self, points: torch.Tensor, weights: torch.Tensor, positive_maps: torch.Tensor,
+            negative_maps: torch.Tensor) -> RunningTriangulation:
+        """Add the chunk (points (k, 2) integer-valued (x, y), weights (k,), maps (k, H, W)); returns self."""
+        p_y = self.direct[points[:, 1].long(), points[:, 0].long()]  # (k,)
+        terms = positive_maps * p_y[:, None, None] + negative_maps * (1.0 - p_y)[:, None, None]
+        w = weights[:, None, None].to(terms)
+        self.first += (w * terms).sum(0)
+        self.second += (w * terms * terms).sum(0)
+        return self
+
+    def result(self) -> tuple[torch.Tensor, torch.Tensor]:
+        """(estimate, spread), each (H, W)."""
+        return self.first, (self.second - self.first * self.first).clamp_min(0).sqrt()
+
+
 def triangulate(
     direct: torch.Tensor,
     points: torch.Tensor,
@@ -92,12 +124,8 @@ def triangulate(
     Args:
         direct: (H, W) P(y | x). points: (K, 2) integer-valued (x, y). weights: (K,) summing to 1.
         positive_maps, negative_maps: (K, H, W) σ f+(I, y_i) and σ f−(I, y_i).
+
     Returns:
         the estimate P̂(z | x), (H, W), and the weighted standard deviation of T_i(z) across the y_i, (H, W).
     """
-    p_y = direct[points[:, 1].long(), points[:, 0].long()]  # (K,)
-    terms = positive_maps * p_y[:, None, None] + negative_maps * (1.0 - p_y)[:, None, None]
-    w = weights[:, None, None].to(terms)
-    estimate = (w * terms).sum(0)
-    spread = (w * (terms - estimate) ** 2).sum(0).clamp_min(0).sqrt()
-    return estimate, spread
+    return RunningTriangulation(direct).add(points, weights, positive_maps, negative_maps).result()

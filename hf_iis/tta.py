@@ -15,6 +15,7 @@ resize to S·s (rounded to a multiple of 32) and back. `VIEW_ORDER` fixes which 
 
 from __future__ import annotations
 
+import numbers
 from dataclasses import dataclass
 
 import torch
@@ -126,10 +127,16 @@ def resolve_views(tta: int | str | list[str] | tuple[str, ...] | None) -> list[V
         return [VIEW_ORDER[0]]
     if isinstance(tta, bool):
         raise ValueError(f"tta must be a number of views or a list of view names, got {tta!r}")
+    if isinstance(tta, numbers.Real) and not isinstance(tta, int):  # 4.0 and numpy ints are fine, 2.5 is not
+        if not float(tta).is_integer():
+            raise ValueError(f"tta must be a whole number of views, got {tta!r}")
+        tta = int(tta)
     if isinstance(tta, int):
         if not 1 <= tta <= len(VIEW_ORDER):
             raise ValueError(f"tta must be between 1 and {len(VIEW_ORDER)} views, got {tta}")
         return list(VIEW_ORDER[:tta])
+    if not isinstance(tta, (str, list, tuple)):
+        raise ValueError(f"tta must be a number of views, a view name or a list of view names, got {tta!r}")
     names = [tta] if isinstance(tta, str) else list(tta)
     if isinstance(tta, str) and tta.isdigit():
         return resolve_views(int(tta))

@@ -111,6 +111,37 @@ def test_bad_prev_mask_and_options(seg, grabcut_image):
         seg(grabcut_image, clicks=[(1, 1, 1)], tta=["spin"])
     with pytest.raises(ValueError, match="unknown argument"):
         seg(grabcut_image, clicks=[(1, 1, 1)], triangulations=4)
+    for bad in (2.5, "two", -1, 100_000):
+        with pytest.raises(ValueError, match="triangulation must be a whole number"):
+            seg(grabcut_image, clicks=[(1, 1, 1)], triangulation=bad)
+    with pytest.raises(ValueError, match="tta must be a whole number"):
+        seg(grabcut_image, clicks=[(1, 1, 1)], tta=2.5)
+    for bad in (0, 1, 2, -0.5, "half"):
+        with pytest.raises(ValueError, match="threshold must be a probability"):
+            seg(grabcut_image, clicks=[(1, 1, 1)], threshold=bad)
+
+
+def test_points_per_batch_is_checked_and_lasts_one_call(seg, grabcut_image):
+    for bad in (0, -3, 2.5, True):
+        with pytest.raises(ValueError, match="points_per_batch must be a whole number"):
+            seg(grabcut_image, clicks=[(1, 1, 1)], points_per_batch=bad)
+    default = seg.predictor.points_per_batch
+    small = seg(grabcut_image, clicks=[(5, 5, 1)], triangulation=6, points_per_batch=2)
+    assert seg.predictor.points_per_batch == default
+    again = seg(grabcut_image, clicks=[(5, 5, 1)], triangulation=6)
+    assert np.allclose(small["probabilities"], again["probabilities"], atol=1e-5)  # batching never changes results
+
+
+def test_score_follows_the_threshold_and_uncertainty_needs_an_ensemble(seg, grabcut_image):
+    height, width = grabcut_image.shape[:2]
+    click = [(width // 2, height // 2, 1)]
+    for threshold in (0.3, 0.7):
+        out = seg(grabcut_image, clicks=click, threshold=threshold)
+        inside = out["probabilities"] >= threshold
+        expected = float(out["probabilities"][inside].mean()) if inside.any() else 0.0
+        assert out["score"] == pytest.approx(expected)
+    assert "uncertainty" not in seg(grabcut_image, clicks=click, tta=1, return_uncertainty=True)
+    assert "uncertainty" in seg(grabcut_image, clicks=click, tta=1, triangulation=2, return_uncertainty=True)
 
 
 def test_missing_checkpoint_weights(tiny_checkpoint, tmp_path):

@@ -93,3 +93,27 @@ def test_bad_arguments():
         sample_auxiliary_pixels(direct, valid, 4, "importance")
     with pytest.raises(ValueError, match="at least 1"):
         sample_auxiliary_pixels(direct, valid, 0)
+
+
+def test_running_sums_over_chunks_equal_the_one_shot_formula():
+    """Folding the K auxiliary pixels in chunks (what the predictor does) gives the same estimate and
+    spread as the formula written out."""
+    from hf_iis.triangulation import RunningTriangulation
+
+    g = torch.Generator().manual_seed(0)
+    direct = torch.rand(6, 5, generator=g)
+    points = torch.tensor([[0, 0], [4, 5], [2, 3], [1, 1], [3, 2]], dtype=torch.float32)  # (x, y) in a 5-wide map
+    weights = torch.softmax(torch.rand(5, generator=g), 0)
+    pos, neg = torch.rand(5, 6, 5, generator=g), torch.rand(5, 6, 5, generator=g)
+    p_y = torch.stack([direct[int(y), int(x)] for x, y in points.tolist()])
+    terms = pos * p_y[:, None, None] + neg * (1 - p_y)[:, None, None]
+    estimate = (weights[:, None, None] * terms).sum(0)
+    spread = (weights[:, None, None] * (terms - estimate) ** 2).sum(0).sqrt()  # the weighted std, written out
+    whole = (estimate, spread)
+    assert all(torch.allclose(a, b, atol=1e-6) for a, b in zip(whole, triangulate(direct, points, weights, pos, neg)))
+    running = RunningTriangulation(direct)
+    for start in (0, 2, 4):
+        sl = slice(start, start + 2)
+        running.add(points[sl], weights[sl], pos[sl], neg[sl])
+    for a, b in zip(whole, running.result()):
+        assert torch.allclose(a, b, atol=1e-6)
