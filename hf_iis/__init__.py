@@ -7,7 +7,7 @@
 from transformers import AutoConfig, AutoImageProcessor, AutoModel
 from transformers.pipelines import PIPELINE_REGISTRY
 
-from .checkpoint_paths import DEFAULT_CHECKPOINT
+from .checkpoint_paths import DEFAULT_CHECKPOINT, load_checkpoint, load_pipeline
 from .configuration_signed_click import SignedClickConfig
 from .image_processing_signed_click import SignedClickImageProcessor
 from .modeling_signed_click import SignedClickModel, SignedClickSegmenterOutput
@@ -36,4 +36,6 @@ __all__ = [
     "SignedClickModel",
     "SignedClickPredictor",
     "SignedClickSegmenterOutput",
+    "load_checkpoint",
+    "load_pipeline",
 ]

@@ -43,15 +43,11 @@ def _tta_value(text: str):
 
 
 def _segment(args: argparse.Namespace) -> int:
-    from transformers import pipeline
-
-    import hf_iis  # noqa: F401  (registers the pipeline)
-
-    from .checkpoint_paths import resolve_checkpoint
+    from .checkpoint_paths import load_pipeline
     from .image_io import load_image
     from .visualize import overlay_mask
 
-    seg = pipeline("interactive-segmentation", model=resolve_checkpoint(args.model))
+    seg = load_pipeline(args.model)
     image = load_image(args.image)
     out = seg(image, clicks=args.click, tta=_tta_value(args.tta), triangulation=args.triangulation,
               triangulation_sampling=args.sampling, triangulation_blend=args.blend)
@@ -68,16 +64,13 @@ def _segment(args: argparse.Namespace) -> int:
 def _demo(args: argparse.Namespace) -> int:
     """Segment scikit-image's astronaut photo from one click, without and with inference-time scaling."""
     from skimage import data
-    from transformers import pipeline
 
-    import hf_iis  # noqa: F401
-
-    from .checkpoint_paths import resolve_checkpoint
+    from .checkpoint_paths import load_pipeline
     from .visualize import overlay_mask, probability_image
 
     image = data.astronaut()  # 512x512 RGB, public domain (NASA), shipped inside scikit-image
     clicks = [(255.0, 120.0, 1)]  # on the astronaut's face
-    seg = pipeline("interactive-segmentation", model=resolve_checkpoint(args.model))
+    seg = load_pipeline(args.model)
     out_dir = Path(args.out)
     out_dir.mkdir(parents=True, exist_ok=True)
     # the scaled setting is the one the validation split favours (scripts/analyze_scaling.py: 4 views, +2.9 mIoU@1)

@@ -77,11 +77,9 @@ class SignedClickPredictor:
     @classmethod
     def from_pretrained(cls, path: str | Path | None = None, **kwargs) -> SignedClickPredictor:
         """Load a checkpoint folder (safetensors + config + preprocessor config); None = the embedded default."""
-        from .checkpoint_paths import resolve_checkpoint
+        from .checkpoint_paths import load_checkpoint
 
-        folder = resolve_checkpoint(path)
-        model = SignedClickModel.from_pretrained(folder)
-        processor = SignedClickImageProcessor.from_pretrained(folder)
+        model, processor = load_checkpoint(path)
         return cls(model, processor, **kwargs)
 
     @property

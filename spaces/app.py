@@ -68,9 +68,9 @@ def resolve_model(model: str | os.PathLike | None) -> str:
 
 
 def load_segmenter(model: str | os.PathLike | None = None) -> Segmenter:
-    from transformers import pipeline
+    from hf_iis.checkpoint_paths import load_pipeline
 
-    return pipeline("interactive-segmentation", model=resolve_model(model))
+    return load_pipeline(resolve_model(model))
 
 
 def upload_path(value: Any) -> str | None:

@@ -44,3 +44,24 @@ def test_segment_reports_errors_without_traceback(tiny_checkpoint, grabcut_image
     )
     assert result.returncode == 2
     assert "outside the" in result.stderr and "Traceback" not in result.stderr
+
+
+def test_segment_loads_an_exported_hub_folder_and_names_damaged_weights(tiny_checkpoint, grabcut_image, tmp_path,
+                                                                        capsys):
+    """A folder written by `hf-iis export` (auto_map, custom_pipelines) loads without trust_remote_code; a truncated
+    model.safetensors is an error naming the checkpoint, not a loader traceback."""
+    image_path = tmp_path / "photo.png"
+    Image.fromarray(grabcut_image).save(image_path)
+    hub = tmp_path / "hub"
+    assert main(["export", "--model", str(tiny_checkpoint), "--out", str(hub)]) == 0
+    assert main(["segment", str(image_path), "--click", "200,150", "--model", str(hub),
+                 "--out", str(tmp_path / "m.png")]) == 0
+    damaged = tmp_path / "damaged"
+    damaged.mkdir()
+    for name in ("config.json", "preprocessor_config.json"):
+        (damaged / name).write_bytes((hub / name).read_bytes())
+    (damaged / "model.safetensors").write_bytes((hub / "model.safetensors").read_bytes()[:1000])
+    capsys.readouterr()
+    assert main(["segment", str(image_path), "--click", "200,150", "--model", str(damaged),
+                 "--out", str(tmp_path / "m2.png")]) == 2
+    assert f"cannot load checkpoint {damaged}" in capsys.readouterr().err
