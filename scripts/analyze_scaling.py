@@ -71,7 +71,10 @@ def main() -> None:
     torch.set_num_threads(args.threads)
 
     predictor = SignedClickPredictor.from_pretrained(args.model)
-    samples = load_corpus_split(args.corpus, "validation", limit=args.limit, min_masks=1)
+    try:
+        samples = load_corpus_split(args.corpus, "validation", limit=args.limit, min_masks=1)
+    except FileNotFoundError as error:
+        parser.error(str(error))
     instances = instances_from_samples(samples)
     ks = [int(k) for k in args.triangulation.split(",") if k]
     per_view = {v.name: [] for v in D4_VIEWS}

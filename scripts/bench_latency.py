@@ -1,4 +1,4 @@
-"""Latency of the predictor on a real 480p image: encode, first click, extra batched decodes, TTA x triangulation.
+r"""Latency of the predictor on a real 480p image: encode, first click, extra batched decodes, TTA x triangulation.
 
     python scripts/bench_latency.py                       # the embedded default model
     python scripts/bench_latency.py --model runs/x/final  # any checkpoint folder

@@ -1,4 +1,4 @@
-"""Choose between checkpoints on the training corpus's VALIDATION split (never a benchmark), with paired intervals.
+r"""Choose between checkpoints on the training corpus's VALIDATION split (never a benchmark), with paired intervals.
 
     python scripts/compare_checkpoints.py --baseline hf_iis/checkpoints/default \
         --candidate s384=runs/stage3_384/final --candidate area=runs/stage3_area/final --out outputs/compare/stage3
@@ -64,7 +64,10 @@ def main(argv: list[str] | None = None) -> int:
             parser.error(f"--candidate takes NAME=FOLDER, got {item!r}")
         candidates.append((name, folder))
 
-    instances = instances_from_samples(load_corpus_split(args.corpus, "validation", min_masks=1))
+    try:
+        instances = instances_from_samples(load_corpus_split(args.corpus, "validation", min_masks=1))
+    except FileNotFoundError as error:
+        parser.error(str(error))
     base = score_model(args.baseline, instances, not args.no_progress)
     rows = [{"name": "baseline", "folder": args.baseline or "embedded default",
              **{m: float(np.mean(base[m])) for m in METRICS}}]

@@ -1,4 +1,4 @@
-"""Evaluate interactive segmenters on the click benchmarks (NoC / mIoU@k / random-click mIoU@1 / scaling /
+r"""Evaluate interactive segmenters on the click benchmarks (NoC / mIoU@k / random-click mIoU@1 / scaling /
 zero-shot proposals), with OpenCV GrabCut and the scikit-image random walker as peers on the same clicks.
 
     python scripts/evaluate.py --model hf_iis/checkpoints/default --datasets GrabCut,Berkeley \
@@ -107,11 +107,19 @@ def main(argv: list[str] | None = None) -> int:
         import torch
 
         torch.set_num_threads(args.threads)
-    results = run_evaluation(config_from_args(args, "python scripts/evaluate.py " + shlex.join(argv)))
+    try:
+        results = run_evaluation(config_from_args(args, "python scripts/evaluate.py " + shlex.join(argv)))
+    except (FileNotFoundError, KeyError, ValueError) as error:  # missing data, unknown benchmark / peer / protocol
+        message = error.args[0] if isinstance(error, KeyError) and error.args else error
+        print(f"evaluate.py: error: {message}", file=sys.stderr)
+        return 2
+    shown = (("NoC@90", "NoC90"), ("mIoU@1 center", "mIoU@1"), ("mIoU@1 random", "mIoU@1 random"),
+             ("seconds per click", "s/click"))
     for row in results["results"]:
         m = row["metrics"]
-        print(f"{row['dataset']:9s} {row['method']:40s} NoC90={m.get('NoC@90', float('nan')):.2f} "
-              f"mIoU@1={m.get('mIoU@1 center', float('nan')):.2f} s/click={m.get('seconds per click', 0):.3f}")
+        values = " ".join(f"{label}={m[key]:.3f}" if key == "seconds per click" else f"{label}={m[key]:.2f}"
+                          for key, label in shown if key in m)
+        print(f"{row['dataset']:9s} {row['method']:40s} {values}")
     print(f"wrote {args.out}/results.json, table.md, instances.csv, plots/ in {results['seconds total']:.1f} s")
     return 0
 

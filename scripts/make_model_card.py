@@ -1,4 +1,4 @@
-"""Fill `model_cards/template.md` from evaluation results and the training run, with a model-index block.
+r"""Fill `model_cards/template.md` from evaluation results and the training run, with a model-index block.
 
     python scripts/make_model_card.py --eval outputs/eval/main/results.json \
         --run "model_cards/default_run/stage1=2 CPU cores" --run "model_cards/default_run/stage2=1 NVIDIA H200" \

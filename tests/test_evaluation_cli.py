@@ -61,12 +61,22 @@ def test_cli_writes_results_table_csv_and_plots(tiny_checkpoint, data_root, tmp_
             "proposals_ar.png"} <= names
 
 
-def test_cli_rejects_unknown_protocol_and_benchmark(tmp_path):
+def test_cli_rejects_unknown_protocol_benchmark_peer_and_corpus(tiny_checkpoint, tmp_path, capsys):
+    """Each is one line on stderr naming the problem, exit status 2, no traceback."""
     script = _load_script()
-    with pytest.raises(ValueError, match="unknown protocols"):
-        script.main(["--model", "none", "--protocols", "nope", "--peers", "none", "--out", str(tmp_path)])
-    with pytest.raises(KeyError, match="unknown benchmark"):
-        script.main(["--model", "none", "--datasets", "Nowhere", "--peers", "none", "--out", str(tmp_path)])
+    cases = [(["--protocols", "nope", "--peers", "none"], "unknown protocols"),
+             (["--datasets", "Nowhere", "--peers", "none"], "unknown benchmark 'Nowhere'"),
+             (["--datasets", "GrabCut", "--peers", "foo", "--limit", "1"], "unknown peer 'foo'"),
+             (["--protocols", "proposals", "--peers", "none", "--proposal-data", f"{tmp_path}/none:corpus"],
+              "build the corpus first")]
+    for extra, message in cases:
+        capsys.readouterr()
+        argv = ["--model", str(tiny_checkpoint), *extra, "--no-progress", "--out", str(tmp_path / "o")]
+        assert script.main(argv) == 2, extra
+        err = capsys.readouterr().err
+        last_line = err.strip().splitlines()[-1]  # after any weight-loading progress bar
+        assert "Traceback" not in err
+        assert last_line.startswith("evaluate.py: error:") and message in last_line, last_line
 
 
 def test_model_flag_accepts_repeats_and_comma_lists():

@@ -381,7 +381,8 @@ def load_corpus(out_dir: str | Path, split: str = "train", streaming: bool = Fal
 
     files = sorted(Path(out_dir).glob(f"{split}-*.parquet"))
     if not files:
-        raise FileNotFoundError(f"no {split}-*.parquet shards in {out_dir}")
+        raise FileNotFoundError(f"no {split}-*.parquet shards in {out_dir}: build the corpus first with "
+                                f"`python scripts/build_datasets.py --data-root ../shared/data --out {out_dir}`")
     return load_dataset("parquet", data_files={split: [str(f) for f in files]}, split=split, streaming=streaming,
                         cache_dir=None if cache_dir is None else str(cache_dir))
 
