@@ -11,6 +11,7 @@ custom_pipelines, the code files) plus the card (default: the checkpoint's READM
 from __future__ import annotations
 
 import argparse
+import sys
 import tempfile
 from pathlib import Path
 
@@ -32,6 +33,19 @@ def list_files(folder: Path) -> list[tuple[str, int]]:
     return sorted((str(p.relative_to(folder)), p.stat().st_size) for p in folder.rglob("*") if p.is_file())
 
 
+def _http_client_errors() -> tuple[type[BaseException], ...]:
+    """The base error classes of whichever HTTP clients huggingface_hub may use here (httpx, httpx2, requests)."""
+    import importlib
+
+    found = []
+    for module, name in (("httpx", "HTTPError"), ("httpx2", "HTTPError"), ("requests", "RequestException")):
+        try:
+            found.append(getattr(importlib.import_module(module), name))
+        except (ImportError, AttributeError):
+            pass
+    return tuple(found)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--repo-id", required=True)
@@ -51,11 +65,20 @@ def main(argv: list[str] | None = None) -> int:
         if args.dry_run:
             return 0
         from huggingface_hub import HfApi
+        from huggingface_hub.errors import HfHubHTTPError
 
         api = HfApi()
-        api.create_repo(args.repo_id, repo_type="model", private=args.private, exist_ok=True)
-        commit = api.upload_folder(repo_id=args.repo_id, folder_path=str(folder), repo_type="model",
-                                   commit_message="Upload hf_iis signed-click segmenter")
+        try:
+            api.create_repo(args.repo_id, repo_type="model", private=args.private, exist_ok=True)
+            commit = api.upload_folder(repo_id=args.repo_id, folder_path=str(folder), repo_type="model",
+                                       commit_message="Upload hf_iis signed-click segmenter")
+        except (HfHubHTTPError, OSError, *_http_client_errors()) as error:  # no network, bad token, no access:
+            # the folder is built and listed above, so say why the upload did not happen and stop
+            reason = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+            print(f"push_to_hub.py: error: could not upload to {args.repo_id}: {reason}\n"
+                  "  check the network and `huggingface-cli login` (or HF_TOKEN); --dry-run works offline",
+                  file=sys.stderr)
+            return 1
         print(f"uploaded: {getattr(commit, 'commit_url', commit)}")
     return 0
 

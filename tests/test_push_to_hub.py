@@ -68,3 +68,19 @@ def test_upload_calls_upload_folder_once(push_module, carded_checkpoint, monkeyp
 def test_missing_card_is_reported(push_module, tiny_checkpoint):
     with pytest.raises(FileNotFoundError, match="no model card"):
         push_module.main(["--repo-id", "me/tiny", "--model", str(tiny_checkpoint), "--dry-run"])
+
+
+def test_unreachable_hub_is_one_error_line(push_module, carded_checkpoint, monkeypatch, capsys):
+    """Only the network call is faked: it fails the way it does offline (a connection error from the HTTP client)."""
+    checkpoint, card = carded_checkpoint
+
+    class OfflineApi:
+        def create_repo(self, repo_id, **kwargs):
+            raise ConnectionError("[Errno -2] Name or service not known")
+
+    import huggingface_hub
+
+    monkeypatch.setattr(huggingface_hub, "HfApi", OfflineApi)
+    assert push_module.main(["--repo-id", "me/tiny", "--model", str(checkpoint), "--card", str(card)]) == 1
+    err = capsys.readouterr().err
+    assert "could not upload to me/tiny: [Errno -2] Name or service not known" in err and "Traceback" not in err
