@@ -6,6 +6,9 @@ set -euo pipefail
 PY=.venv/bin/python
 MODEL=hf_iis/checkpoints/default
 
+# the training corpus's validation split (analyze_scaling reads it): built once, from ../shared/data
+[ -f data_cache/corpus/dataset_info.json ] || $PY scripts/build_datasets.py --data-root ../shared/data --out data_cache/corpus
+
 # core latency (issue: first click, batched decodes, tta x triangulation grid)
 mkdir -p outputs/bench
 $PY scripts/bench_latency.py --model $MODEL --repeats 9 --out outputs/bench/latency.json | tee outputs/bench_latency.txt
