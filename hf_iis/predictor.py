@@ -65,6 +65,12 @@ class SignedClickPredictor:
         points_per_batch: int = 64,
         max_pixels: int | None = DEFAULT_MAX_PIXELS,
     ) -> None:
+        dtype = next(model.parameters()).dtype
+        if dtype != torch.float32:
+            # the click encoding, the affinity sampling and the view maps are float32 throughout; a half-precision
+            # model would fail deep inside a convolution, so say so here
+            raise ValueError(f"hf_iis models run in float32, this one is in {dtype}: load it without a reduced "
+                             f"dtype (e.g. pipeline(..., dtype=torch.float32)); on a GPU, device=0 is the speed-up")
         self.model = model.eval()
         self.processor = image_processor or SignedClickImageProcessor(size=model.config.image_size)
         self.points_per_batch = points_per_batch

@@ -156,3 +156,10 @@ def test_missing_checkpoint_weights(tiny_checkpoint, tmp_path):
         resolve_checkpoint(tmp_path / "nowhere")
     with pytest.raises(FileNotFoundError, match="no config.json"):
         resolve_checkpoint(tmp_path)
+
+
+def test_reduced_precision_is_refused_up_front(tiny_checkpoint):
+    import torch
+
+    with pytest.raises(ValueError, match="run in float32, this one is in torch.bfloat16"):
+        pipeline("interactive-segmentation", model=str(tiny_checkpoint), dtype=torch.bfloat16)
