@@ -80,6 +80,17 @@ def _array_to_rgb(array: np.ndarray) -> np.ndarray:
     raise ValueError(f"image array has shape {array.shape}; pass {ACCEPTED_IMAGE}")
 
 
+def is_whole_number(value) -> bool:
+    """True for ints and integral floats (numpy scalars included), False for bools, strings and 2.5: the check
+    behind the count options (`tta=n`, `triangulation=K`)."""
+    if isinstance(value, bool):
+        return False
+    try:
+        return float(value).is_integer()
+    except (TypeError, ValueError):
+        return False
+
+
 def validate_clicks(clicks, width: int, height: int) -> list[tuple[float, float, int]]:
     """Check a list of signed clicks against an image of `width` x `height`; returns [(x, y, sign), ...]."""
     if clicks is None or (isinstance(clicks, Sequence) and len(clicks) == 0) or (

@@ -20,21 +20,11 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from .image_io import DEFAULT_MAX_PIXELS, load_image, validate_clicks, validate_prev_mask
+from .image_io import DEFAULT_MAX_PIXELS, is_whole_number, load_image, validate_clicks, validate_prev_mask
 from .image_processing_signed_click import SignedClickImageProcessor
 from .modeling_signed_click import SignedClickImageEmbeddings, SignedClickModel
 from .triangulation import MAX_AUXILIARY_PIXELS, RunningTriangulation, sample_auxiliary_pixels
 from .tta import View, combine_views, resolve_views
-
-
-def _is_whole_number(value) -> bool:
-    """True for ints and integral floats (numpy scalars included), False for bools, strings and 2.5."""
-    if isinstance(value, bool):
-        return False
-    try:
-        return float(value).is_integer()
-    except (TypeError, ValueError):
-        return False
 
 
 @dataclass
@@ -179,7 +169,7 @@ class SignedClickPredictor:
             triangulation_blend = float(getattr(self.model.config, "triangulation_blend", 0.0))
         if not 0.0 <= float(triangulation_blend) <= 1.0:
             raise ValueError(f"triangulation_blend must be in [0, 1], got {triangulation_blend}")
-        if not _is_whole_number(triangulation) or not 0 <= int(triangulation) <= MAX_AUXILIARY_PIXELS:
+        if not is_whole_number(triangulation) or not 0 <= int(triangulation) <= MAX_AUXILIARY_PIXELS:
             raise ValueError(f"triangulation must be a whole number of auxiliary pixels in "
                              f"[0, {MAX_AUXILIARY_PIXELS}], got {triangulation!r}")
         views = resolve_views(tta)

@@ -21,6 +21,8 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 
+from .image_io import is_whole_number
+
 
 @dataclass(frozen=True)
 class View:
@@ -128,7 +130,7 @@ def resolve_views(tta: int | str | list[str] | tuple[str, ...] | None) -> list[V
     if isinstance(tta, bool):
         raise ValueError(f"tta must be a number of views or a list of view names, got {tta!r}")
     if isinstance(tta, numbers.Real) and not isinstance(tta, int):  # 4.0 and numpy ints are fine, 2.5 is not
-        if not float(tta).is_integer():
+        if not is_whole_number(tta):
             raise ValueError(f"tta must be a whole number of views, got {tta!r}")
         tta = int(tta)
     if isinstance(tta, int):

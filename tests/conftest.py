@@ -16,6 +16,16 @@ REPO_ROOT = Path(__file__).resolve().parents[1]
 DATA_ROOT = Path(os.environ.get("HF_IIS_DATA_ROOT", REPO_ROOT.parent / "shared" / "data"))
 
 
+def load_script(name: str):
+    """`scripts/<name>.py` imported as a module (scripts are not a package), so tests can call its `main(argv)`."""
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location(f"{name}_script", REPO_ROOT / "scripts" / f"{name}.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
 def require_data(*parts: str) -> Path:
     path = DATA_ROOT.joinpath(*parts)
     if not path.exists():

@@ -2,22 +2,12 @@
 
 from __future__ import annotations
 
-import importlib.util
 import json
-from pathlib import Path
 
 import pytest
 
 from hf_iis.training.toy import coco_mval_rows, write_corpus
-
-SCRIPT = Path(__file__).resolve().parents[1] / "scripts" / "compare_checkpoints.py"
-
-
-def _load_script():
-    spec = importlib.util.spec_from_file_location("compare_checkpoints_script", SCRIPT)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+from tests.conftest import load_script
 
 
 def test_a_checkpoint_against_itself_differs_by_exactly_zero(tiny_checkpoint, data_root, tmp_path):
@@ -26,7 +16,7 @@ def test_a_checkpoint_against_itself_differs_by_exactly_zero(tiny_checkpoint, da
     out = tmp_path / "cmp"
     argv = ["--baseline", str(tiny_checkpoint), "--candidate", f"same={tiny_checkpoint}", "--corpus", str(corpus),
             "--threads", "1", "--no-progress", "--out", str(out)]
-    assert _load_script().main(argv) == 0
+    assert load_script("compare_checkpoints").main(argv) == 0
     report = json.loads((out / "compare.json").read_text())
     assert report["masks"] == 2 and [r["name"] for r in report["rows"]] == ["baseline", "same"]
     for metric in ("center", "center tta=4", "random"):
@@ -37,4 +27,4 @@ def test_a_checkpoint_against_itself_differs_by_exactly_zero(tiny_checkpoint, da
 
 def test_candidate_needs_name_and_folder(tmp_path):
     with pytest.raises(SystemExit):
-        _load_script().main(["--candidate", "just-a-folder", "--out", str(tmp_path)])
+        load_script("compare_checkpoints").main(["--candidate", "just-a-folder", "--out", str(tmp_path)])

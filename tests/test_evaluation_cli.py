@@ -3,23 +3,13 @@
 from __future__ import annotations
 
 import csv
-import importlib.util
 import json
-from pathlib import Path
 
 import numpy as np
 import pytest
 
 from hf_iis.evaluation.report import PUBLISHED, hardware_info, measured_table, published_table
-
-SCRIPT = Path(__file__).resolve().parents[1] / "scripts" / "evaluate.py"
-
-
-def _load_script():
-    spec = importlib.util.spec_from_file_location("evaluate_script", SCRIPT)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+from tests.conftest import load_script
 
 
 def test_cli_writes_results_table_csv_and_plots(tiny_checkpoint, data_root, tmp_path):
@@ -30,7 +20,7 @@ def test_cli_writes_results_table_csv_and_plots(tiny_checkpoint, data_root, tmp_
             "--scaling-sampling", "stratified", "--scaling-combos", "none", "--proposal-limit", "1",
             "--proposal-data", "BSDS500:bsds500",
             "--overlays", "1", "--no-progress", "--out", str(out)]
-    assert _load_script().main(argv) == 0
+    assert load_script("evaluate").main(argv) == 0
 
     results = json.loads((out / "results.json").read_text())
     assert {"timestamp", "hardware", "command", "settings", "results", "scaling", "multiclick", "proposals"} <= set(
@@ -63,7 +53,7 @@ def test_cli_writes_results_table_csv_and_plots(tiny_checkpoint, data_root, tmp_
 
 def test_cli_rejects_unknown_protocol_benchmark_peer_and_corpus(tiny_checkpoint, tmp_path, capsys):
     """Each is one line on stderr naming the problem, exit status 2, no traceback."""
-    script = _load_script()
+    script = load_script("evaluate")
     cases = [(["--protocols", "nope", "--peers", "none"], "unknown protocols"),
              (["--datasets", "Nowhere", "--peers", "none"], "unknown benchmark 'Nowhere'"),
              (["--datasets", "GrabCut", "--peers", "foo", "--limit", "1"], "unknown peer 'foo'"),
@@ -80,7 +70,7 @@ def test_cli_rejects_unknown_protocol_benchmark_peer_and_corpus(tiny_checkpoint,
 
 
 def test_model_flag_accepts_repeats_and_comma_lists():
-    script = _load_script()
+    script = load_script("evaluate")
     args = script.parse_args(["--model", "a,b", "--model", "c", "--tta", "1,4", "--peers", "none"])
     cfg = script.config_from_args(args, "cmd")
     assert cfg.models == ["a", "b", "c"] and cfg.tta == [1, 4] and cfg.peers == []

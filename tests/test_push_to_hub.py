@@ -3,21 +3,17 @@
 
 from __future__ import annotations
 
-import importlib.util
 import json
 from pathlib import Path
 
 import pytest
 
-SCRIPT = Path(__file__).resolve().parents[1] / "scripts" / "push_to_hub.py"
+from tests.conftest import load_script
 
 
 @pytest.fixture(scope="module")
 def push_module():
-    spec = importlib.util.spec_from_file_location("push_to_hub", SCRIPT)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_script("push_to_hub")
 
 
 @pytest.fixture()
