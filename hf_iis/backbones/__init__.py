@@ -1,0 +1,1 @@
+"""Image backbones written for this project (no third-party model code)."""
