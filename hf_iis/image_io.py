@@ -11,7 +11,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
-from PIL import Image, UnidentifiedImageError
+from PIL import ExifTags, Image, ImageOps, UnidentifiedImageError
 
 DEFAULT_MAX_PIXELS = 40_000_000  # about 7300 x 5500; larger images should be downscaled by the caller
 MIN_SIDE = 8
@@ -20,7 +20,11 @@ ACCEPTED_CLICK = "(x, y, sign) with x = column and y = row in original-image pix
 
 
 def load_image(image, max_pixels: int | None = DEFAULT_MAX_PIXELS) -> np.ndarray:
-    """Return the image as an (H, W, 3) uint8 RGB array. Grayscale and RGBA inputs are converted to RGB."""
+    """Return the image as an (H, W, 3) uint8 RGB array. Grayscale and RGBA inputs are converted to RGB.
+
+    A file or PIL image with an EXIF orientation (phone photos) is turned the way a viewer shows it, so clicks are
+    read, and masks come back, in that frame (as transformers' own `load_image` does).
+    """
     if isinstance(image, (str, os.PathLike)):
         path = Path(image)
         if not path.is_file():
@@ -28,11 +32,13 @@ def load_image(image, max_pixels: int | None = DEFAULT_MAX_PIXELS) -> np.ndarray
         try:
             with Image.open(path) as opened:
                 opened.load()
-                image = opened.copy()
+                image = upright(opened)
+                if image is opened:
+                    image = opened.copy()
         except (UnidentifiedImageError, OSError, SyntaxError) as error:
             raise ValueError(f"cannot read image file {path}: it is corrupt or not an image ({error})") from None
     if isinstance(image, Image.Image):
-        array = _pil_to_rgb_array(image)
+        array = _pil_to_rgb_array(upright(image))
     elif isinstance(image, np.ndarray):
         array = _array_to_rgb(image)
     else:
@@ -46,6 +52,13 @@ def load_image(image, max_pixels: int | None = DEFAULT_MAX_PIXELS) -> np.ndarray
             f"downscale it first or raise max_pixels"
         )
     return np.ascontiguousarray(array)
+
+
+def upright(image: Image.Image) -> Image.Image:
+    """`image` turned as its EXIF orientation tag says (a new image without the tag), or `image` itself."""
+    if image.getexif().get(ExifTags.Base.Orientation, 1) == 1:
+        return image
+    return ImageOps.exif_transpose(image)
 
 
 def _pil_to_rgb_array(image: Image.Image) -> np.ndarray:

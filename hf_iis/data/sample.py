@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-from PIL import ExifTags, Image, UnidentifiedImageError
+from PIL import ExifTags, Image, ImageOps, UnidentifiedImageError
 
 
 class SampleError(ValueError):
@@ -71,10 +71,11 @@ def find_file(folder: Path, stem: str, extensions: tuple[str, ...]) -> Path:
 def read_rgb(path: Path) -> tuple[np.ndarray, bool]:
     """Decode an image file to (H, W, 3) uint8 RGB; also say whether its bytes can be stored as they are.
 
-    Grayscale, palette, RGBA, CMYK, ... are converted with PIL's `convert("RGB")`. EXIF orientation is not applied:
-    benchmark masks are aligned with the stored pixel grid. The flag is True when the file is RGB and carries no
-    rotating EXIF orientation, i.e. any PIL decoder (including `datasets.Image`, which applies the orientation)
-    gives exactly the returned array.
+    Grayscale, palette, RGBA, CMYK, ... are converted with PIL's `convert("RGB")`. A rotating EXIF orientation is
+    applied, so the image is the one a viewer (and `hf_iis.image_io.load_image`) shows; mask files are read as stored.
+    The flag is True when the file is RGB and carries no rotating EXIF orientation, i.e. any PIL decoder (whether it
+    applies the orientation, like `datasets.Image`, or not) gives exactly the returned array; a turned image is
+    re-encoded by converters, never stored as its original bytes.
     """
     require_file(path)
     try:
@@ -82,7 +83,8 @@ def read_rgb(path: Path) -> tuple[np.ndarray, bool]:
             im.load()
             orientation = im.getexif().get(ExifTags.Base.Orientation)
             was_rgb = im.mode == "RGB" and orientation in (None, 1)
-            rgb = im if was_rgb else im.convert("RGB")
+            turned = im if orientation in (None, 1) else ImageOps.exif_transpose(im)
+            rgb = turned if turned.mode == "RGB" else turned.convert("RGB")
             array = np.asarray(rgb, dtype=np.uint8).copy()
     except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as err:
         raise SampleError("corrupt_image", f"corrupt image file {path}: {err}") from err
