@@ -2,6 +2,9 @@
 
     # the training corpus: COCO-MVal + BSDS500 test, fixed validation tenth of COCO-MVal
     python scripts/build_datasets.py --data-root ../shared/data --out data_cache/corpus
+    # + ECSSD, CCP 0001-0900, Weizmann, CamVid train+val (../shared/data/EXTRA.md; rebuild the folder with
+    # scripts/extract_extra_data.py), and a small fixed validation slice of them
+    python scripts/build_datasets.py --data-root ../shared/data --extra-root /work/extra_data --out data_cache/corpus_v2
     # any single layout folder (benchmarks included: a plain conversion, not a training corpus)
     python scripts/build_datasets.py --layout grabcut --root ../shared/data/GrabCut --out data_cache/grabcut
     # a COCO-format annotation file + image folder
@@ -20,14 +23,19 @@ import time
 from pathlib import Path
 
 from hf_iis.data import LAYOUTS, default_data_root
-from hf_iis.data.hf_datasets import DEFAULT_SOURCES, build_corpus, convert_folder, push_to_hub
+from hf_iis.data.hf_datasets import DEFAULT_SOURCES, EXTRA_SOURCES, build_corpus, convert_folder, push_to_hub
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--data-root", type=Path, default=None, help=f"default: {default_data_root()}")
     parser.add_argument("--out", type=Path, default=None, help="output folder (default data_cache/corpus)")
-    parser.add_argument("--sources", nargs="+", default=list(DEFAULT_SOURCES), help="corpus layouts")
+    parser.add_argument("--extra-root", type=Path, default=None,
+                        help="folder of the extra datasets (ECSSD/, CCP/, Weizmann/, CamVid/): adds "
+                        f"{', '.join(EXTRA_SOURCES)} to the corpus")
+    parser.add_argument("--sources", nargs="+", default=None,
+                        help=f"corpus layouts (default: {' '.join(DEFAULT_SOURCES)}, + {' '.join(EXTRA_SOURCES)} "
+                        "with --extra-root)")
     parser.add_argument("--val-fraction", type=float, default=0.1)
     parser.add_argument("--shard-size", type=int, default=250, help="rows per parquet shard")
     parser.add_argument("--layout", choices=sorted(LAYOUTS), help="convert one folder of this layout")
@@ -69,7 +77,7 @@ def main(argv: list[str] | None = None) -> int:
     else:
         out = args.out or Path("data_cache/corpus")
         stats = build_corpus(args.data_root, out, sources=args.sources, val_fraction=args.val_fraction,
-                             shard_size=args.shard_size, progress=progress)
+                             shard_size=args.shard_size, progress=progress, extra_root=args.extra_root)
     elapsed = time.perf_counter() - start
     print(stats.summary())
     print(f"wrote {out} in {elapsed:.1f} s")

@@ -12,7 +12,11 @@ The training corpus (`build_corpus`) is COCO-MVal + the BSDS500 test split. COCO
 (file `<class><nn>_<cocoid>.jpg`; 800 instances on 722 images) become one row with several masks. The validation
 split is fixed: the COCO-MVal images whose `validation_score(cocoid)` (a SHA-256 hash of the COCO id, mapped to
 [0, 1)) is below `val_fraction`, so every instance of one image lands in the same split; BSDS500 is all train.
-Benchmarks (GrabCut, Berkeley, DAVIS, BSDS500 train/val) are refused as training sources.
+With `extra_root=` (the folder of `../shared/data/EXTRA.md`'s datasets) the corpus also holds ECSSD (minus its
+exclusion list), CCP 0001-0900, the Weizmann horses and CamVid train + val, and the validation split gains a small
+fixed slice of them (`hf_iis.data.extra_corpus`: 5 % of ECSSD / CCP / Weizmann images, 10 % of the CamVid val
+frames, by `validation_score("<layout>/<id>")`). Benchmarks (GrabCut, Berkeley, DAVIS, BSDS500 train/val) and the
+reserved slices (CCP 0901-1004, CamVid test) are refused as training sources.
 
 Bad instances (missing / corrupt file, mask-image size mismatch, no non-empty mask) are skipped, logged as warnings
 and counted in `ConversionStats`; empty and duplicate masks are dropped from kept rows and counted too.
@@ -39,7 +43,21 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 from PIL import Image as PILImage
 
-from hf_iis.data.layouts import LAYOUTS, check_training_source, default_data_root, list_ids, read_sample
+from hf_iis.data.extra_corpus import (
+    EXTRA_VALIDATION_FRACTIONS,
+    EXTRA_VALIDATION_RULE,
+    extra_sources,
+    is_extra_validation,
+)
+from hf_iis.data.extra_layouts import EXTRA_LAYOUTS
+from hf_iis.data.layouts import (
+    LAYOUTS,
+    check_training_ids,
+    check_training_source,
+    default_data_root,
+    list_ids,
+    read_sample,
+)
 from hf_iis.data.sample import Sample, SampleError, dedupe
 
 if TYPE_CHECKING:
@@ -49,6 +67,8 @@ logger = logging.getLogger(__name__)
 
 SPLITS = ("train", "validation")
 DEFAULT_SOURCES = ("coco_mval", "bsds500")
+EXTRA_SOURCES = ("ecssd", "ccp", "weizmann", "camvid")
+"""Added to `DEFAULT_SOURCES` when `build_corpus` gets an `extra_root` (see `hf_iis.data.extra_corpus`)."""
 VALIDATION_SOURCES = ("coco_mval",)
 COCO_MVAL_NAME = re.compile(r"^(?P<category>.+?)(?P<index>\d{2})_(?P<coco_id>\d+)$")
 SourceSpec = str | tuple[str, str | Path] | tuple[str, str | Path, dict[str, Any]]
@@ -196,21 +216,31 @@ def group_key(layout: str, sample_id: str) -> str:
     return sample_id
 
 
-def split_of(layout: str, key: str, val_fraction: float) -> str:
-    """"validation" for the fixed tenth (by default) of COCO-MVal images, else "train"."""
+def split_of(layout: str, key: str, val_fraction: float, options: dict[str, Any] | None = None) -> str:
+    """"validation" for the fixed tenth (by default) of COCO-MVal images and the fixed slice of the extra sources
+    (`hf_iis.data.extra_corpus`, independent of `val_fraction`), else "train"."""
     if layout in VALIDATION_SOURCES and validation_score(key) < val_fraction:
+        return "validation"
+    if layout in EXTRA_VALIDATION_FRACTIONS and is_extra_validation(layout, key, options or {},
+                                                                    validation_score(f"{layout}/{key}")):
         return "validation"
     return "train"
 
 
-def _resolve_source(source: SourceSpec, data_root: Path) -> tuple[str, Path, dict[str, Any]]:
+def _resolve_source(source: SourceSpec, data_root: Path,
+                    extra_root: Path | None = None) -> list[tuple[str, Path, dict[str, Any]]]:
     if isinstance(source, str):
+        if source in EXTRA_LAYOUTS:
+            if extra_root is None:
+                raise ValueError(f"source {source!r} lies in the extra-data root: pass extra_root= "
+                                 "(scripts/build_datasets.py --extra-root)")
+            return [spec for spec in extra_sources(extra_root, data_root) if spec[0] == source]
         folder = LAYOUTS[source].folder
         if folder is None:
             raise ValueError(f"layout {source!r} has no default folder: pass (layout, root[, options])")
-        return source, data_root / folder, {}
+        return [(source, data_root / folder, {})]
     layout, root, *rest = source
-    return layout, Path(root), dict(rest[0]) if rest else {}
+    return [(layout, Path(root), dict(rest[0]) if rest else {})]
 
 
 def _read_or_skip(root: Path, layout: str, sample_id: str, stats: ConversionStats, **options: Any) -> Sample | None:
@@ -282,32 +312,41 @@ def write_shards(dataset: Dataset, out_dir: str | Path, split: str, shard_size: 
 
 
 def build_corpus(data_root: str | Path | None = None, out_dir: str | Path = "data_cache/corpus",
-                 sources: Sequence[SourceSpec] = DEFAULT_SOURCES, val_fraction: float = 0.1, shard_size: int = 250,
-                 progress: bool = False, cache_dir: str | Path | None = None) -> ConversionStats:
+                 sources: Sequence[SourceSpec] | None = None, val_fraction: float = 0.1, shard_size: int = 250,
+                 progress: bool = False, cache_dir: str | Path | None = None,
+                 extra_root: str | Path | None = None) -> ConversionStats:
     """Build the training corpus as parquet shards `out_dir/{train,validation}-*.parquet` + README.md/dataset_info.json.
 
     Args:
         data_root: folder holding the layouts' default folders (default `default_data_root()`).
-        sources: layout names (read from `data_root/<layout folder>`) or `(layout, root[, options])` tuples.
-            Benchmarks are refused with `ValueError` (`check_training_source`).
+        sources: layout names (read from `data_root/<layout folder>`; the extra layouts "ecssd", "ccp", "weizmann",
+            "camvid" from `extra_root` with their training options, see `hf_iis.data.extra_corpus`) or
+            `(layout, root[, options])` tuples. Default: `DEFAULT_SOURCES`, plus `EXTRA_SOURCES` when `extra_root`
+            is given. Benchmarks and reserved slices are refused with `ValueError` (`check_training_source`,
+            `check_training_ids`).
         val_fraction: fraction of COCO-MVal *images* (hash of the COCO id) that form the validation split.
         shard_size: rows per parquet shard.
         cache_dir: scratch folder for Arrow files (default: a temporary folder inside `out_dir`, removed after).
+        extra_root: folder of the extra datasets (`ECSSD/`, `CCP/`, `Weizmann/`, `CamVid/`); None: none of them.
     """
-    specs = [_resolve_source(s, Path(data_root) if data_root is not None else default_data_root()) for s in sources]
+    data_root = Path(data_root) if data_root is not None else default_data_root()
+    extra_root = Path(extra_root) if extra_root is not None else None
+    if sources is None:
+        sources = (*DEFAULT_SOURCES, *(EXTRA_SOURCES if extra_root is not None else ()))
+    specs = [spec for s in sources for spec in _resolve_source(s, data_root, extra_root)]
     for layout, root, options in specs:
         check_training_source(root, layout, **options)
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     stats = ConversionStats()
-    assigned = {spec[1]: _assign_splits(*spec, val_fraction=val_fraction) for spec in specs}
+    assigned = [_assign_splits(*spec, val_fraction=val_fraction) for spec in specs]
     shards: dict[str, list[Path]] = {}
     Path(cache_dir or out_dir).mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(dir=cache_dir or out_dir, prefix=".arrow-") as scratch:
         for split in SPLITS:
             samples = chain.from_iterable(
-                grouped_samples(root, layout, assigned[root][split], stats, progress, **options)
-                for layout, root, options in specs
+                grouped_samples(root, layout, assigned[k][split], stats, progress, **options)
+                for k, (layout, root, options) in enumerate(specs)
             )
             dataset = samples_to_dataset(samples, stats, split=split, cache_dir=scratch)
             shards[split] = write_shards(dataset, out_dir, split, shard_size)
@@ -318,8 +357,10 @@ def build_corpus(data_root: str | Path | None = None, out_dir: str | Path = "dat
 
 def _assign_splits(layout: str, root: Path, options: dict[str, Any], val_fraction: float) -> dict[str, list[str]]:
     out: dict[str, list[str]] = {split: [] for split in SPLITS}
-    for sample_id in list_ids(root, layout, **options):
-        out[split_of(layout, group_key(layout, sample_id), val_fraction)].append(sample_id)
+    ids = list_ids(root, layout, **options)
+    check_training_ids(root, layout, ids, **options)
+    for sample_id in ids:
+        out[split_of(layout, group_key(layout, sample_id), val_fraction, options)].append(sample_id)
     return out
 
 
@@ -344,12 +385,19 @@ def convert_folder(root: str | Path, layout: str, out_dir: str | Path, split: st
     return stats
 
 
+def _options_text(options: dict[str, Any]) -> str:
+    return "".join(f", {k}={v}" for k, v in options.items() if k != "exclude_file")
+
+
 def _write_card(out_dir: Path, stats: ConversionStats, shards: dict[str, list[Path]],
                 specs: Sequence[tuple[str, Path, dict[str, Any]]], val_fraction: float | None) -> None:
     splits = [s for s, paths in shards.items() if paths]
+    extra = any(layout in EXTRA_LAYOUTS for layout, _, _ in specs)
+    extra_rule = f", plus {EXTRA_VALIDATION_RULE}, validation_score(key) = sha256(key)[:8 bytes] / 2**64"
     rule = (None if val_fraction is None else
-            f"validation = COCO-MVal images with sha256(coco_id)[:8 bytes] / 2**64 < {val_fraction}; "
-            "all instances of one COCO image share a row and a split; every other source is train")
+            f"validation = COCO-MVal images with sha256(coco_id)[:8 bytes] / 2**64 < {val_fraction}"
+            + (extra_rule if extra else "")
+            + "; all instances of one COCO image share a row and a split; every other source is train")
     info = {
         "features": features().to_dict(),
         "splits": {s: {"num_rows": stats.rows[s], "num_masks": stats.masks[s],
@@ -361,7 +409,7 @@ def _write_card(out_dir: Path, stats: ConversionStats, shards: dict[str, list[Pa
     (out_dir / "dataset_info.json").write_text(json.dumps(info, indent=2, default=str) + "\n")
     data_files = "".join(f"  - split: {s}\n    path: {s}-*.parquet\n" for s in splits)
     table = "".join(f"| {s} | {stats.rows[s]} | {stats.masks[s]} |\n" for s in splits)
-    sources = ", ".join(f"`{layout}` ({root.name})" for layout, root, _ in specs)
+    sources = ", ".join(f"`{layout}` ({root.name}{_options_text(opts)})" for layout, root, opts in specs)
     (out_dir / "README.md").write_text(
         f"---\nconfigs:\n- config_name: default\n  data_files:\n{data_files}---\n\n"
         "# hf_iis segmentation corpus\n\n"

@@ -16,6 +16,9 @@ a benchmark. Registered layouts (paths relative to `root`; masks are (H, W) arra
                Options: `split="test"`, `min_area_fraction=0.001`.
 "coco_json"    a COCO annotation file + image folder (see `hf_iis.data.coco_json`): one mask per non-crowd
                annotation, crowd annotations -> ignore. Options: `annotations=`, `images=`.
+"ecssd", "ccp", "weizmann", "camvid"
+               the extra datasets of `../shared/data/EXTRA.md`, read from `default_extra_root()`: see
+               `hf_iis.data.extra_layouts` for their formats and options.
 =============  =====================================================================================================
 
 Images are always (H, W, 3) uint8 RGB (grayscale converted). A mask whose size differs from its image, or a file
@@ -34,6 +37,7 @@ import numpy as np
 from PIL import Image
 
 from hf_iis.data.coco_json import list_coco_json_ids, read_coco_json_sample
+from hf_iis.data.extra_layouts import EXTRA_LAYOUTS, check_extra_training_ids, check_extra_training_source
 from hf_iis.data.sample import (
     Sample,
     SampleError,
@@ -80,6 +84,22 @@ class _Registry(dict):
 def default_data_root() -> Path:
     """`$HF_IIS_DATA_ROOT`, else `<repo root>/../shared/data`."""
     return Path(os.environ.get("HF_IIS_DATA_ROOT", REPO_ROOT.parent / "shared" / "data"))
+
+
+def default_extra_root(data_root: str | Path | None = None) -> Path:
+    """Folder of the extra datasets (`ECSSD/`, `CCP/`, `Weizmann/`, `CamVid/`): `$HF_IIS_EXTRA_ROOT`, else
+    `<data root>/extra` when it exists; else `FileNotFoundError` naming the variable."""
+    env = os.environ.get("HF_IIS_EXTRA_ROOT")
+    if env:
+        if not Path(env).is_dir():
+            raise FileNotFoundError(f"HF_IIS_EXTRA_ROOT={env} is not a folder")
+        return Path(env)
+    fallback = Path(data_root if data_root is not None else default_data_root()) / "extra"
+    if fallback.is_dir():
+        return fallback
+    raise FileNotFoundError(
+        "the extra datasets (ECSSD, CCP, Weizmann, CamVid) were not found: set HF_IIS_EXTRA_ROOT to the folder that "
+        f"holds them (rebuild it with scripts/extract_extra_data.py), or place them in {fallback}")
 
 
 def _stems(folder: Path, suffixes: tuple[str, ...]) -> list[str]:
@@ -188,6 +208,8 @@ LAYOUTS: dict[str, Layout] = _Registry(
         "coco_mval": Layout("coco_mval", _lister("gt", (".png",)), _read_coco_mval, folder="COCO_MVal"),
         "bsds500": Layout("bsds500", _list_bsds500, _read_bsds500, folder="BSDS500"),
         "coco_json": Layout("coco_json", list_coco_json_ids, read_coco_json_sample),
+        **{name: Layout(name, lister, reader, folder=folder)
+           for name, (lister, reader, folder) in EXTRA_LAYOUTS.items()},
     }
 )
 """Registry of layouts by name; an unknown name raises `KeyError` listing the known ones."""
@@ -229,7 +251,9 @@ def check_training_source(root: str | Path, layout: str, **options: Any) -> None
 
     Refused: benchmark layouts (grabcut, berkeley, davis); any path with a folder named like a benchmark
     (GrabCut*, Berkeley*, DAVIS*, case-insensitive); BSDS500 splits other than "test" (Berkeley's and GrabCut's
-    images come from BSDS500 train / val).
+    images come from BSDS500 train / val); the reserved slices of the extra datasets: "ccp" without
+    `subset="train"` (ids 0901-1004 are the CCP benchmarks), "camvid" with `split="test"` (CamVid-regions); and
+    "ecssd" without its exclusion list.
     """
     spec = LAYOUTS[layout]
     if spec.benchmark:
@@ -239,3 +263,10 @@ def check_training_source(root: str | Path, layout: str, **options: Any) -> None
             raise ValueError(f"{root} lies in benchmark folder {part!r}: never build a training corpus from it")
     if layout == "bsds500" and options.get("split", "test") != "test":
         raise ValueError("only the BSDS500 test split may be trained on: Berkeley and GrabCut use its train/val images")
+    check_extra_training_source(Path(root), layout, **options)
+
+
+def check_training_ids(root: str | Path, layout: str, ids: list[str], **options: Any) -> None:
+    """Raise `ValueError` if `ids` of a training source hold a reserved or excluded id (CCP 0901-1004, ECSSD
+    exclusions); `build_corpus` calls it on every listed source."""
+    check_extra_training_ids(layout, list(ids), Path(root), **options)

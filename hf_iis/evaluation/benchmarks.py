@@ -2,24 +2,63 @@
 
 The files are read by :func:`hf_iis.data.layouts.read_folder`; this module only names the benchmarks and
 flattens multi-mask samples into single-mask instances.
+
+Object-level benchmarks (shared data root): ``GrabCut`` (50), ``Berkeley`` (100), ``DAVIS`` (345, not shipped here).
+Region-level benchmarks on the reserved slices of the extra datasets (``$HF_IIS_EXTRA_ROOT``, else
+``<data root>/extra``; see :func:`hf_iis.data.layouts.default_extra_root`), never trained on:
+
+================  ===================================================================================  =========
+``CCP-parts``     CCP ids 0901-1004: one instance per connected component (8-connectivity) of each       1,243
+                  labelled part / garment region with area >= 400 px (104 images)
+``CCP-person``    the same 104 images: the whole-person mask (union of labels != 0)                        104
+``CamVid-regions``  CamVid test split (233 frames): one instance per connected component                   3,862
+                  (4-connectivity) of each class with area >= 400 px, void (label 11) as the ignore
+                  region, at most 20 per frame (the 20 largest, largest first)
+================  ===================================================================================  =========
+
+(instance counts measured on the full datasets of ``../shared/data/EXTRA.md`` at their pinned commits.)
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
-__all__ = ["BENCHMARKS", "Instance", "instances_from_samples", "load_benchmark", "load_multimask", "load_corpus_split"]
+__all__ = ["BENCHMARKS", "Benchmark", "Instance", "instances_from_samples", "load_benchmark", "load_multimask",
+           "load_corpus_split"]
 
-BENCHMARKS: dict[str, tuple[str, str]] = {
-    "GrabCut": ("GrabCut", "grabcut"),
-    "Berkeley": ("Berkeley", "berkeley"),
-    "DAVIS": ("DAVIS", "davis"),
+
+@dataclass(frozen=True)
+class Benchmark:
+    """Where a benchmark lies and how to read it.
+
+    Attributes:
+        folder: sub-folder of its root.
+        layout: layout name of ``read_folder``.
+        options: layout options (e.g. ``{"split": "test", "max_instances": 20}``).
+        root: ``"data"`` for the shared data root, ``"extra"`` for the extra-dataset root (``$HF_IIS_EXTRA_ROOT``).
+    """
+
+    folder: str
+    layout: str
+    options: dict[str, Any] = field(default_factory=dict)
+    root: str = "data"
+
+
+BENCHMARKS: dict[str, Benchmark] = {
+    "GrabCut": Benchmark("GrabCut", "grabcut"),
+    "Berkeley": Benchmark("Berkeley", "berkeley"),
+    "DAVIS": Benchmark("DAVIS", "davis"),
+    "CCP-parts": Benchmark("CCP", "ccp", {"subset": "reserved", "masks": "parts", "min_area": 400}, "extra"),
+    "CCP-person": Benchmark("CCP", "ccp", {"subset": "reserved", "masks": "person", "min_area": 400}, "extra"),
+    "CamVid-regions": Benchmark("CamVid", "camvid", {"split": "test", "min_area": 400, "max_instances": 20},
+                                "extra"),
 }
-"""Benchmark name → (sub-folder of the data root, layout name of ``read_folder``)."""
+"""Benchmark name → :class:`Benchmark` (folder, layout, layout options, which root)."""
 
 
 @dataclass
@@ -49,19 +88,26 @@ def instances_from_samples(samples: Iterable) -> list[Instance]:
     return out
 
 
-def load_benchmark(name: str, data_root: str | Path | None = None, limit: int | None = None) -> list[Instance]:
-    """Instances of a named benchmark (``"GrabCut"``, ``"Berkeley"``, ...), at most ``limit`` of them.
+def load_benchmark(name: str, data_root: str | Path | None = None, limit: int | None = None,
+                   extra_root: str | Path | None = None) -> list[Instance]:
+    """Instances of a named benchmark (``"GrabCut"``, ``"Berkeley"``, ``"CCP-parts"``, ...), at most ``limit``.
+
+    ``data_root`` defaults to ``default_data_root()``; the region benchmarks read ``extra_root`` (default
+    ``default_extra_root(data_root)``: ``$HF_IIS_EXTRA_ROOT``, else ``<data root>/extra``).
 
     Raises:
         KeyError: for an unknown benchmark name.
+        FileNotFoundError: when the extra root is needed and not found (the message names ``HF_IIS_EXTRA_ROOT``).
     """
-    from hf_iis.data.layouts import default_data_root, read_folder
+    from hf_iis.data.layouts import default_data_root, default_extra_root, read_folder
 
     if name not in BENCHMARKS:
         raise KeyError(f"unknown benchmark {name!r}; known: {sorted(BENCHMARKS)}")
-    folder, layout = BENCHMARKS[name]
+    spec = BENCHMARKS[name]
     root = Path(data_root) if data_root is not None else Path(default_data_root())
-    instances = instances_from_samples(read_folder(root / folder, layout, limit=limit))
+    if spec.root == "extra":
+        root = Path(extra_root) if extra_root is not None else default_extra_root(root)
+    instances = instances_from_samples(read_folder(root / spec.folder, spec.layout, limit=limit, **spec.options))
     return instances[:limit] if limit is not None else instances
 
 
