@@ -11,7 +11,7 @@ from PIL import Image
 from scipy import ndimage
 
 from hf_iis.data import SampleError, check_training_source, list_ids, read_folder, read_sample
-from hf_iis.data.extra_layouts import camvid_regions, ccp_regions, read_image
+from hf_iis.data.extra_layouts import camvid_regions, ccp_regions
 from hf_iis.data.layouts import check_training_ids, default_extra_root
 from hf_iis.evaluation.benchmarks import BENCHMARKS, load_benchmark
 from tests.conftest import DATA_ROOT, require_data
@@ -178,13 +178,21 @@ def test_connectivity_ccp_8_camvid_4() -> None:
 # --- images, bad input ---------------------------------------------------------------------------------------------
 
 def test_exif_orientation_applied_and_missing_inputs(tmp_path: Path, samples: Path) -> None:
+    horses = tmp_path / "horses"
+    for sub in ("rgb", "figure_ground"):
+        (horses / sub).mkdir(parents=True)
     pixels = np.zeros((10, 20, 3), np.uint8)
     pixels[:, :5] = 255
     exif = Image.Exif()
-    exif[0x0112] = 6  # rotate 90 degrees clockwise for display
-    Image.fromarray(pixels).save(tmp_path / "rotated.jpg", exif=exif.tobytes(), quality=100)
-    image, reusable = read_image(tmp_path / "rotated.jpg")
-    assert image.shape == (20, 10, 3) and not reusable and image[:5].mean() > 200 > image[-5:].mean()
+    exif[0x0112] = 6  # stored landscape, shown rotated 90 degrees clockwise (portrait)
+    Image.fromarray(pixels).save(horses / "rgb" / "horse900.jpg", exif=exif.tobytes(), quality=100)
+    mask = np.zeros((40, 20), np.uint8)
+    mask[:20] = 255  # drawn on the upright (portrait) picture, at twice its size
+    Image.fromarray(mask).save(horses / "figure_ground" / "horse900.jpg", quality=100)
+    sample = read_sample(horses, "weizmann", "horse900")
+    assert sample.image.shape == (20, 10, 3) and sample.image_file is None
+    assert sample.image[:5].mean() > 200 > sample.image[-5:].mean()  # the bright stored left edge is now on top
+    np.testing.assert_array_equal(sample.masks[0], np.arange(20)[:, None].repeat(10, 1) < 10)
     with pytest.raises(FileNotFoundError, match="nowhere"):
         list_ids(tmp_path / "nowhere", "weizmann")
     weizmann = tmp_path / "Weizmann"

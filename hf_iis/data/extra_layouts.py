@@ -27,8 +27,9 @@ Paths are relative to each dataset's folder (`<extra root>/ECSSD`, ...; the extr
             benchmark), `connectivity=4` | `8`.
 ==========  =========================================================================================================
 
-Images are (H, W, 3) uint8 RGB as a viewer shows them: a rotating EXIF orientation is applied (none of the four
-datasets carries one; checked on the full sets). A missing file raises `SampleError` / `FileNotFoundError` naming it.
+Images are (H, W, 3) uint8 RGB as a viewer shows them: `read_rgb` applies a rotating EXIF orientation (none of the
+four datasets carries one; checked on the full sets). A missing file raises `SampleError` / `FileNotFoundError`
+naming it.
 """
 
 from __future__ import annotations
@@ -39,7 +40,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from PIL import ExifTags, Image, ImageOps
+from PIL import Image
 
 from hf_iis.data.sample import (
     Sample,
@@ -69,16 +70,6 @@ def _stems(folder: Path, suffixes: tuple[str, ...]) -> list[str]:
     if not folder.is_dir():
         raise FileNotFoundError(f"not a folder: {folder}")
     return sorted(p.stem for p in folder.iterdir() if p.is_file() and p.suffix in suffixes)
-
-
-def read_image(path: Path) -> tuple[np.ndarray, bool]:
-    """`read_rgb`, but with a rotating EXIF orientation applied (the image as a viewer shows it)."""
-    array, was_rgb = read_rgb(path)
-    if not was_rgb:
-        with Image.open(path) as im:
-            if im.getexif().get(ExifTags.Base.Orientation) not in (None, 1):
-                array = np.asarray(ImageOps.exif_transpose(im).convert("RGB"), dtype=np.uint8).copy()
-    return array, was_rgb
 
 
 def _sample(sample_id: str, image: tuple[np.ndarray, bool], image_path: Path, masks: list[np.ndarray],
@@ -129,7 +120,7 @@ def _read_ecssd(root: Path, sample_id: str, exclude_file: str | Path | None = No
     if sample_id in ecssd_exclusions(root, exclude_file):
         raise ValueError(f"ECSSD id {sample_id!r} is excluded (a BSDS / benchmark image): never read it")
     image_path = find_file(Path(root) / "images", sample_id, (".jpg", ".png"))
-    image = read_image(image_path)
+    image = read_rgb(image_path)
     mask_path = Path(root) / "ground_truth_mask" / f"{sample_id}.png"
     label = read_label(mask_path)
     check_size(image[0], label, mask_path)
@@ -186,7 +177,7 @@ def _read_ccp(root: Path, sample_id: str, subset: str = "all", masks: str = "all
     if masks not in ("all", "parts", "person"):
         raise ValueError(f"CCP masks must be 'all', 'parts' or 'person', got {masks!r}")
     image_path = find_file(Path(root) / "photos", sample_id, (".jpg",))
-    image = read_image(image_path)
+    image = read_rgb(image_path)
     label_map = ccp_label_map(root, sample_id)
     check_size(image[0], label_map, Path(root) / "annotations" / "pixel-level" / f"{sample_id}.mat")
     person = [label_map != 0] if np.count_nonzero(label_map) >= min_area else []
@@ -201,7 +192,7 @@ def _read_weizmann(root: Path, sample_id: str, resample: str = "nearest") -> Sam
     if resample not in ("nearest", "bilinear"):
         raise ValueError(f"resample must be 'nearest' or 'bilinear', got {resample!r}")
     image_path = find_file(Path(root) / "rgb", sample_id, (".jpg",))
-    image = read_image(image_path)
+    image = read_rgb(image_path)
     grey = read_label(Path(root) / "figure_ground" / f"{sample_id}.jpg").astype(np.uint8)
     h, w = image[0].shape[:2]
     if resample == "nearest":
@@ -237,7 +228,7 @@ def _read_camvid(root: Path, sample_id: str, split: str = "train", min_area: int
                  max_instances: int | None = None, connectivity: int = 4) -> Sample:
     split = _camvid_split(split)
     image_path = find_file(Path(root) / split, sample_id, (".png",))
-    image = read_image(image_path)
+    image = read_rgb(image_path)
     label_path = Path(root) / f"{split}annot" / f"{sample_id}.png"
     label = read_label(label_path)
     check_size(image[0], label, label_path)
