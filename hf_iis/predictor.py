@@ -114,9 +114,7 @@ class SignedClickPredictor:
             embeddings = self.model.encode_image(batch)
             self.encode_count += 1
             for i, view in enumerate(group):
-                self._embeddings[view.name] = SignedClickImageEmbeddings(
-                    features=embeddings.features[i : i + 1], low_level=embeddings.low_level[i : i + 1]
-                )
+                self._embeddings[view.name] = embeddings.index(slice(i, i + 1))
         return {v.name: self._embeddings[v.name] for v in views}
 
     # ---------------------------------------------------------------- decoding

@@ -8,24 +8,18 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
-from hf_iis.backbones.efficientnet_lite import (
+from hf_iis.backbone_efficientnet_lite import (
     EFFICIENTNET_LITE_VARIANTS,
     EfficientNetLiteFeatures,
     load_imagenet_state_dict,
     rename_imagenet_state_dict,
 )
 
-CHECKPOINT = Path(__file__).resolve().parents[1] / "hf_iis" / "checkpoints" / "default" / "model.safetensors"
+CHECKPOINT = Path(__file__).resolve().parents[1] / "hf_iis" / "checkpoints" / "lite0" / "model.safetensors"
 
 
 def _timm():
-    """timm, imported the way the project does today (torchvision stand-in), or skip when it is gone."""
-    try:
-        from hf_iis._timm_compat import import_timm
-
-        return import_timm()
-    except ImportError:
-        pass
+    """timm (the optional `timm` extra), or skip when it cannot be imported."""
     try:
         import timm
 

@@ -25,6 +25,12 @@ class ModelSection:
     init_from: str | None = None  # a save_pretrained folder to start from instead of a fresh model
     freeze_backbone_blocks: int | None = None  # freeze the stem + this many early backbone stages (None = train all)
     loss_weights: dict[str, float] = field(default_factory=lambda: {"bce": 1.0, "soft_iou": 1.0})
+    # A frozen U²-Net(-p) saliency branch fused into the embedding (hf_iis.backbone_saliency); with init_from, a
+    # checkpoint without one gets it added (its fusion layers start at zero, so training starts from that model).
+    saliency_encoder: str | None = None  # "u2netp" | "u2net" | None
+    saliency_features: list[str] = field(default_factory=lambda: ["maps", "decoder"])
+    saliency_input_size: int = 256
+    saliency_onnx: str | None = None  # the published ONNX weights; None = hf_iis.u2net_weights lookup
 
 
 @dataclass

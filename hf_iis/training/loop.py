@@ -38,6 +38,9 @@ def build_model(cfg: TrainingConfig) -> SignedClickModel:
     m = cfg.model
     if m.init_from:
         model = SignedClickModel.from_pretrained(m.init_from)
+        if m.saliency_encoder is not None and model.config.saliency_encoder is None:
+            model = add_saliency_branch(model, m.saliency_encoder, m.saliency_features, m.saliency_input_size,
+                                        m.saliency_onnx)
         if m.image_size != model.config.image_size:
             # A fully convolutional model can continue at another resolution; the config must follow, since the
             # click encoding's far-field width is a fraction of config.image_size and the processor resizes to it.
@@ -50,14 +53,33 @@ def build_model(cfg: TrainingConfig) -> SignedClickModel:
     weights.update({f"loss_{name}_weight": float(w) for name, w in m.loss_weights.items()})
     config = SignedClickConfig.from_preset(
         m.preset, image_size=m.image_size, backbone=m.backbone, use_pretrained_backbone=m.pretrained_backbone,
-        **weights,
+        saliency_encoder=m.saliency_encoder, saliency_features=m.saliency_features,
+        saliency_input_size=m.saliency_input_size, **weights,
     )
     model = SignedClickModel(config)
     if m.pretrained_backbone:
         model.load_pretrained_backbone()
+    if model.saliency is not None:
+        model.load_pretrained_saliency(m.saliency_onnx)
     if m.freeze_backbone_blocks is not None:
         model.freeze_backbone_stem(m.freeze_backbone_blocks)
     return model
+
+
+def add_saliency_branch(model: SignedClickModel, encoder: str, features: list[str], input_size: int,
+                        onnx_path: str | None = None) -> SignedClickModel:
+    """`model` with a U²-Net saliency branch added: every trained weight kept, the branch's fusion layers at zero
+    (so the new model predicts exactly what `model` did), its U²-Net weights from the published ONNX file."""
+    config = SignedClickConfig(**{**model.config.to_dict(), "saliency_encoder": encoder,
+                                  "saliency_features": list(features), "saliency_input_size": input_size})
+    grown = SignedClickModel(config)
+    missing, unexpected = grown.load_state_dict(model.state_dict(), strict=False)
+    new_parts = ("saliency.", "decoder.refine.")
+    if unexpected or any(not k.startswith(new_parts) for k in missing):
+        raise ValueError(f"cannot add a saliency branch: unexpected {unexpected[:3]}, missing "
+                         f"{[k for k in missing if not k.startswith(new_parts)][:3]}")
+    grown.load_pretrained_saliency(onnx_path)
+    return grown
 
 
 def build_optimizer(model: SignedClickModel, cfg: TrainingConfig) -> torch.optim.Optimizer:

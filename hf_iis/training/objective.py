@@ -93,7 +93,7 @@ class SignedClickObjective(nn.Module):
                 [Click(float(p[0]), float(p[1]), int(s))] for p, s in zip(points[:, 0].tolist(), labels[:, 0].tolist())
             ]
             probs = torch.sigmoid(logits.detach().float())
-            detached = type(embeddings)(features=embeddings.features.detach(), low_level=embeddings.low_level.detach())
+            detached = embeddings.detach()
             for round_index in range(corrective_clicks):
                 new_points, new_labels = self._corrective_clicks(probs, target, target_valid, history)
                 points = torch.cat([points, new_points], dim=1)

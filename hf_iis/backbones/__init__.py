@@ -1,1 +1,0 @@
-"""Image backbones written for this project (no third-party model code)."""

@@ -1,0 +1,136 @@
+"""U²-Net(-p) written here against the published ONNX export, its loader's refusals, and the saliency branch."""
+
+from __future__ import annotations
+
+import importlib.util
+
+import numpy as np
+import pytest
+import torch
+
+from hf_iis import SignedClickConfig, SignedClickModel
+from hf_iis.backbone_u2net import RSU, U2Net, load_u2net_onnx, u2net_from_onnx
+from hf_iis.u2net_weights import find_u2net_onnx
+
+
+def _onnx_or_skip(variant: str):
+    if importlib.util.find_spec("onnx") is None or importlib.util.find_spec("onnxruntime") is None:
+        pytest.skip("onnx / onnxruntime not installed (the training extra)")
+    try:
+        return find_u2net_onnx(variant)
+    except FileNotFoundError as error:
+        pytest.skip(str(error))
+
+
+def test_rsu_keeps_size_and_adds_the_input_branch():
+    block = RSU(7, 3, 4, 8)
+    x = torch.randn(1, 3, 37, 45)  # odd sizes: ceil-mode pooling and upsampling back to each skip's size
+    assert block(x).shape == (1, 8, 37, 45)
+    dilated = RSU(4, 3, 4, 8, dilated=True)
+    assert [c[0].dilation[0] for c in dilated.encoder] + [dilated.bottom[0].dilation[0]] == [1, 2, 4, 8]
+
+
+def test_u2netp_sizes_and_parameter_count():
+    net = U2Net("u2netp")
+    assert sum(p.numel() for p in net.parameters()) == 1_125_485  # the paper's 1.13 M
+    assert len(net.convs_in_run_order()) == 119
+    out = net(torch.randn(1, 3, 64, 96))
+    assert out.saliency.shape == (1, 7, 64, 96) and 0 <= out.saliency.min() and out.saliency.max() <= 1
+    assert [f.shape[-1] for f in out.decoder_features] == [96, 48, 24, 12, 6]
+    with pytest.raises(ValueError, match="unknown U²-Net variant"):
+        U2Net("u3net")
+
+
+def test_u2netp_matches_onnxruntime():
+    path = _onnx_or_skip("u2netp")
+    import onnxruntime
+
+    torch.manual_seed(0)
+    x = torch.randn(1, 3, 320, 320)
+    with torch.no_grad():
+        ours = u2net_from_onnx(path, "u2netp")(x).saliency.numpy()
+    session = onnxruntime.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    theirs = np.concatenate(session.run(None, {session.get_inputs()[0].name: x.numpy()}), axis=1)
+    assert np.abs(ours - theirs).max() <= 1e-4
+
+
+def test_loader_refuses_missing_damaged_and_wrong_topology(tmp_path):
+    with pytest.raises(FileNotFoundError, match="u2netp.onnx"):
+        load_u2net_onnx(tmp_path / "nothing.onnx", "u2netp")
+    path = _onnx_or_skip("u2netp")
+    broken = tmp_path / "broken.onnx"
+    broken.write_bytes(path.read_bytes()[:1000])
+    with pytest.raises(ValueError, match="not a readable ONNX model"):
+        load_u2net_onnx(broken, "u2netp")
+    with pytest.raises(ValueError, match="expected"):  # U²-Net-p weights read as the full U²-Net
+        load_u2net_onnx(path, "u2net")
+    import onnx
+    from onnx import helper
+
+    tiny = helper.make_model(helper.make_graph(
+        [helper.make_node("Relu", ["x"], ["y"])], "g",
+        [helper.make_tensor_value_info("x", onnx.TensorProto.FLOAT, [1])],
+        [helper.make_tensor_value_info("y", onnx.TensorProto.FLOAT, [1])]))
+    other = tmp_path / "other.onnx"
+    onnx.save(tiny, str(other))
+    with pytest.raises(ValueError, match="0 Conv nodes, expected 119"):
+        load_u2net_onnx(other, "u2netp")
+
+
+def _tiny_pair():
+    torch.manual_seed(0)
+    base = SignedClickModel(SignedClickConfig.from_preset("tiny", image_size=64, use_pretrained_backbone=False)).eval()
+    from hf_iis.training.loop import add_saliency_branch
+
+    return base, add_saliency_branch
+
+
+def test_adding_the_saliency_branch_keeps_the_predictions(monkeypatch):
+    base, add_saliency_branch = _tiny_pair()
+    monkeypatch.setattr(SignedClickModel, "load_pretrained_saliency", lambda self, path=None: None)
+    grown = add_saliency_branch(base, "u2netp", ["maps", "decoder"], 64).eval()
+    x = torch.randn(2, 3, 64, 64)
+    points, labels = torch.tensor([[[10.0, 20.0]], [[40.0, 30.0]]]), torch.tensor([[1], [-1]])
+    with torch.no_grad():
+        before = base(pixel_values=x, points=points, labels=labels).logits
+        emb = grown.encode_image(x)
+        after = grown.decode(emb, points, labels, image_index=torch.tensor([0, 1]))
+    assert emb.fine is not None and emb.fine.shape == (2, 8, 32, 32)
+    assert torch.equal(before, after)
+    # the new layers are trainable, U²-Net is not
+    trainable = {n for n, p in grown.named_parameters() if p.requires_grad}
+    assert any(n.startswith("saliency.to_s8") for n in trainable)
+    assert not any(n.startswith("saliency.u2net") for n in trainable)
+
+
+def test_saliency_checkpoint_round_trip_and_mismatch_refused(tmp_path, monkeypatch):
+    base, add_saliency_branch = _tiny_pair()
+    monkeypatch.setattr(SignedClickModel, "load_pretrained_saliency", lambda self, path=None: None)
+    grown = add_saliency_branch(base, "u2netp", ["maps"], 64).eval()
+    grown.save_pretrained(tmp_path / "grown")
+    loaded = SignedClickModel.from_pretrained(tmp_path / "grown").eval()
+    x = torch.randn(1, 3, 64, 64)
+    points, labels = torch.tensor([[[10.0, 20.0]]]), torch.tensor([[1]])
+    with torch.no_grad():
+        torch.testing.assert_close(grown(pixel_values=x, points=points, labels=labels).logits,
+                                   loaded(pixel_values=x, points=points, labels=labels).logits, atol=1e-4, rtol=1e-4)
+    base.save_pretrained(tmp_path / "plain")
+    config = (tmp_path / "plain" / "config.json")
+    config.write_text(config.read_text().replace('"saliency_encoder": null', '"saliency_encoder": "u2netp"'))
+    with pytest.raises(ValueError, match="do not fit its config"):
+        SignedClickModel.from_pretrained(tmp_path / "plain")
+
+
+def test_config_refuses_unknown_saliency_settings():
+    with pytest.raises(ValueError, match="saliency_encoder"):
+        SignedClickConfig(saliency_encoder="isnet")
+    with pytest.raises(ValueError, match="saliency_features"):
+        SignedClickModel(SignedClickConfig.from_preset("tiny", image_size=64, saliency_encoder="u2netp",
+                                                       saliency_features=["edges"], use_pretrained_backbone=False))
+
+
+def test_forward_rejects_unknown_keywords():
+    base, _ = _tiny_pair()
+    with pytest.raises(TypeError, match="prev_mask"):
+        base(pixel_values=torch.zeros(1, 3, 64, 64), points=torch.zeros(1, 1, 2), labels=torch.ones(1, 1),
+             prev_mask=None)
