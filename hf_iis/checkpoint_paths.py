@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 DEFAULT_CHECKPOINT = Path(__file__).resolve().parent / "checkpoints" / "default"
@@ -12,7 +13,9 @@ def resolve_checkpoint(path: str | Path | None) -> str:
     """A checkpoint folder or hub repo id to load from; None means the embedded default model.
 
     A local folder must hold `config.json` and safetensors weights; otherwise FileNotFoundError names what is missing.
-    A string that is not an existing path is passed on as a hub repo id.
+    A string that is not an existing path goes to the hub only when it reads as a hub repo id, `owner/name`
+    (`looks_like_hub_repo_id`); anything else (`hub_foldr`, `./x`, `/tmp/x`, `outputs/typo` where `outputs/` exists)
+    is a local folder that is not there: FileNotFoundError naming it, at once, with no hub lookup.
     """
     if path is None:
         path = DEFAULT_CHECKPOINT
@@ -31,9 +34,27 @@ def resolve_checkpoint(path: str | Path | None) -> str:
                 f"checkpoint folder {folder} has no weights: expected one of {', '.join(WEIGHT_FILES)}"
             )
         return str(folder)
-    if str(path).startswith((".", "/", "~")) or Path(str(path)).suffix:
-        raise FileNotFoundError(f"checkpoint folder not found: {path}")
-    return str(path)
+    text = str(path)
+    if not looks_like_hub_repo_id(text):
+        owner, hint = text.split("/")[0], ""
+        if "/" not in text:
+            hint = " (a hub repo id has the form owner/name)"
+        elif text.count("/") == 1 and Path(owner).is_dir():
+            hint = f" ({owner}/ is a local folder, so this is read as a path, not as a hub repo id)"
+        raise FileNotFoundError(f"checkpoint folder not found: {text}{hint}")
+    return text
+
+
+_REPO_ID_PART = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*")
+
+
+def looks_like_hub_repo_id(text: str) -> bool:
+    """True for `owner/name` (hub characters, no `..`) whose `owner` is not a local folder: what `resolve_checkpoint`
+    passes on to the hub. One-part names, paths starting with `.`, `/` or `~`, and deeper paths are local."""
+    parts = text.split("/")
+    if len(parts) != 2 or ".." in text or not all(_REPO_ID_PART.fullmatch(part) for part in parts):
+        return False
+    return not Path(parts[0]).is_dir()
 
 
 def load_checkpoint(path: str | Path | None = None):

@@ -391,7 +391,9 @@ def build_demo(model: str | os.PathLike | None = None, segmenter: Segmenter | No
                max_pixels: int = MAX_MODEL_PIXELS, concurrency: int = CONCURRENCY) -> gr.Blocks:
     """The Space's Blocks app: `model` folder (None: HF_IIS_MODEL, then the embedded default) or a `segmenter`."""
     handlers = Handlers(segmenter or load_segmenter(model), max_pixels)
-    with gr.Blocks(title="Signed-click interactive segmentation", delete_cache=(3600, 3600)) as demo:
+    # analytics off: the Space makes no outside connection (Gradio's telemetry and version check are on by default)
+    with gr.Blocks(title="Signed-click interactive segmentation", delete_cache=(3600, 3600),
+                   analytics_enabled=False) as demo:
         demo.handlers = handlers
         gr.Markdown("# Signed-click interactive segmentation\nUpload an image, then click on the object "
                     "(**positive**) or on what should not be in it (**negative**). Each click refines the mask; "

@@ -1,14 +1,22 @@
-"""Shared fixtures: a tiny random checkpoint, the real-data root, and a real image."""
+"""Shared fixtures: a tiny random checkpoint, the real-data root, and a real image; and the guard that fails any
+test which looks up a host outside this machine."""
 
 from __future__ import annotations
 
+import ipaddress
 import os
+import socket
 from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
 from PIL import Image
+
+# No outside connections from the test suite (nor from the subprocesses it starts). Both are read once, when gradio
+# and huggingface_hub are first imported: by the test modules, after this file (nothing above imports them).
+os.environ["GRADIO_ANALYTICS_ENABLED"] = "False"
+os.environ["HF_HUB_OFFLINE"] = "1"
 
 torch.set_num_threads(max(1, min(2, os.cpu_count() or 1)))
 
@@ -58,3 +66,57 @@ def grabcut_image() -> np.ndarray:
     folder = require_data("GrabCut", "data_GT")
     path = sorted(folder.glob("*.jpg"))[0]
     return np.asarray(Image.open(path).convert("RGB"))
+
+
+# ----------------------------------------------------------------------------- no outside connections
+LOOPBACK_NAMES = {"", "localhost", "localhost.localdomain", "ip6-localhost", "ip6-loopback"}
+
+
+def is_local_host(host) -> bool:
+    """True for what never leaves the machine: loopback names and addresses, the wildcard bind addresses, and the
+    machine's own host name."""
+    if host is None:
+        return True
+    if isinstance(host, bytes):
+        host = host.decode("ascii", "replace")
+    host = str(host).strip("[]").rstrip(".").lower()
+    if host in LOOPBACK_NAMES or host.endswith(".localhost") or host == socket.gethostname().lower():
+        return True
+    try:
+        address = ipaddress.ip_address(host.split("%")[0])
+    except ValueError:
+        return False
+    return address.is_loopback or address.is_unspecified
+
+
+def _install_lookup_guard() -> list[str]:
+    """Wrap `socket.getaddrinfo` (which `socket.create_connection`, httpx, urllib3, requests and asyncio all go
+    through) so that a lookup of an outside host is recorded and refused as if the machine were offline. Installed
+    once per process (this file is imported both as `conftest` and as `tests.conftest`); returns the record."""
+    if hasattr(socket.getaddrinfo, "outside_lookups"):
+        return socket.getaddrinfo.outside_lookups
+    real_getaddrinfo = socket.getaddrinfo
+
+    def guarded_getaddrinfo(host, *args, **kwargs):
+        if not is_local_host(host):
+            guarded_getaddrinfo.outside_lookups.append(str(host))
+            raise socket.gaierror(socket.EAI_NONAME, f"tests make no outside connection: lookup of {host!r} refused")
+        return real_getaddrinfo(host, *args, **kwargs)
+
+    guarded_getaddrinfo.outside_lookups = []
+    guarded_getaddrinfo.real = real_getaddrinfo
+    socket.getaddrinfo = guarded_getaddrinfo
+    return guarded_getaddrinfo.outside_lookups
+
+
+OUTSIDE_LOOKUPS = _install_lookup_guard()
+
+
+@pytest.fixture(autouse=True)
+def _no_outside_lookups():
+    """Fail a test during which anything in this process looked up a host outside the machine."""
+    start = len(OUTSIDE_LOOKUPS)
+    yield
+    made = OUTSIDE_LOOKUPS[start:]
+    if made:
+        pytest.fail(f"outside host(s) looked up during the test: {sorted(set(made))}", pytrace=False)
