@@ -47,8 +47,8 @@ def _segment(args: argparse.Namespace) -> int:
     from .image_io import load_image
     from .visualize import overlay_mask
 
+    image = load_image(args.image)  # first: a bad image is reported without loading a model
     seg = load_pipeline(args.model)
-    image = load_image(args.image)
     out = seg(image, clicks=args.click, tta=_tta_value(args.tta), triangulation=args.triangulation,
               triangulation_sampling=args.sampling, triangulation_blend=args.blend)
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)

@@ -7,6 +7,8 @@ raised before anything reaches torch.
 from __future__ import annotations
 
 import os
+import re
+import warnings
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -24,19 +26,13 @@ def load_image(image, max_pixels: int | None = DEFAULT_MAX_PIXELS) -> np.ndarray
 
     A file or PIL image with an EXIF orientation (phone photos) is turned the way a viewer shows it, so clicks are
     read, and masks come back, in that frame (as transformers' own `load_image` does).
+
+    A file's size is read from its header and checked against `max_pixels` before anything is decoded; with
+    `max_pixels=None` the budget for files is PIL's `Image.MAX_IMAGE_PIXELS` (its decompression-bomb warning
+    threshold). Over budget, or over PIL's decompression-bomb limit, is the same ValueError ("over the budget").
     """
     if isinstance(image, (str, os.PathLike)):
-        path = Path(image)
-        if not path.is_file():
-            raise FileNotFoundError(f"image file not found: {path}")
-        try:
-            with Image.open(path) as opened:
-                opened.load()
-                image = upright(opened)
-                if image is opened:
-                    image = opened.copy()
-        except (UnidentifiedImageError, OSError, SyntaxError) as error:
-            raise ValueError(f"cannot read image file {path}: it is corrupt or not an image ({error})") from None
+        image = _read_image_file(Path(image), max_pixels)
     if isinstance(image, Image.Image):
         array = _pil_to_rgb_array(upright(image))
     elif isinstance(image, np.ndarray):
@@ -47,11 +43,48 @@ def load_image(image, max_pixels: int | None = DEFAULT_MAX_PIXELS) -> np.ndarray
     if min(height, width) < MIN_SIDE:
         raise ValueError(f"image is {width}x{height} pixels; both sides must be at least {MIN_SIDE} pixels")
     if max_pixels is not None and height * width > max_pixels:
-        raise ValueError(
-            f"image is {width}x{height} = {height * width} pixels, over the budget of {max_pixels}; "
-            f"downscale it first or raise max_pixels"
-        )
+        raise ValueError(_over_budget(f"{width}x{height} = {height * width}", max_pixels))
     return np.ascontiguousarray(array)
+
+
+def _over_budget(size: str, budget: int, what: str = "raise max_pixels") -> str:
+    return f"image is {size} pixels, over the budget of {budget}; downscale it first or {what}"
+
+
+def _read_image_file(path: Path, max_pixels: int | None) -> Image.Image:
+    """Open `path`, check its header size against the budget, then decode it upright (EXIF orientation applied)."""
+    if not path.is_file():
+        raise FileNotFoundError(f"image file not found: {path}")
+    corrupt = f"cannot read image file {path}: it is corrupt or not an image"
+    try:
+        with warnings.catch_warnings():  # PIL's bomb warning: the budget check below refuses such images instead
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+            opened = Image.open(path)  # lazy: reads the header only
+    except Image.DecompressionBombError as error:  # over 2 x Image.MAX_IMAGE_PIXELS: PIL refuses to open it
+        match = re.search(r"\((\d+) pixels\)", str(error))
+        size = match.group(1) if match else "over PIL's decompression-bomb limit of"
+        limit = 2 * Image.MAX_IMAGE_PIXELS
+        if max_pixels is not None and max_pixels < limit:
+            raise ValueError(_over_budget(size, max_pixels)) from None
+        raise ValueError(_over_budget(size, limit, "raise PIL.Image.MAX_IMAGE_PIXELS (PIL's own limit)")) from None
+    except (UnidentifiedImageError, OSError, SyntaxError) as error:
+        raise ValueError(f"{corrupt} ({error})") from None
+    with opened:
+        width, height = opened.size
+        budget = max_pixels if max_pixels is not None else Image.MAX_IMAGE_PIXELS
+        if budget is not None and width * height > budget:
+            # PNG's getexif() decodes the pixels to look for an eXIf chunk after them: only a header one counts
+            header_exif = opened.format != "PNG" or "exif" in opened.info
+            if header_exif and opened.getexif().get(ExifTags.Base.Orientation, 1) in (5, 6, 7, 8):  # quarter turn
+                width, height = height, width
+            what = "raise max_pixels" if max_pixels is not None else "raise PIL.Image.MAX_IMAGE_PIXELS"
+            raise ValueError(_over_budget(f"{width}x{height} = {width * height}", budget, what))
+        try:
+            opened.load()
+            image = upright(opened)
+            return opened.copy() if image is opened else image
+        except (UnidentifiedImageError, OSError, SyntaxError) as error:
+            raise ValueError(f"{corrupt} ({error})") from None
 
 
 def upright(image: Image.Image) -> Image.Image:
