@@ -11,7 +11,7 @@ from .checkpoint_paths import DEFAULT_CHECKPOINT, load_checkpoint, load_pipeline
 from .configuration_signed_click import SignedClickConfig
 from .image_processing_signed_click import SignedClickImageProcessor
 from .modeling_signed_click import SignedClickModel, SignedClickSegmenterOutput
-from .pipeline_interactive_segmentation import InteractiveSegmentationPipeline
+from .pipeline_interactive_segmentation import CheckedAutoModel, InteractiveSegmentationPipeline
 from .predictor import Prediction, SignedClickPredictor
 
 __version__ = "0.1.0"
@@ -23,10 +23,14 @@ AutoImageProcessor.register(SignedClickConfig, image_processor_classes={"pil": S
 PIPELINE_REGISTRY.register_pipeline(
     "interactive-segmentation",
     pipeline_class=InteractiveSegmentationPipeline,
-    pt_model=AutoModel,
+    pt_model=CheckedAutoModel,  # AutoModel, with unreadable weights as a ValueError naming the checkpoint
     default={"model": (str(DEFAULT_CHECKPOINT), None)},  # model omitted -> the embedded default checkpoint
     type="image",
 )
+# what `save_pretrained` writes into a saved pipeline's custom_pipelines: the class a remote loader can find
+InteractiveSegmentationPipeline._registered_impl = {
+    task: {**impl, "pt": (AutoModel,)} for task, impl in InteractiveSegmentationPipeline._registered_impl.items()
+}
 
 __all__ = [
     "InteractiveSegmentationPipeline",

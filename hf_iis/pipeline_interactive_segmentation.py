@@ -19,10 +19,12 @@ import numbers
 
 import numpy as np
 from PIL import Image
-from transformers import Pipeline
+from transformers import AutoModel, Pipeline
 
-from .image_io import DEFAULT_MAX_PIXELS, load_image, validate_clicks, validate_prev_mask
+from .image_io import DEFAULT_MAX_PIXELS, is_whole_number, load_image, validate_clicks, validate_prev_mask
 from .predictor import SignedClickPredictor
+from .triangulation import MAX_AUXILIARY_PIXELS, SAMPLINGS
+from .tta import resolve_views
 
 _FORWARD_KEYS = (
     "tta",
@@ -33,6 +35,46 @@ _FORWARD_KEYS = (
     "seed",
     "return_uncertainty",
 )
+
+
+def check_scaling_options(options: dict) -> None:
+    """The checks `SignedClickPredictor.predict` makes on the scaling options, made where they are given (in
+    `pipeline(...)` or per call), so that `pipeline(..., tta=0)` is refused at construction, not at the first call."""
+    if "tta" in options:
+        resolve_views(options["tta"])
+    if "triangulation" in options:
+        value = options["triangulation"]
+        if not is_whole_number(value) or not 0 <= int(value) <= MAX_AUXILIARY_PIXELS:
+            raise ValueError(f"triangulation must be a whole number of auxiliary pixels in "
+                             f"[0, {MAX_AUXILIARY_PIXELS}], got {value!r}")
+    if "triangulation_sampling" in options and options["triangulation_sampling"] not in SAMPLINGS:
+        raise ValueError(f"unknown triangulation sampling {options['triangulation_sampling']!r}; use one of "
+                         f"{SAMPLINGS}")
+    if "triangulation_blend" in options:
+        value = options["triangulation_blend"]
+        if isinstance(value, bool) or not isinstance(value, numbers.Real) or not 0.0 <= value <= 1.0:
+            raise ValueError(f"triangulation_blend must be in [0, 1], got {value!r}")
+    if "combine" in options and options["combine"] not in ("probability", "logit"):
+        raise ValueError(f"unknown TTA combine mode {options['combine']!r}; use 'probability' or 'logit'")
+
+
+class CheckedAutoModel(AutoModel):
+    """`AutoModel` for `pipeline("interactive-segmentation", model=<folder or repo>)`: a checkpoint whose weights
+    cannot be read (a truncated `model.safetensors`) is a ValueError naming it, not a raw `SafetensorError`.
+
+    transformers' pipeline() reports it as "Could not load model <checkpoint> ...", the cause below. Registered as
+    the task's model class (hf_iis/__init__.py); saved pipelines still name `AutoModel`.
+    """
+
+    @classmethod
+    def from_pretrained(cls, pretrained_model_name_or_path, *args, **kwargs):
+        from safetensors import SafetensorError
+
+        try:
+            return AutoModel.from_pretrained(pretrained_model_name_or_path, *args, **kwargs)
+        except (SafetensorError, KeyError, EOFError) as error:
+            first_line = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+            raise ValueError(f"cannot load checkpoint {pretrained_model_name_or_path}: {first_line}") from error
 
 
 class InteractiveSegmentationPipeline(Pipeline):
@@ -64,6 +106,7 @@ class InteractiveSegmentationPipeline(Pipeline):
         if prev_mask is not None:
             preprocess["prev_mask"] = prev_mask
         forward = {key: value for key, value in kwargs.items() if value is not None}
+        check_scaling_options(forward)
         if points_per_batch is not None:
             whole = isinstance(points_per_batch, numbers.Integral) and not isinstance(points_per_batch, bool)
             if not whole or points_per_batch < 1:
