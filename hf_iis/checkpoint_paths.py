@@ -79,7 +79,10 @@ def load_checkpoint(path: str | Path | None = None):
 
 def load_pipeline(path: str | Path | None = None, **pipeline_kwargs):
     """`pipeline("interactive-segmentation")` on `load_checkpoint(path)`; keywords (tta=..., device=...) go to it."""
-    from transformers import pipeline  # the task is registered by hf_iis/__init__.py, imported before this module
+    from transformers import pipeline
 
+    from . import _register_with_transformers
+
+    _register_with_transformers()  # the "interactive-segmentation" task (hf_iis/__init__.py)
     model, processor = load_checkpoint(path)
     return pipeline("interactive-segmentation", model=model, image_processor=processor, **pipeline_kwargs)

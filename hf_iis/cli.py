@@ -11,8 +11,6 @@ import sys
 import time
 from pathlib import Path
 
-import numpy as np
-
 
 def parse_click(text: str) -> tuple[float, float, int]:
     """'X,Y' or 'X,Y,+' / 'X,Y,-' (also +1 / -1 / pos / neg) -> (x, y, sign)."""
@@ -43,6 +41,8 @@ def _tta_value(text: str):
 
 
 def _segment(args: argparse.Namespace) -> int:
+    import numpy as np
+
     from .checkpoint_paths import load_pipeline
     from .image_io import load_image
     from .visualize import overlay_mask
@@ -63,6 +63,7 @@ def _segment(args: argparse.Namespace) -> int:
 
 def _demo(args: argparse.Namespace) -> int:
     """Segment scikit-image's astronaut photo from one click, without and with inference-time scaling."""
+    import numpy as np
     from skimage import data
 
     from .checkpoint_paths import load_pipeline

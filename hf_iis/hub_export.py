@@ -50,6 +50,10 @@ def export_hub_folder(checkpoint: str | Path | None, out_dir: str | Path, model_
     finally:
         for cls in registered:  # keep later package-local saves free of auto_map
             cls._auto_class = None
+    # transformers writes the weights through a private temporary file (mode 0600): give them the mode every other
+    # file got from the umask (0644 under the usual 022)
+    for weights in out.glob("model*.safetensors*"):
+        shutil.copymode(out / "config.json", weights)
     if model_card is not None:
         (out / "README.md").write_text(model_card)
     return out

@@ -67,3 +67,19 @@ def test_exported_folder_works_without_hf_iis(tiny_checkpoint, tmp_path):
 def test_export_of_missing_checkpoint(tmp_path):
     with pytest.raises(FileNotFoundError):
         export_hub_folder(tmp_path / "nothing", tmp_path / "out")
+
+
+@pytest.mark.parametrize("umask, expected", [(0o022, 0o644), (0o077, 0o600)])
+def test_exported_weights_get_the_mode_of_the_other_files(tiny_checkpoint, tmp_path, umask, expected):
+    """transformers writes model.safetensors through a 0600 temporary file; the export gives it the umask's mode."""
+    import os
+    import stat
+
+    previous = os.umask(umask)
+    try:
+        folder = export_hub_folder(tiny_checkpoint, tmp_path / "hub")
+    finally:
+        os.umask(previous)
+    modes = {path.name: stat.S_IMODE(path.stat().st_mode) for path in folder.iterdir() if path.is_file()}
+    assert modes["model.safetensors"] == expected
+    assert set(modes.values()) == {expected}, modes

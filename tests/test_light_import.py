@@ -1,0 +1,112 @@
+"""`import hf_iis` and `hf-iis --help` import neither torch nor transformers, and the transformers registration
+still happens whichever is imported first; the embedded default pipeline loads without transformers' "No model was
+supplied" warning."""
+
+from __future__ import annotations
+
+import logging
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import pytest
+from transformers import pipeline
+
+import hf_iis
+
+HEAVY = ("torch", "transformers")
+
+
+def run_python(code: str, *args: str) -> str:
+    result = subprocess.run([sys.executable, "-c", textwrap.dedent(code), *args], capture_output=True, text=True,
+                            timeout=300)
+    assert result.returncode == 0, result.stderr
+    return result.stdout.strip()
+
+
+def test_import_hf_iis_is_light():
+    assert run_python("""
+        import sys
+        import hf_iis
+        print(sorted(m for m in sys.modules if m.split(".")[0] in ("torch", "transformers")))
+    """) == "[]"
+
+
+def test_help_imports_neither_torch_nor_transformers():
+    out = run_python("""
+        import sys
+        sys.argv = ["hf-iis", "--help"]
+        from hf_iis.cli import main
+        try:
+            main()
+        except SystemExit as exit:
+            assert exit.code == 0
+        print(sorted(m for m in sys.modules if m.split(".")[0] in ("torch", "transformers")))
+    """)
+    assert out.endswith("[]") and "segment" in out
+    script = Path(sys.executable).with_name("hf-iis")  # the console script itself
+    if script.is_file():
+        result = subprocess.run([str(script), "--help"], capture_output=True, text=True, timeout=60)
+        assert result.returncode == 0 and "segment" in result.stdout
+
+
+@pytest.mark.parametrize(
+    "code",
+    [
+        # the README's order: hf_iis, then transformers
+        """
+        import sys, hf_iis
+        from transformers import pipeline
+        print(type(pipeline("interactive-segmentation", model=sys.argv[1])).__name__)
+        """,
+        # transformers first
+        """
+        import sys
+        from transformers import AutoConfig, pipeline
+        import hf_iis
+        assert type(AutoConfig.from_pretrained(sys.argv[1])).__name__ == "SignedClickConfig"
+        print(type(pipeline("interactive-segmentation", model=sys.argv[1])).__name__)
+        """,
+        # a submodule first (it imports transformers half-way through its own import)
+        """
+        import sys
+        from hf_iis.modeling_signed_click import SignedClickModel
+        from transformers import AutoModel, pipeline
+        assert isinstance(AutoModel.from_pretrained(sys.argv[1]), SignedClickModel)
+        print(type(pipeline("interactive-segmentation", model=sys.argv[1])).__name__)
+        """,
+    ],
+    ids=["hf_iis-first", "transformers-first", "submodule-first"],
+)
+def test_registration_whatever_is_imported_first(code, tiny_checkpoint):
+    assert run_python(code, str(tiny_checkpoint)).splitlines()[-1] == "InteractiveSegmentationPipeline"
+
+
+def test_the_public_names_load_on_first_use():
+    assert hf_iis.SignedClickPredictor.__name__ == "SignedClickPredictor"
+    assert hf_iis.tta.VIEW_ORDER[0].name == "identity"  # submodules as attributes, as before
+    assert set(hf_iis.__all__) <= set(dir(hf_iis))
+    with pytest.raises(AttributeError):
+        hf_iis.no_such_name  # noqa: B018
+
+
+class _Records(logging.Handler):
+    def __init__(self) -> None:
+        super().__init__()
+        self.messages: list[str] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.messages.append(record.getMessage())
+
+
+def test_the_embedded_default_loads_without_the_no_model_warning():
+    records = _Records()
+    logger = logging.getLogger("transformers.pipelines")
+    logger.addHandler(records)
+    try:
+        seg = pipeline("interactive-segmentation")
+    finally:
+        logger.removeHandler(records)
+    assert seg.model.name_or_path == str(hf_iis.DEFAULT_CHECKPOINT)
+    assert not [m for m in records.messages if m.startswith("No model was supplied")], records.messages
