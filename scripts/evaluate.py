@@ -1,10 +1,14 @@
 r"""Evaluate interactive segmenters on the click benchmarks (NoC / mIoU@k / random-click mIoU@1 / scaling /
-zero-shot proposals), with OpenCV GrabCut and the scikit-image random walker as peers on the same clicks.
+zero-shot proposals), with OpenCV GrabCut, the scikit-image random walker and the U²-Net(-p) saliency baselines
+(u2netp_zero, u2netp_component, u2net_zero, u2net_component) as peers on the same clicks.
 
     python scripts/evaluate.py --model hf_iis/checkpoints/default --datasets GrabCut,Berkeley \
         --protocols noc,miou1,random --out outputs/eval/default
 
     python scripts/evaluate.py --model none --datasets GrabCut --protocols noc,random   # peers only
+
+    python scripts/evaluate.py --model none --peers u2netp_zero,u2netp_component,grabcut \
+        --datasets CCP-parts,CamVid-regions --noc-limit 200      # saliency baselines, region-level benchmarks
 
 Writes <out>/results.json, instances.{json,csv}, table.md and plots/*.png.
 """
@@ -40,8 +44,15 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--tta", default="1", help="TTA view counts for the model rows, comma list (default: 1)")
     p.add_argument("--triangulation", default="0", help="auxiliary-pixel counts, comma list (default: 0 = off)")
     p.add_argument("--sampling", default="uniform", help="triangulation sampling: uniform,stratified,foreground")
-    p.add_argument("--peers", default="grabcut,random_walker", help="comma list of peers, or 'none'")
-    p.add_argument("--limit", type=int, default=None, help="at most N instances per dataset")
+    p.add_argument("--peers", default="grabcut,random_walker",
+                   help="comma list of peers (grabcut, random_walker, u2netp_zero, u2netp_component, u2net_zero, "
+                        "u2net_component), or 'none' (default: %(default)s)")
+    p.add_argument("--limit", type=int, default=None, help="at most N instances per dataset (the first ones)")
+    p.add_argument("--noc-limit", type=int, default=None,
+                   help="run the NoC loop (NoC / NoF / mIoU@k) on at most N instances per dataset, a fixed evenly "
+                        "spaced subset; mIoU@1 center stays on every instance (default: all)")
+    p.add_argument("--random-limit", type=int, default=None,
+                   help="the random-click protocol on at most N instances per dataset, the same kind of subset")
     p.add_argument("--seeds", type=int, default=3, help="random-click seeds (default: %(default)s)")
     p.add_argument("--max-clicks", type=int, default=20)
     p.add_argument("--scaling-tta", default="1,2,4,8", help="scaling study: TTA view counts alone")
@@ -80,6 +91,8 @@ def config_from_args(args: argparse.Namespace, command: str) -> EvalConfig:
         sampling=_csv(args.sampling),
         peers=[] if args.peers.lower() == "none" else _csv(args.peers),
         limit=args.limit,
+        noc_limit=args.noc_limit,
+        random_limit=args.random_limit,
         seeds=args.seeds,
         max_clicks=args.max_clicks,
         out=args.out,
@@ -119,7 +132,7 @@ def main(argv: list[str] | None = None) -> int:
         m = row["metrics"]
         values = " ".join(f"{label}={m[key]:.3f}" if key == "seconds per click" else f"{label}={m[key]:.2f}"
                           for key, label in shown if key in m)
-        print(f"{row['dataset']:9s} {row['method']:40s} {values}")
+        print(f"{row['dataset']:14s} {row['method']:32s} {values}")
     print(f"wrote {args.out}/results.json, table.md, instances.csv, plots/ in {results['seconds total']:.1f} s")
     return 0
 

@@ -1,8 +1,10 @@
 """Evaluation of interactive segmentation: click protocols, metrics, peers, reports.
 
 Light on import: only numpy / OpenCV / tqdm modules are loaded here. The classical peers
-(:mod:`hf_iis.evaluation.peers`, needs scikit-image), the plots (:mod:`hf_iis.evaluation.plots`, matplotlib),
-the proposal protocol and the scaling study are imported from their modules when needed.
+(:mod:`hf_iis.evaluation.peers`, needs scikit-image), the saliency baselines
+(:mod:`hf_iis.evaluation.saliency_peers`, U²-Net(-p) from their ONNX weights, needs onnx), the plots
+(:mod:`hf_iis.evaluation.plots`, matplotlib), the proposal protocol and the scaling study are imported from their
+modules when needed.
 """
 
 from hf_iis.evaluation.benchmarks import BENCHMARKS, Instance, instances_from_samples, load_benchmark

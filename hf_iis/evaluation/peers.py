@@ -1,5 +1,7 @@
 """Classical interactive-segmentation peers, run on the same clicks as the model: OpenCV GrabCut and
-scikit-image's random walker. Both implement :class:`~hf_iis.evaluation.segmenters.Segmenter`.
+scikit-image's random walker. Both implement :class:`~hf_iis.evaluation.segmenters.Segmenter`. The registry
+:data:`PEERS` also holds the saliency baselines of :mod:`hf_iis.evaluation.saliency_peers` (U²-Net-p / U²-Net,
+zero-click and click-component).
 
 Clicks are ``(x, y, sign)`` with ``x`` = column and ``y`` = row in original-image pixels. Both return hard
 masks as float32 ``{0, 1}`` probability maps at the original resolution.
@@ -7,10 +9,14 @@ masks as float32 ``{0, 1}`` probability maps at the original resolution.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import cv2
 import numpy as np
 
 from hf_iis.clicker import Click
+from hf_iis.evaluation.saliency_peers import SALIENCY_PEERS
+from hf_iis.evaluation.segmenters import Segmenter
 
 __all__ = ["GrabCutSegmenter", "RandomWalkerSegmenter", "PEERS", "make_peer"]
 
@@ -156,12 +162,16 @@ class RandomWalkerSegmenter:
         return np.clip(cv2.resize(prob.astype(np.float32), self._shape[::-1], interpolation=cv2.INTER_LINEAR), 0, 1)
 
 
-PEERS = {"grabcut": GrabCutSegmenter, "random_walker": RandomWalkerSegmenter}
-"""CLI name → peer class (default settings)."""
+PEERS: dict[str, Callable[[], Segmenter]] = {
+    "grabcut": GrabCutSegmenter, "random_walker": RandomWalkerSegmenter, **SALIENCY_PEERS,
+}
+"""CLI name → peer factory (default settings): ``grabcut``, ``random_walker``, and the saliency baselines
+``u2netp_zero``, ``u2netp_component``, ``u2net_zero``, ``u2net_component``."""
 
 
-def make_peer(name: str) -> GrabCutSegmenter | RandomWalkerSegmenter:
-    """A peer by CLI name (``"grabcut"`` or ``"random_walker"``); ``KeyError`` for an unknown one."""
+def make_peer(name: str) -> Segmenter:
+    """A peer by CLI name (a key of :data:`PEERS`); ``KeyError`` for an unknown one. The saliency peers load
+    their net at the first ``set_image`` (``FileNotFoundError`` there when the ONNX file is missing)."""
     if name not in PEERS:
         raise KeyError(f"unknown peer {name!r}; known: {sorted(PEERS)}")
     return PEERS[name]()

@@ -2,6 +2,9 @@
 
 This is the library behind ``scripts/evaluate.py``; :class:`EvalConfig` mirrors its flags. Every method of a
 run sees the same instances and the same clicks (standard clicker; random clicks seeded per instance).
+``noc_limit`` / ``random_limit`` run the NoC loop / the random clicks on a fixed, evenly spaced subset of a large
+benchmark (:func:`spread_subset`, the same instances for every method), while mIoU@1 with the center click is
+still measured on every instance.
 """
 
 from __future__ import annotations
@@ -16,7 +19,14 @@ import numpy as np
 
 from hf_iis.evaluation.benchmarks import Instance, load_benchmark
 from hf_iis.evaluation.metrics import summarize_curves
-from hf_iis.evaluation.protocols import ClickRun, RandomClickRun, run_instances, summarize_random
+from hf_iis.evaluation.protocols import (
+    ClickRun,
+    RandomClickRun,
+    prepare,
+    random_click_run,
+    run_click_loop,
+    summarize_random,
+)
 from hf_iis.evaluation.report import (
     hardware_info,
     measured_table,
@@ -29,14 +39,19 @@ from hf_iis.evaluation.report import (
 )
 from hf_iis.evaluation.segmenters import ModelSegmenter, Segmenter
 
-__all__ = ["PROTOCOLS", "EvalConfig", "run_evaluation"]
+__all__ = ["PROTOCOLS", "EvalConfig", "run_evaluation", "spread_subset"]
 
 PROTOCOLS = ("noc", "miou1", "random", "scaling", "proposals")
 
 
 @dataclass
 class EvalConfig:
-    """Settings of one run (see ``scripts/evaluate.py --help``). ``models`` may be empty (peers only)."""
+    """Settings of one run (see ``scripts/evaluate.py --help``). ``models`` may be empty (peers only).
+
+    ``limit`` cuts every benchmark to its first instances; ``noc_limit`` / ``random_limit`` run the NoC loop /
+    the random clicks on at most that many instances per benchmark (an evenly spaced subset, :func:`spread_subset`)
+    and leave mIoU@1 with the center click on all of them.
+    """
 
     models: list[str] = field(default_factory=list)
     datasets: list[str] = field(default_factory=lambda: ["GrabCut", "Berkeley"])
@@ -47,6 +62,8 @@ class EvalConfig:
     sampling: list[str] = field(default_factory=lambda: ["uniform"])
     peers: list[str] = field(default_factory=lambda: ["grabcut", "random_walker"])
     limit: int | None = None
+    noc_limit: int | None = None
+    random_limit: int | None = None
     seeds: int = 3
     max_clicks: int = 20
     out: str = "outputs/eval/run"
@@ -105,60 +122,99 @@ def _peer_methods(cfg: EvalConfig) -> list[_Method]:
     return out
 
 
-def _instance_records(method: str, dataset: str, noc_runs: list[ClickRun] | None,
-                      center: list[ClickRun] | None, rand: list[RandomClickRun] | None) -> list[dict[str, Any]]:
+def spread_subset(n: int, limit: int | None) -> list[int]:
+    """Indices of a fixed, evenly spaced subset of ``n`` instances: all of them when ``limit`` is ``None`` or
+    ``>= n``, else ``round(i * (n - 1) / (limit - 1))`` for ``i = 0 .. limit - 1`` (first and last included)."""
+    if limit is None or limit >= n:
+        return list(range(n))
+    if limit <= 0:
+        return []
+    if limit == 1:
+        return [0]
+    return sorted({int(v) for v in np.rint(np.linspace(0, n - 1, limit))})
+
+
+def _instance_records(method: str, dataset: str, instances: list[Instance], loops: dict[int, ClickRun],
+                      noc_idx: set[int], rands: dict[int, RandomClickRun]) -> list[dict[str, Any]]:
     from hf_iis.evaluation.metrics import THRESHOLDS, noc
 
-    ids = [r.id for r in (noc_runs or center or rand or [])]
     recs = []
-    for i, iid in enumerate(ids):
-        rec: dict[str, Any] = {"method": method, "dataset": dataset, "id": iid}
-        if noc_runs:
-            r = noc_runs[i]
-            for t in THRESHOLDS:
-                rec[f"NoC@{round(t * 100)}"] = noc(r.ious, t, len(r.ious))
-            rec["ious"] = r.ious
-            rec["clicks"] = [list(c) for c in r.clicks]
-            rec["seconds per click"] = r.seconds_per_click
-        if center:
-            rec["iou@1 center"] = center[i].ious[0]
-        if rand:
-            rec["iou@1 random"] = rand[i].ious
-            rec["random clicks"] = [list(c) for c in rand[i].clicks]
+    for k, inst in enumerate(instances):
+        if k not in loops and k not in rands:
+            continue
+        rec: dict[str, Any] = {"method": method, "dataset": dataset, "id": inst.id}
+        if k in loops:
+            r = loops[k]
+            if k in noc_idx:
+                for t in THRESHOLDS:
+                    rec[f"NoC@{round(t * 100)}"] = noc(r.ious, t, len(r.ious))
+                rec["ious"] = r.ious
+                rec["clicks"] = [list(c) for c in r.clicks]
+                rec["seconds per click"] = r.seconds_per_click
+            else:
+                rec["iou@1 center"] = r.ious[0]
+        if k in rands:
+            rec["iou@1 random"] = rands[k].ious
+            rec["random clicks"] = [list(c) for c in rands[k].clicks]
         recs.append(rec)
     return recs
+
+
+def _run_pass(seg: Segmenter, instances: list[Instance], cfg: EvalConfig, noc_idx: set[int],
+              rand_idx: set[int], desc: str) -> tuple[dict[int, ClickRun], dict[int, RandomClickRun]]:
+    """One pass over the instances, each image handed to the segmenter once: the NoC loop on ``noc_idx`` (the
+    center click alone on the others when mIoU@1 is asked for) and the random clicks on ``rand_idx``."""
+    from tqdm import tqdm
+
+    center = "miou1" in cfg.protocols or "noc" in cfg.protocols
+    seeds = range(cfg.seeds)
+    loops: dict[int, ClickRun] = {}
+    rands: dict[int, RandomClickRun] = {}
+    for k, inst in enumerate(tqdm(instances, desc=desc, disable=not cfg.progress, leave=False)):
+        clicks = cfg.max_clicks if k in noc_idx else int(center)
+        if not clicks and k not in rand_idx:
+            continue
+        encode = prepare(seg, inst)
+        if clicks:
+            loops[k] = run_click_loop(seg, inst, clicks, encode_seconds=encode)
+        if k in rand_idx and len(seeds):
+            rands[k] = random_click_run(seg, inst, seeds, encode_seconds=encode)
+    return loops, rands
 
 
 def _evaluate_method(m: _Method, dataset: str, instances: list[Instance], cfg: EvalConfig
                      ) -> tuple[dict[str, Any], list[dict[str, Any]], list[ClickRun]]:
     seg = m.segmenter
     metrics: dict[str, Any] = {}
-    noc_runs = center = rand = None
+    n = len(instances)
+    noc_idx = set(spread_subset(n, cfg.noc_limit)) if "noc" in cfg.protocols else set()
+    rand_idx = set(spread_subset(n, cfg.random_limit)) if "random" in cfg.protocols else set()
     # one pass per instance: the image is encoded once for the click loop and the random clicks
-    clicks = cfg.max_clicks if "noc" in cfg.protocols else int("miou1" in cfg.protocols)
-    seeds = range(cfg.seeds) if "random" in cfg.protocols else range(0)
-    loops, rands = run_instances(seg, instances, clicks, seeds, progress=cfg.progress, desc=f"{dataset} {seg.name}")
-    if "noc" in cfg.protocols:
-        noc_runs = loops
+    loops, rands = _run_pass(seg, instances, cfg, noc_idx, rand_idx, f"{dataset} {seg.name}")
+    noc_runs = [loops[k] for k in sorted(noc_idx)]
+    if noc_runs:
         metrics.update(summarize_curves([r.ious for r in noc_runs], cfg.max_clicks))
         metrics["decode seconds per click"] = float(np.mean([s for r in noc_runs for s in r.predict_seconds]))
+        metrics["NoC instances"] = len(noc_runs)
     if loops:
-        center = loops  # the loop's first click is the center click
+        center = list(loops.values())  # each loop's first click is the center click
         metrics["mIoU@1 center"] = float(100.0 * np.mean([r.ious[0] for r in center]))
-        metrics["seconds per click"] = float(np.mean([r.seconds_per_click for r in center]))
+        metrics["center instances"] = len(center)
+        # (encode + all clicks) / clicks over the NoC loop; over the center click when NoC is not run
+        metrics["seconds per click"] = float(np.mean([r.seconds_per_click for r in noc_runs or center]))
         metrics["encode seconds per image"] = float(np.mean([r.encode_seconds for r in center]))
     if rands:
-        rand = rands
-        summary = summarize_random(rand)
+        summary = summarize_random([rands[k] for k in sorted(rands)])
         metrics.update({k: v for k, v in summary.items() if k != "seconds per call"})
         metrics["random seconds per call"] = summary["seconds per call"]
+        metrics["random instances"] = len(rands)
     row = {
         "method": seg.name, "kind": m.kind, "model_path": m.model_path, "scaling": m.scaling,
-        "settings": m.settings, "dataset": dataset, "num_instances": len(instances), "metrics": metrics,
+        "settings": m.settings, "dataset": dataset, "num_instances": n, "metrics": metrics,
         "command": cfg.command,
     }
-    records = _instance_records(seg.name, dataset, noc_runs, center if noc_runs is None else None, rand)
-    return row, records, noc_runs or []
+    records = _instance_records(seg.name, dataset, instances, loops, noc_idx, rands)
+    return row, records, noc_runs
 
 
 def _flat(row: dict[str, Any]) -> dict[str, Any]:
@@ -276,6 +332,19 @@ def _plots(out: Path, dataset: str, curves: dict[str, list[float]], results: dic
         plot_overlays(overlay_items, out / "plots" / f"overlays_{dataset}.png", columns=4)
 
 
+def _subset_notes(rows: list[dict[str, Any]]) -> list[str]:
+    """One line per benchmark whose NoC loop or random clicks ran on a subset of its instances."""
+    notes = {}
+    for r in rows:
+        n, m = r["num_instances"], r["metrics"]
+        parts = [f"{label} on {m[key]} of {n} instances" for key, label in
+                 (("NoC instances", "NoC / mIoU@k"), ("random instances", "random clicks")) if m.get(key, n) < n]
+        if parts:
+            notes[r["dataset"]] = (f"- {r['dataset']}: " + ", ".join(parts) + " (a fixed, evenly spaced subset: "
+                                   f"instance indices round(i·(n−1)/(k−1))); mIoU@1 center on all {n}.\n")
+    return list(notes.values()) + (["\n"] if notes else [])
+
+
 def _write(out: Path, results: dict[str, Any], instance_records: list[dict[str, Any]]) -> None:
     write_json(out / "results.json", results)
     write_json(out / "instances.json", instance_records)
@@ -284,8 +353,9 @@ def _write(out: Path, results: dict[str, Any], instance_records: list[dict[str, 
           f"Command: `{results['command']}`\n"]
     if results["results"]:
         md += ["## Measured\n", "s/click = (image encoding + all predict calls) / clicks, over the NoC loop "
-               "(the center-click call when NoC is not run). Peers use no inference-time scaling.\n",
-               measured_table([_flat(r) for r in results["results"]])]
+               "(the center-click call when NoC is not run). Peers use no inference-time scaling.\n"]
+        md += _subset_notes(results["results"])
+        md += [measured_table([_flat(r) for r in results["results"]])]
     if results["scaling"]:
         md += ["\n## Inference-scaling study (measured)\n", scaling_table(results["scaling"])]
     if results["multiclick"]:
