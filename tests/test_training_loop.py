@@ -114,6 +114,23 @@ def test_resume_matches_uninterrupted_run(corpus, tmp_path):
         torch.testing.assert_close(a[key], b[key], rtol=1e-4, atol=1e-5, msg=key)
 
 
+def test_legs_with_stop_at_step_match_one_uninterrupted_run(corpus, tmp_path):
+    """Two legs (stop_at_step=4, then resume) follow the schedule of one 6-step run and end with its weights."""
+    from hf_iis.training.loop import train
+
+    common = ("optim.max_steps=6", "optim.warmup_steps=2", "save_every=2", "eval_every=0", "iterative.prob=0.5")
+    straight = tmp_path / "straight"
+    train(_cfg(straight, corpus, *common), progress=False)
+    legs = tmp_path / "legs"
+    first = train(_cfg(legs, corpus, *common, "stop_at_step=4"), progress=False)
+    assert first["step"] == 4 and (legs / "final").is_dir()
+    second = train(_cfg(legs, corpus, *common), resume=True, progress=False)
+    assert second["step"] == 6
+    a, b = _weights(straight), _weights(legs)
+    for key in a:
+        torch.testing.assert_close(a[key], b[key], rtol=1e-4, atol=1e-5, msg=key)
+
+
 def _free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))

@@ -99,6 +99,7 @@ class TrainingConfig:
     val_images: int = 80
     log_every: int = 10
     max_minutes: float | None = None  # stop early (with the final save) after this much training time
+    stop_at_step: int | None = None  # end this leg at this step (final save), keeping optim.max_steps' schedule
     num_threads: int | None = None  # torch intra-op threads per process (None = torch's default)
 
     def to_dict(self) -> dict[str, Any]:

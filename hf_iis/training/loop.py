@@ -288,6 +288,10 @@ def train(
         if crash_at_step is not None and step >= crash_at_step:
             accelerator.end_training()
             return {"step": step, "crashed": True, "run_dir": str(run_dir)}
+        if cfg.stop_at_step is not None and step >= cfg.stop_at_step:
+            accelerator.print(f"stop_at_step={cfg.stop_at_step} reached: ending this leg (resume continues the "
+                              f"schedule of {cfg.optim.max_steps} steps)")
+            break
         if cfg.max_minutes and step % max(1, cfg.log_every) == 0 and _any_rank(
             accelerator, (time.time() - t_start) / 60.0 > cfg.max_minutes
         ):
