@@ -55,6 +55,8 @@ def _segment(args: argparse.Namespace) -> int:
     out["mask"].save(args.out)
     print(f"mask: {args.out}  ({int(np.asarray(out['mask']).astype(bool).sum())} px, score {out['score']:.3f}, "
           f"{out['seconds'] * 1000:.0f} ms, views {out['views']})")
+    if not any(sign > 0 for _, _, sign in args.click):
+        print("note: no positive click, so nothing is selected (the mask is empty until a click X,Y,+ on the object)")
     if args.overlay:
         overlay_mask(image, np.asarray(out["mask"]) > 0, args.click).save(args.overlay)
         print(f"overlay: {args.overlay}")

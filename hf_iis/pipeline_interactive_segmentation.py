@@ -6,11 +6,17 @@
     out["probabilities"]  # np.ndarray float32 (H, W) in [0, 1]
     out["uncertainty"]    # np.ndarray float32 (H, W), when return_uncertainty=True and tta > 1 or triangulation > 0
     out["score"]          # float: mean probability inside the mask (probability >= threshold)
+    out["encoded_views"]  # int: views whose image embedding this call computed (0: all from the cache)
     seg(image, clicks=[(x1, y1, 1), (x2, y2, -1)], prev_mask=out["probabilities"])
 
 (x, y) = (column, row) in original-image pixels, sign +1 ("in the object") or -1 ("not in the object"). Every
 keyword works in `pipeline(...)` and per call (per call wins). Repeated calls on the same image reuse its cached
 embeddings, so interactive refinement only pays for the decoder.
+
+A click set with no positive click selects nothing: `mask` is empty and `score` is 0.0 at every setting (any `tta`,
+`triangulation` or `threshold`), as in any click tool before the first "this is the object" click. `probabilities`
+still holds the model's map for the negative clicks alone, f−(I, x): "some region that avoids x", low everywhere it
+is sure; pass it as `prev_mask` with the next clicks as usual.
 """
 
 from __future__ import annotations
@@ -22,7 +28,7 @@ from PIL import Image
 from transformers import AutoModel, Pipeline
 
 from .image_io import DEFAULT_MAX_PIXELS, is_whole_number, load_image, validate_clicks, validate_prev_mask
-from .predictor import SignedClickPredictor
+from .predictor import SignedClickPredictor, mask_score
 from .triangulation import MAX_AUXILIARY_PIXELS, SAMPLINGS
 from .tta import resolve_views
 
@@ -150,12 +156,12 @@ class InteractiveSegmentationPipeline(Pipeline):
     def postprocess(self, model_outputs, threshold: float = 0.5):
         prediction = model_outputs["prediction"]
         probabilities = prediction.probabilities
-        inside = probabilities >= threshold
+        inside = prediction.mask(threshold)  # empty without a positive click
         mask = Image.fromarray(np.where(inside, 255, 0).astype(np.uint8), mode="L")
-        score = float(probabilities[inside].mean()) if inside.any() else 0.0
-        out = {"mask": mask, "probabilities": probabilities, "score": score}
+        out = {"mask": mask, "probabilities": probabilities, "score": mask_score(probabilities, inside)}
         if prediction.uncertainty is not None:
             out["uncertainty"] = prediction.uncertainty
         out["views"] = prediction.views
         out["seconds"] = prediction.seconds
+        out["encoded_views"] = prediction.encoded_views
         return out

@@ -8,6 +8,10 @@
 This is where the estimates combine: for every view (tta.py) the direct estimate is decoded, optionally refined by
 probabilistic triangulation (triangulation.py) on the same cached embedding, mapped back to the canonical frame,
 and the views are averaged.
+
+A click set with no positive click selects nothing: its mask is empty and its score 0.0 at every setting (as in any
+click tool before the first "this is the object" click), while `probabilities` still holds the model's f−(I, x), "some
+region that avoids these pixels", which is what `prev_mask` should carry into the next click.
 """
 
 from __future__ import annotations
@@ -27,6 +31,16 @@ from .triangulation import MAX_AUXILIARY_PIXELS, RunningTriangulation, sample_au
 from .tta import View, combine_views, resolve_views
 
 
+def has_positive_click(clicks) -> bool:
+    """True when one of the clicks [(x, y, sign), ...] says "in the object": without one, nothing is selected."""
+    return any(int(click[2]) > 0 for click in clicks)
+
+
+def mask_score(probabilities: np.ndarray, mask: np.ndarray) -> float:
+    """Mean probability inside `mask`; 0.0 for an empty mask."""
+    return float(probabilities[mask].mean()) if mask.any() else 0.0
+
+
 @dataclass
 class Prediction:
     """
@@ -34,8 +48,11 @@ class Prediction:
         probabilities: (H, W) float32 in [0, 1], P(pixel ∈ object | clicks), at the original resolution.
         uncertainty: (H, W) float32, the spread across TTA views (or across auxiliary pixels with one view); None
             unless requested, and None with a single estimate (tta=1, triangulation=0), which has no spread.
-        score: mean probability inside the predicted mask (probability ≥ 0.5); 0 for an empty mask.
+        score: mean probability inside the predicted mask, `mask()`; 0 for an empty mask.
         views: names of the TTA views used. seconds: wall time of the call (encoding included).
+        has_positive_click: False when no click said "in the object": `mask()` is then empty and `score` 0.0,
+            while `probabilities` keeps the model's map (see the module docstring).
+        encoded_views: how many views' image embeddings this call computed (0: all came from the cache).
     """
 
     probabilities: np.ndarray
@@ -43,6 +60,14 @@ class Prediction:
     score: float = 0.0
     views: list[str] = field(default_factory=list)
     seconds: float = 0.0
+    has_positive_click: bool = True
+    encoded_views: int = 0
+
+    def mask(self, threshold: float = 0.5) -> np.ndarray:
+        """(H, W) bool: probability ≥ `threshold`; all False for a click set without a positive click."""
+        if not self.has_positive_click:
+            return np.zeros(self.probabilities.shape, dtype=bool)
+        return self.probabilities >= threshold
 
 
 class SignedClickPredictor:
@@ -181,6 +206,7 @@ class SignedClickPredictor:
             prev_input = self.processor.map_to_input(torch.from_numpy(prev)[None, None].to(self.device),
                                                      self.reshaped_size)
         generator = torch.Generator().manual_seed(int(seed))
+        encoded_views = sum(view.name not in self._embeddings for view in views)
         embeddings = self.view_embeddings(views)
         per_view, spreads = [], []
         for view in views:
@@ -206,9 +232,11 @@ class SignedClickPredictor:
         if return_uncertainty and (len(views) > 1 or triangulation):  # one estimate has no spread to report
             uncertainty = to_original(spread[None, None], self.original_size, self.reshaped_size)[0, 0]
             uncertainty = uncertainty.clamp_min(0).cpu().numpy().astype(np.float32)
-        inside = probabilities >= 0.5
-        score = float(probabilities[inside].mean()) if inside.any() else 0.0
-        return Prediction(probabilities, uncertainty, score, [v.name for v in views], time.perf_counter() - start)
+        prediction = Prediction(probabilities, uncertainty, views=[v.name for v in views],
+                                has_positive_click=has_positive_click(clicks), encoded_views=encoded_views)
+        prediction.score = mask_score(probabilities, prediction.mask())
+        prediction.seconds = time.perf_counter() - start
+        return prediction
 
     def _triangulate(
         self,
