@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from contextlib import contextmanager
 from pathlib import Path
 
 DEFAULT_CHECKPOINT = Path(__file__).resolve().parent / "checkpoints" / "default"
@@ -45,6 +46,37 @@ def resolve_checkpoint(path: str | Path | None) -> str:
     return text
 
 
+def is_embedded_default(path: str | Path | None) -> bool:
+    """True for None and for the embedded default checkpoint's folder, however it is spelled."""
+    if path is None:
+        return True
+    try:
+        return Path(path).resolve() == DEFAULT_CHECKPOINT
+    except (OSError, RuntimeError, TypeError, ValueError):
+        return False
+
+
+@contextmanager
+def quiet_default_loading(path: str | Path | None):
+    """No "Loading weights" progress bar while the embedded default loads (it is the documented way to use the
+    pipeline, and loads in a blink); other checkpoints keep it. transformers' setting is restored afterwards."""
+    from transformers.utils import logging as hf_logging
+
+    if not is_embedded_default(path) or not hf_logging.is_progress_bar_enabled():
+        yield
+        return
+    from huggingface_hub.utils import are_progress_bars_disabled, disable_progress_bars
+
+    hub_bars_were_off = are_progress_bars_disabled()
+    hf_logging.disable_progress_bar()  # also turns the hub's bars off
+    try:
+        yield
+    finally:
+        hf_logging.enable_progress_bar()
+        if hub_bars_were_off:
+            disable_progress_bars()
+
+
 _REPO_ID_PART = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*")
 
 
@@ -71,7 +103,9 @@ def load_checkpoint(path: str | Path | None = None):
 
     source = resolve_checkpoint(path)
     try:
-        return SignedClickModel.from_pretrained(source), SignedClickImageProcessor.from_pretrained(source)
+        with quiet_default_loading(source):
+            model = SignedClickModel.from_pretrained(source)
+        return model, SignedClickImageProcessor.from_pretrained(source)
     except (SafetensorError, OSError, RuntimeError, ValueError, KeyError) as error:
         first_line = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
         raise ValueError(f"cannot load checkpoint {source}: {first_line}") from error

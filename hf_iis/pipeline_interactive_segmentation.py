@@ -27,6 +27,7 @@ import numpy as np
 from PIL import Image
 from transformers import AutoModel, Pipeline
 
+from .checkpoint_paths import quiet_default_loading
 from .image_io import DEFAULT_MAX_PIXELS, is_whole_number, load_image, validate_clicks, validate_prev_mask
 from .predictor import SignedClickPredictor, mask_score
 from .triangulation import MAX_AUXILIARY_PIXELS, SAMPLINGS
@@ -77,7 +78,8 @@ class CheckedAutoModel(AutoModel):
         from safetensors import SafetensorError
 
         try:
-            return AutoModel.from_pretrained(pretrained_model_name_or_path, *args, **kwargs)
+            with quiet_default_loading(pretrained_model_name_or_path):  # no weight-loading bar for the default
+                return AutoModel.from_pretrained(pretrained_model_name_or_path, *args, **kwargs)
         except (SafetensorError, KeyError, EOFError) as error:
             first_line = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
             raise ValueError(f"cannot load checkpoint {pretrained_model_name_or_path}: {first_line}") from error

@@ -110,3 +110,19 @@ def test_the_embedded_default_loads_without_the_no_model_warning():
         logger.removeHandler(records)
     assert seg.model.name_or_path == str(hf_iis.DEFAULT_CHECKPOINT)
     assert not [m for m in records.messages if m.startswith("No model was supplied")], records.messages
+
+
+def test_the_embedded_default_loads_without_a_weight_loading_bar():
+    out = subprocess.run([sys.executable, "-c", textwrap.dedent("""
+        from transformers import pipeline
+        from transformers.utils import logging as hf_logging
+
+        import hf_iis
+
+        seg = pipeline("interactive-segmentation")
+        hf_iis.load_pipeline()
+        print(seg.model.name_or_path == str(hf_iis.DEFAULT_CHECKPOINT), hf_logging.is_progress_bar_enabled())
+    """)], capture_output=True, text=True, timeout=300)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.split() == ["True", "True"]  # the default loaded, and the bars stay on for everything else
+    assert "Loading weights" not in out.stderr, out.stderr

@@ -1,7 +1,8 @@
 """`evaluate` module for interactive segmentation: mIoU / NoC / NoF, a thin wrapper over
 `hf_iis.evaluation.metrics` (which holds and tests the definitions).
 
-Load it offline from its folder: ``evaluate.load("<path>/hf_iis/metrics/interactive_segmentation")``.
+Load it offline from any working directory with ``hf_iis.metrics.load_metric()`` (or ``load_metric("curves")``), which
+is ``evaluate.load(str(hf_iis.metrics.METRIC_PATH), ...)``: the absolute path of this folder in the installed package.
 
 Two configurations:
 
@@ -36,7 +37,8 @@ Returns:
     "masks": {"mIoU": percent, "ious": list of fractions}.
     "curves": {"NoC@85", "NoC@90", "NoC@95", "NoF@85", "NoF@90", "NoF@95", "mIoU@1", ..., "miou_curve", ...}.
 Examples:
-    >>> metric = evaluate.load("hf_iis/metrics/interactive_segmentation", "curves")
+    >>> from hf_iis.metrics import load_metric
+    >>> metric = load_metric("curves")
     >>> metric.compute(predictions=[[0.5, 0.9, 0.95]])["NoC@90"]
     2.0
 """
