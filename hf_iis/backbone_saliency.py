@@ -59,11 +59,11 @@ class SaliencyBranch(nn.Module):
         self.to_s8 = _project(extra + (dec[3] if self.use_decoder else 0), embed_dim)
         self.to_s4 = _project(extra + (dec[2] if self.use_decoder else 0), low_level_dim)
         self.to_s2 = _project(extra + (dec[1] if self.use_decoder else 0), FINE_DIM)
-        # pixel_values come normalised with the image processor's statistics; U²-Net wants ImageNet's.
-        mean, std = torch.tensor(pixel_mean), torch.tensor(pixel_std)
-        target_mean, target_std = torch.tensor(U2NET_MEAN), torch.tensor(U2NET_STD)
-        self.register_buffer("scale", (std / target_std).view(1, 3, 1, 1), persistent=False)
-        self.register_buffer("shift", ((mean - target_mean) / target_std).view(1, 3, 1, 1), persistent=False)
+        # pixel_values come normalised with the image processor's statistics; U²-Net wants ImageNet's. Plain floats,
+        # not buffers: transformers' from_pretrained builds the model on the meta device and would leave
+        # non-persistent buffers uninitialised.
+        self.scale = [s / t for s, t in zip(pixel_std, U2NET_STD)]
+        self.shift = [(m - t) / ts for m, t, ts in zip(pixel_mean, U2NET_MEAN, U2NET_STD)]
 
     def train(self, mode: bool = True) -> SaliencyBranch:
         super().train(mode)
@@ -73,7 +73,9 @@ class SaliencyBranch(nn.Module):
     @torch.no_grad()
     def saliency_outputs(self, pixel_values: torch.Tensor) -> tuple[torch.Tensor, list[torch.Tensor]]:
         """(logits of d2..d6 at stride 2, decoder features of stages 2, 3, 4) of the U²-Net input."""
-        x = pixel_values * self.scale + self.shift
+        scale = pixel_values.new_tensor(self.scale).view(1, 3, 1, 1)
+        shift = pixel_values.new_tensor(self.shift).view(1, 3, 1, 1)
+        x = pixel_values * scale + shift
         if x.shape[-1] != self.input_size or x.shape[-2] != self.input_size:
             x = F.interpolate(x, size=(self.input_size, self.input_size), mode="bilinear", align_corners=False,
                               antialias=True)

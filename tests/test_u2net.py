@@ -107,6 +107,9 @@ def test_saliency_checkpoint_round_trip_and_mismatch_refused(tmp_path, monkeypat
     base, add_saliency_branch = _tiny_pair()
     monkeypatch.setattr(SignedClickModel, "load_pretrained_saliency", lambda self, path=None: None)
     grown = add_saliency_branch(base, "u2netp", ["maps"], 64).eval()
+    with torch.no_grad():  # the fusion starts at zero, which would hide a saliency branch that loads wrong
+        for proj in (grown.saliency.to_s8, grown.saliency.to_s4, grown.saliency.to_s2, grown.decoder.refine):
+            proj[2].weight.normal_(0, 0.5)
     grown.save_pretrained(tmp_path / "grown")
     loaded = SignedClickModel.from_pretrained(tmp_path / "grown").eval()
     x = torch.randn(1, 3, 64, 64)
