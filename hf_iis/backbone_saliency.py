@@ -100,9 +100,13 @@ class SaliencyBranch(nn.Module):
         return maps, dec[::-1][:3]  # decoder stages 2, 3, 4
 
     def forward(self, pixel_values: torch.Tensor, s8: torch.Size, s4: torch.Size, s2: torch.Size
-                ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        """Additions to `features` (s8) and `low_level` (s4), and the stride-2 `fine` embedding."""
+                ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+        """Additions to `features` (s8) and `low_level` (s4), the stride-2 `fine` embedding, and the saliency map
+        (d2, min-max normalised per image) at s2."""
         maps, (f2, f4, f8) = self.saliency_outputs(pixel_values)
+        d2 = torch.sigmoid(F.interpolate(maps[:, :1], size=s2, mode="bilinear", align_corners=False))
+        low = d2.amin(dim=(2, 3), keepdim=True)
+        saliency = (d2 - low) / (d2.amax(dim=(2, 3), keepdim=True) - low).clamp_min(1e-6)
         out = []
         for size, feat, proj in ((s8, f8, self.to_s8), (s4, f4, self.to_s4), (s2, f2, self.to_s2)):
             parts = []
@@ -111,4 +115,4 @@ class SaliencyBranch(nn.Module):
             if self.use_decoder:
                 parts.append(F.interpolate(feat, size=size, mode="bilinear", align_corners=False))
             out.append(proj(torch.cat(parts, dim=1)))
-        return out[0], out[1], out[2]
+        return out[0], out[1], out[2], saliency

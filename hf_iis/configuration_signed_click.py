@@ -14,7 +14,8 @@ PRESETS: dict[str, dict] = {
     "lite0": {"embed_dim": 64, "low_level_dim": 24, "num_decoder_blocks": 4, "backbone": "efficientnet_lite0",
               "saliency_encoder": None},
     "lite0_u2netp": {"embed_dim": 64, "low_level_dim": 24, "num_decoder_blocks": 4, "backbone": "efficientnet_lite0",
-                     "saliency_encoder": "u2netp", "saliency_features": ["maps", "decoder"]},
+                     "saliency_encoder": "u2netp", "saliency_features": ["maps", "decoder"],
+                     "saliency_click_prior": True},
 }
 SALIENCY_ENCODERS = ("u2netp", "u2net")
 
@@ -39,6 +40,9 @@ class SignedClickConfig(PretrainedConfig):
             maps and decoder features are fused into the image embedding (`hf_iis.backbone_saliency`). `None`: none.
         saliency_features (`list[str]`, *optional*, defaults to `["maps", "decoder"]`):
             What the saliency branch passes on: `"maps"` (its side-output logits), `"decoder"` (its decoder features).
+        saliency_click_prior (`bool`, *optional*, defaults to `False`):
+            Whether the decoder also reads the click prior: the salient components the clicks fall on
+            (`hf_iis.saliency_click_prior`). Needs a saliency encoder.
         saliency_input_size (`int`, *optional*, defaults to 256):
             Side of the square the saliency branch runs at (the model input is resized to it); a multiple of 32.
         pixel_mean, pixel_std (`list[float]`, *optional*, default 0.5):
@@ -89,6 +93,7 @@ class SignedClickConfig(PretrainedConfig):
         saliency_encoder: str | None = None,
         saliency_features: list[str] | tuple[str, ...] = ("maps", "decoder"),
         saliency_input_size: int = 256,
+        saliency_click_prior: bool = False,
         pixel_mean: list[float] | tuple[float, ...] = (0.5, 0.5, 0.5),
         pixel_std: list[float] | tuple[float, ...] = (0.5, 0.5, 0.5),
         **kwargs,
@@ -111,6 +116,9 @@ class SignedClickConfig(PretrainedConfig):
         self.saliency_encoder = saliency_encoder
         self.saliency_features = list(saliency_features)
         self.saliency_input_size = saliency_input_size
+        self.saliency_click_prior = bool(saliency_click_prior)
+        if self.saliency_click_prior and saliency_encoder is None:
+            raise ValueError("saliency_click_prior needs a saliency_encoder")
         self.pixel_mean = list(pixel_mean)
         self.pixel_std = list(pixel_std)
         if saliency_encoder is not None and saliency_encoder not in SALIENCY_ENCODERS:

@@ -17,16 +17,20 @@ class SignedClickImageEmbeddings(ModelOutput):
         low_level (`torch.FloatTensor` of shape `(batch_size, low_level_dim, H/4, W/4)`): boundary detail.
         fine (`torch.FloatTensor` of shape `(batch_size, 8, H/2, W/2)`, *optional*): the saliency branch's
             stride-2 embedding (its maps and features), read by the decoder's last refinement; None without it.
+        saliency (`torch.FloatTensor` of shape `(batch_size, 1, H/2, W/2)`, *optional*): the saliency branch's
+            map (side output d2, min-max normalised per image), from which the decoder's click prior is cut.
     """
 
     features: torch.FloatTensor | None = None
     low_level: torch.FloatTensor | None = None
     fine: torch.FloatTensor | None = None
+    saliency: torch.FloatTensor | None = None
 
     def _map(self, fn) -> SignedClickImageEmbeddings:
         return SignedClickImageEmbeddings(
             features=fn(self.features), low_level=fn(self.low_level),
             fine=None if self.fine is None else fn(self.fine),
+            saliency=None if self.saliency is None else fn(self.saliency),
         )
 
     def index(self, index: torch.Tensor | slice) -> SignedClickImageEmbeddings:

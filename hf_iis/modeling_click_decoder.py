@@ -16,6 +16,7 @@ from torch import nn
 from .click_encoding import NUM_CLICK_CHANNELS, encode_clicks
 from .configuration_signed_click import SignedClickConfig
 from .embeddings import SignedClickImageEmbeddings
+from .saliency_click_prior import click_prior
 
 
 def _conv_bn_relu(cin: int, cout: int, kernel: int = 3, stride: int = 1) -> nn.Sequential:
@@ -95,6 +96,14 @@ class ClickDecoder(nn.Module):
             last = nn.Conv2d(16, 1, 3, padding=1)
             last._zero_init = True
             self.refine = nn.Sequential(nn.Conv2d(1 + FINE_DIM, 16, 3, padding=1), nn.ReLU(inplace=True), last)
+        # The click prior (salient components under the clicks) enters at strides 8, 4 and 2 through zero-started
+        # projections, so a decoder trained without it is unchanged when it is added.
+        self.prior = None
+        if getattr(config, "saliency_click_prior", False):
+            self.prior = nn.ModuleDict({"s8": nn.Conv2d(1, dim, 1), "s4": nn.Conv2d(1, head_dim, 1),
+                                        "s2": nn.Conv2d(1, 16, 3, padding=1)})
+            for conv in self.prior.values():
+                conv._zero_init = True
 
     @staticmethod
     def click_affinity(features: torch.Tensor, points: torch.Tensor, labels: torch.Tensor, size: int) -> torch.Tensor:
@@ -136,13 +145,22 @@ class ClickDecoder(nn.Module):
             clicks = torch.cat([clicks, prev], dim=1)
         affinity = self.click_affinity(embeddings.features, points, labels, width)
         x = embeddings.features + self.click_stem(clicks) + self.affinity_proj(affinity)
+        prior = None
+        if self.prior is not None and embeddings.saliency is not None:
+            prior = click_prior(embeddings.saliency, points, labels, width)
+            x = x + self.prior["s8"](F.adaptive_avg_pool2d(prior, x.shape[-2:]))
         x = self.reduce(self.blocks(x))
         x = F.interpolate(x, size=embeddings.low_level.shape[-2:], mode="bilinear", align_corners=False)
-        x = F.relu(self.head_norm(x + embeddings.low_level + self.click_proj(clicks)))
-        logits = self.head(x)
+        x = x + embeddings.low_level + self.click_proj(clicks)
+        if prior is not None:
+            x = x + self.prior["s4"](F.adaptive_avg_pool2d(prior, x.shape[-2:]))
+        logits = self.head(F.relu(self.head_norm(x)))
         out = F.interpolate(logits, size=(height, width), mode="bilinear", align_corners=False)
         if self.refine is not None and embeddings.fine is not None:
             coarse = F.interpolate(logits, size=embeddings.fine.shape[-2:], mode="bilinear", align_corners=False)
-            residual = self.refine(torch.cat([coarse, embeddings.fine], dim=1))
+            hidden = self.refine[0](torch.cat([coarse, embeddings.fine], dim=1))
+            if prior is not None:
+                hidden = hidden + self.prior["s2"](prior)
+            residual = self.refine[2](self.refine[1](hidden))
             out = out + F.interpolate(residual, size=(height, width), mode="bilinear", align_corners=False)
         return out

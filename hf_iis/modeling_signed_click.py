@@ -176,10 +176,11 @@ class SignedClickModel(SignedClickPreTrainedModel):
         embeddings = self.neck(self.backbone(pixel_values))
         if self.saliency is not None:
             h, w = pixel_values.shape[-2:]
-            add8, add4, fine = self.saliency(pixel_values, embeddings.features.shape[-2:],
-                                             embeddings.low_level.shape[-2:], (h // 2, w // 2))
+            add8, add4, fine, saliency = self.saliency(pixel_values, embeddings.features.shape[-2:],
+                                                       embeddings.low_level.shape[-2:], (h // 2, w // 2))
             embeddings = SignedClickImageEmbeddings(features=embeddings.features + add8,
-                                                    low_level=embeddings.low_level + add4, fine=fine)
+                                                    low_level=embeddings.low_level + add4, fine=fine,
+                                                    saliency=saliency)
         return embeddings
 
     def decode(

@@ -137,3 +137,39 @@ def test_forward_rejects_unknown_keywords():
     with pytest.raises(TypeError, match="prev_mask"):
         base(pixel_values=torch.zeros(1, 3, 64, 64), points=torch.zeros(1, 1, 2), labels=torch.ones(1, 1),
              prev_mask=None)
+
+
+def test_click_components_by_hand():
+    from hf_iis.saliency_click_prior import click_components
+
+    salient = np.zeros((5, 7), bool)
+    salient[0:2, 0:2] = True  # component A (top left)
+    salient[3:5, 4:7] = True  # component B (bottom right)
+    pos_a = np.array([[1, 1]]), np.array([1])
+    assert (click_components(salient, *pos_a) == np.pad(np.ones((2, 2), bool), ((0, 3), (0, 5)))).all()
+    both = click_components(salient, np.array([[0, 0], [5, 4]]), np.array([1, 1]))
+    assert (both == salient).all()
+    # a negative click on B removes it; a positive click that misses every component takes the whole mask minus B
+    missed = click_components(salient, np.array([[3, 2], [6, 4]]), np.array([1, -1]))
+    assert missed[0:2, 0:2].all() and not missed[3:5, 4:7].any()
+    # padding (label 0) is ignored; only negative clicks: nothing
+    assert not click_components(salient, np.array([[1, 1]]), np.array([-1])).any()
+    assert not click_components(salient, np.array([[1, 1]]), np.array([0])).any()
+
+
+def test_adding_the_click_prior_keeps_the_predictions_then_uses_it(monkeypatch):
+    base, add_saliency_branch = _tiny_pair()
+    from hf_iis.training.loop import grow_model
+
+    monkeypatch.setattr(SignedClickModel, "load_pretrained_saliency", lambda self, path=None: None)
+    with_branch = add_saliency_branch(base, "u2netp", ["maps"], 64).eval()
+    with_prior = grow_model(with_branch, saliency_click_prior=True).eval()
+    x = torch.randn(1, 3, 64, 64)
+    points, labels = torch.tensor([[[10.0, 20.0]]]), torch.tensor([[1]])
+    with torch.no_grad():
+        before = with_branch(pixel_values=x, points=points, labels=labels).logits
+        after = with_prior(pixel_values=x, points=points, labels=labels).logits
+        assert torch.equal(before, after)
+        with_prior.decoder.prior["s8"].weight.fill_(1.0)
+        # a positive click always gets a non-empty prior (its component, or the whole salient mask it missed)
+        assert not torch.equal(before, with_prior(pixel_values=x, points=points, labels=labels).logits)

@@ -30,6 +30,7 @@ class ModelSection:
     saliency_encoder: str | None = None  # "u2netp" | "u2net" | None
     saliency_features: list[str] = field(default_factory=lambda: ["maps", "decoder"])
     saliency_input_size: int = 256
+    saliency_click_prior: bool = False  # the decoder also reads the salient components under the clicks
     saliency_onnx: str | None = None  # the published ONNX weights; None = hf_iis.u2net_weights lookup
 
 

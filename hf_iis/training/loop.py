@@ -41,6 +41,8 @@ def build_model(cfg: TrainingConfig) -> SignedClickModel:
         if m.saliency_encoder is not None and model.config.saliency_encoder is None:
             model = add_saliency_branch(model, m.saliency_encoder, m.saliency_features, m.saliency_input_size,
                                         m.saliency_onnx)
+        if m.saliency_click_prior and not model.config.saliency_click_prior:
+            model = grow_model(model, saliency_click_prior=True)
         if m.image_size != model.config.image_size:
             # A fully convolutional model can continue at another resolution; the config must follow, since the
             # click encoding's far-field width is a fraction of config.image_size and the processor resizes to it.
@@ -54,7 +56,7 @@ def build_model(cfg: TrainingConfig) -> SignedClickModel:
     config = SignedClickConfig.from_preset(
         m.preset, image_size=m.image_size, backbone=m.backbone, use_pretrained_backbone=m.pretrained_backbone,
         saliency_encoder=m.saliency_encoder, saliency_features=m.saliency_features,
-        saliency_input_size=m.saliency_input_size, **weights,
+        saliency_input_size=m.saliency_input_size, saliency_click_prior=m.saliency_click_prior, **weights,
     )
     model = SignedClickModel(config)
     if m.pretrained_backbone:
@@ -66,18 +68,26 @@ def build_model(cfg: TrainingConfig) -> SignedClickModel:
     return model
 
 
+_GROWN_PARTS = ("saliency.", "decoder.refine.", "decoder.prior.")
+"""Parameters a grown model may have that its source lacks: all start at zero or are pretrained (U²-Net)."""
+
+
+def grow_model(model: SignedClickModel, **config_changes) -> SignedClickModel:
+    """A model with `config_changes` applied that keeps every trained weight of `model`; the parts it adds (saliency
+    fusion, refinement, click prior) start at zero, so it predicts exactly what `model` did."""
+    grown = SignedClickModel(SignedClickConfig(**{**model.config.to_dict(), **config_changes}))
+    missing, unexpected = grown.load_state_dict(model.state_dict(), strict=False)
+    if unexpected or any(not k.startswith(_GROWN_PARTS) for k in missing):
+        raise ValueError(f"cannot grow the model by {config_changes}: unexpected {unexpected[:3]}, missing "
+                         f"{[k for k in missing if not k.startswith(_GROWN_PARTS)][:3]}")
+    return grown
+
+
 def add_saliency_branch(model: SignedClickModel, encoder: str, features: list[str], input_size: int,
                         onnx_path: str | None = None) -> SignedClickModel:
-    """`model` with a U²-Net saliency branch added: every trained weight kept, the branch's fusion layers at zero
-    (so the new model predicts exactly what `model` did), its U²-Net weights from the published ONNX file."""
-    config = SignedClickConfig(**{**model.config.to_dict(), "saliency_encoder": encoder,
-                                  "saliency_features": list(features), "saliency_input_size": input_size})
-    grown = SignedClickModel(config)
-    missing, unexpected = grown.load_state_dict(model.state_dict(), strict=False)
-    new_parts = ("saliency.", "decoder.refine.")
-    if unexpected or any(not k.startswith(new_parts) for k in missing):
-        raise ValueError(f"cannot add a saliency branch: unexpected {unexpected[:3]}, missing "
-                         f"{[k for k in missing if not k.startswith(new_parts)][:3]}")
+    """`model` with a U²-Net saliency branch added (`grow_model`), its U²-Net weights from the published ONNX file."""
+    grown = grow_model(model, saliency_encoder=encoder, saliency_features=list(features),
+                       saliency_input_size=input_size)
     grown.load_pretrained_saliency(onnx_path)
     return grown
 
