@@ -12,7 +12,6 @@ at most 32 clients x 100 requests, and a wall-clock deadline after which unfinis
 from __future__ import annotations
 
 import argparse
-import importlib.util
 import json
 import socket
 import sys
@@ -26,17 +25,8 @@ from urllib.parse import urlparse
 import numpy as np
 from PIL import Image
 
-SPACE_APP = Path(__file__).resolve().parents[1] / "spaces" / "app.py"
 LOOPBACK = {"127.0.0.1", "localhost", "::1"}
 MAX_CLIENTS, MAX_REQUESTS = 32, 100
-
-
-def load_app():
-    spec = importlib.util.spec_from_file_location("hf_iis_space_app", SPACE_APP)
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module
-    spec.loader.exec_module(module)
-    return module
 
 
 def tiny_checkpoint(folder: Path) -> Path:
@@ -127,7 +117,8 @@ def main(argv: list[str] | None = None) -> int:
             import torch
 
             torch.set_num_threads(max(1, min(4, torch.get_num_threads())))
-            app = load_app()
+            from hf_iis import space as app
+
             model = str(tiny_checkpoint(Path(tmp) / "tiny")) if args.tiny else app.resolve_model(args.model)
             demo = app.build_demo(model=model)
             demo.launch(server_name="127.0.0.1", server_port=free_port(), prevent_thread_lock=True, quiet=True,

@@ -3,10 +3,11 @@
     python scripts/space_walkthrough.py                       # the embedded default model -> docs/space/
     python scripts/space_walkthrough.py --model FOLDER --out DIR --example coffee --click 300,200 --negative 350,300
 
-Serves `spaces/app.py` on 127.0.0.1, drives Debian's chromium through playwright (the same helpers as
-tests/test_space_browser.py): open the page, pick a scikit-image example, a positive click on the object, a negative
-click on the background, 8 TTA views, the probability and uncertainty maps, undo, reset, and a corrupt upload. Each
-step prints what the page reported (clicks, mask area, time, embedding cached or not) and writes NN_step.jpg.
+Serves the Space (`hf_iis.space`, what `spaces/app.py` starts) on 127.0.0.1, drives Debian's chromium through
+playwright (the same helpers as tests/test_space_browser.py): open the page, pick a scikit-image example, a positive
+click on the object, a negative click on the background, 8 TTA views, the probability and uncertainty maps, undo,
+reset, and a corrupt upload. Each step prints what the page reported (clicks, mask area, time, embedding cached or
+not) and writes NN_step.jpg.
 """
 
 from __future__ import annotations
@@ -31,7 +32,8 @@ from test_space_browser import (  # noqa: E402
     show_details,
     wait_for_clicks,
 )
-from test_space_handlers import load_space_app  # noqa: E402
+
+from hf_iis import space  # noqa: E402
 
 
 def main() -> int:
@@ -46,7 +48,6 @@ def main() -> int:
         parser.error(f"chromium not found at {CHROMIUM} (make browser)")
     from playwright.sync_api import sync_playwright
 
-    app = load_space_app()
     pos = tuple(int(v) for v in args.click.split(","))
     neg = tuple(int(v) for v in args.negative.split(","))
     args.out.mkdir(parents=True, exist_ok=True)
@@ -75,7 +76,7 @@ def main() -> int:
             click_pixel(page, *pos)
             first = wait_for_clicks(page, 1)
             shot(page, "positive_click")
-            choose(page, app.NEGATIVE)
+            choose(page, space.NEGATIVE)
             click_pixel(page, *neg)
             second = wait_for_clicks(page, 2)
             shot(page, "negative_click")

@@ -15,10 +15,10 @@ import huggingface_hub.constants
 import pytest
 from PIL import Image
 from test_space_client import free_port
-from test_space_handlers import load_space_app
 from transformers import pipeline
 
 import hf_iis
+from hf_iis import space as app
 from hf_iis.cli import main
 from tests.conftest import is_local_host
 
@@ -56,7 +56,6 @@ def test_the_test_environment_is_offline():
 def test_space_and_pipelines_resolve_no_outside_host(tiny_checkpoint, lookups, monkeypatch):
     # the app itself must turn Gradio's telemetry off, whatever the environment says
     monkeypatch.delenv("GRADIO_ANALYTICS_ENABLED", raising=False)
-    app = load_space_app()
     threads = set(threading.enumerate())
     demo = app.build_demo(model=str(tiny_checkpoint))
     demo.launch(server_name="127.0.0.1", server_port=free_port(), prevent_thread_lock=True, quiet=True,

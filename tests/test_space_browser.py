@@ -18,7 +18,9 @@ import pytest
 import torch
 from PIL import Image
 from scipy import ndimage
-from test_space_handlers import REPO_ROOT, DiskSegmenter, grabcut_path, load_space_app
+from test_space_handlers import REPO_ROOT, DiskSegmenter, grabcut_path
+
+from hf_iis import space
 
 torch.set_num_threads(1)
 
@@ -39,10 +41,9 @@ def free_port() -> int:
 
 
 def serve(**build_kwargs):
-    app = load_space_app()
-    demo = app.build_demo(**build_kwargs)
+    demo = space.build_demo(**build_kwargs)
     demo.launch(server_name="127.0.0.1", server_port=free_port(), prevent_thread_lock=True, quiet=True,
-                **app.launch_kwargs())
+                **space.launch_kwargs())
     return demo
 
 
@@ -126,13 +127,19 @@ def click_pixel(page, x: int, y: int) -> None:
     page.mouse.click(left + (x + 0.5) * scale, top + (y + 0.5) * scale)
 
 
+def natural_size(page, selector: str) -> list[int]:
+    """[width, height] of an image once the browser has loaded it (the details box can be updated first)."""
+    page.wait_for_function("(s) => { const i = document.querySelector(s); return i && i.complete && i.naturalWidth; }",
+                           arg=selector)
+    return page.locator(selector).evaluate("img => [img.naturalWidth, img.naturalHeight]")
+
+
 def choose(page, label: str) -> None:
     page.locator("#sign").get_by_text(label).click()
 
 
 # ----------------------------------------------------------------------------- tests
 def test_positive_click_covers_the_pixel_and_a_negative_click_shrinks_the_mask(browser, stand_in_url, photo):
-    app = load_space_app()
     path, (x, y) = photo
     width, height = Image.open(path).size
     context = browser.new_context(viewport={"width": 1280, "height": 1000})
@@ -153,7 +160,7 @@ def test_positive_click_covers_the_pixel_and_a_negative_click_shrinks_the_mask(b
     assert "1 click" in page.inner_text("#status")
     page.screenshot(path=ARTIFACTS / "03_positive_click.png", full_page=True)
 
-    choose(page, app.NEGATIVE)
+    choose(page, space.NEGATIVE)
     click_pixel(page, x + RADIUS // 2, y)
     negative = wait_for_clicks(page, 2)
     assert negative["clicks"][1][2] == -1 and negative["mask_at_last_click"] is False
@@ -209,6 +216,47 @@ def test_a_corrupt_upload_shows_a_message_not_a_traceback(browser, stand_in_url,
     context.close()
 
 
+def test_a_corrupt_upload_over_an_example_gives_one_message(browser, stand_in_url, tmp_path):
+    """Replacing a shown image makes Gradio fire `change` twice at once: still one read and one warning."""
+    context = browser.new_context(viewport={"width": 1280, "height": 1000})
+    page = open_page(context, stand_in_url)
+    page.locator("img[src*='astronaut']").first.click()
+    page.wait_for_function("() => document.querySelector('#status').innerText.includes('astronaut.png')")
+    broken = tmp_path / "broken.jpg"
+    broken.write_bytes(b"\xff\xd8\xff\xe0 this is not really a JPEG")
+    page.locator("#upload input[type=file]").set_input_files(str(broken))
+    page.wait_for_function("() => document.querySelector('#status').innerText.includes('broken.jpg')")
+    page.wait_for_timeout(1500)  # the repeated event lands within milliseconds
+    toasts = " ".join(page.locator(".toast-body").all_inner_texts())
+    assert toasts.count("“broken.jpg” is not an image that can be read") == 1, toasts
+    context.close()
+
+
+def test_the_maps_have_legends_and_the_uncertainty_box_a_hint(browser, stand_in_url, photo):
+    path, (x, y) = photo
+    context = browser.new_context(viewport={"width": 1280, "height": 1000})
+    page = open_page(context, stand_in_url)
+    upload(page, path)
+    page.wait_for_selector("#canvas img")
+    show_details(page)
+    page.locator("#show_prob input").check()
+    page.locator("#show_unc input").check()
+    click_pixel(page, x, y)
+    wait_for_clicks(page, 1)
+    page.wait_for_selector("#unc_map img")
+    assert "raise TTA views to ≥ 2" in page.inner_text("#status")
+    _, height = Image.open(path).size
+    assert natural_size(page, "#prob_map img")[1] > height  # the map and its colour legend below it
+    for box in ("#show_prob input", "#show_unc input"):  # two quick toggles: each updates its own map only
+        page.locator(box).uncheck()
+    page.locator("#show_prob input").check()
+    page.locator("#show_unc input").check()
+    page.wait_for_selector("#prob_map img", state="visible")
+    page.wait_for_selector("#unc_map img", state="visible")
+    page.screenshot(path=ARTIFACTS / "07_maps_with_legend.png", full_page=True)
+    context.close()
+
+
 def test_real_pipeline_end_to_end_with_an_example_and_an_upload(browser, real_url, photo):
     path, (x, y) = photo
     width, height = Image.open(path).size
@@ -225,10 +273,8 @@ def test_real_pipeline_end_to_end_with_an_example_and_an_upload(browser, real_ur
     first = wait_for_clicks(page, 1)
     assert first["mask_size"] == [width, height] and first["image_size"] == [width, height]
     assert first["embedding"] == "computed" and 0 <= first["mask_area"] <= width * height
-    canvas_size = page.locator("#canvas img").evaluate("img => [img.naturalWidth, img.naturalHeight]")
-    assert canvas_size == [width, height]
-    mask_size = page.locator("#mask img").evaluate("img => [img.naturalWidth, img.naturalHeight]")
-    assert mask_size == [width, height]
+    assert natural_size(page, "#canvas img") == [width, height]
+    assert natural_size(page, "#mask img") == [width, height]
 
     click_pixel(page, 10, 10)
     second = wait_for_clicks(page, 2)
@@ -236,5 +282,5 @@ def test_real_pipeline_end_to_end_with_an_example_and_an_upload(browser, real_ur
     assert "embedding cached" in page.inner_text("#status")
     page.locator("#show_prob input").check()
     page.wait_for_selector("#prob_map img")
-    page.screenshot(path=ARTIFACTS / "07_real_pipeline.png", full_page=True)
+    page.screenshot(path=ARTIFACTS / "08_real_pipeline.png", full_page=True)
     context.close()

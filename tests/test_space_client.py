@@ -11,7 +11,9 @@ import torch
 from gradio_client import Client, handle_file
 from gradio_client.exceptions import AppError
 from PIL import Image
-from test_space_handlers import grabcut_path, load_space_app
+from test_space_handlers import grabcut_path
+
+from hf_iis import space
 
 torch.set_num_threads(1)
 
@@ -24,11 +26,10 @@ def free_port() -> int:
 
 @pytest.fixture(scope="module")
 def client(tiny_checkpoint):
-    app = load_space_app()
     # a budget below the GrabCut photo's 481 x 321 pixels: the endpoint must upsample the mask back
-    demo = app.build_demo(model=str(tiny_checkpoint), max_pixels=60_000)
+    demo = space.build_demo(model=str(tiny_checkpoint), max_pixels=60_000)
     demo.launch(server_name="127.0.0.1", server_port=free_port(), prevent_thread_lock=True, quiet=True,
-                **app.launch_kwargs())
+                **space.launch_kwargs())
     try:
         yield Client(demo.local_url, verbose=False)
     finally:

@@ -1,0 +1,138 @@
+"""The Space's Blocks app (`build_demo`), its launch options, and the command line behind `spaces/app.py`.
+
+    python spaces/app.py [--model FOLDER] [--host 127.0.0.1] [--port 7860]
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import tempfile
+from pathlib import Path
+
+import gradio as gr
+from PIL import Image
+
+from ..checkpoint_paths import load_pipeline, resolve_checkpoint
+from .handlers import MAX_TRIANGULATION, MAX_TTA, NEGATIVE, POSITIVE, Handlers, Segmenter
+from .rendering import as_cached_files
+from .session import Session
+from .uploads import MAX_MODEL_PIXELS
+
+CONCURRENCY = int(os.environ.get("HF_IIS_SPACE_CONCURRENCY", 2))
+EXAMPLES = ("astronaut", "coffee", "chelsea")  # skimage.data images (never benchmark images)
+CSS = "#status {min-height: 3em} #canvas img {cursor: crosshair}"
+
+
+def resolve_model(model: str | os.PathLike | None) -> str:
+    """The checkpoint to load: `model`, else env HF_IIS_MODEL, else the embedded default (`resolve_checkpoint`'s
+    checks: a missing folder is a FileNotFoundError naming it)."""
+    model = model or os.environ.get("HF_IIS_MODEL") or None
+    try:
+        return resolve_checkpoint(model)
+    except FileNotFoundError as error:
+        if model is None:
+            raise FileNotFoundError(f"no model: pass --model FOLDER (or set HF_IIS_MODEL); {error}") from None
+        raise
+
+
+def load_segmenter(model: str | os.PathLike | None = None) -> Segmenter:
+    return load_pipeline(resolve_model(model))
+
+
+def example_paths() -> list[str]:
+    """The skimage.data example photos, written once as PNG files."""
+    import skimage.data
+
+    folder = Path(tempfile.gettempdir()) / "hf_iis_space_examples"
+    folder.mkdir(exist_ok=True)
+    paths = []
+    for name in EXAMPLES:
+        path = folder / f"{name}.png"
+        if not path.is_file():
+            Image.fromarray(getattr(skimage.data, name)()).save(path)
+        paths.append(str(path))
+    return paths
+
+
+def build_demo(model: str | os.PathLike | None = None, segmenter: Segmenter | None = None,
+               max_pixels: int = MAX_MODEL_PIXELS, concurrency: int = CONCURRENCY) -> gr.Blocks:
+    """The Space's Blocks app: `model` folder (None: HF_IIS_MODEL, then the embedded default) or a `segmenter`."""
+    handlers = Handlers(segmenter or load_segmenter(model), max_pixels)
+    # analytics off: the Space makes no outside connection (Gradio's telemetry and version check are on by default)
+    with gr.Blocks(title="Signed-click interactive segmentation", delete_cache=(3600, 3600),
+                   analytics_enabled=False) as demo:
+        demo.handlers = handlers
+        gr.Markdown("# Signed-click interactive segmentation\nUpload an image, then click on the object "
+                    "(**positive**) or on what should not be in it (**negative**). Each click refines the mask; "
+                    "more TTA views and triangulation pixels trade time for accuracy.")
+        state = gr.State(Session(), time_to_live=3600)
+        with gr.Row():
+            with gr.Column(scale=1):
+                upload = gr.Image(label="1 · Image", type="filepath", sources=["upload", "clipboard"], height=260,
+                                  elem_id="upload")
+                gr.Examples(example_paths(), inputs=[upload], label="Examples (scikit-image)")
+                sign = gr.Radio([POSITIVE, NEGATIVE], value=POSITIVE, label="Next click is", elem_id="sign")
+                with gr.Row():
+                    undo = gr.Button("Undo last click", elem_id="undo")
+                    reset = gr.Button("Reset clicks", elem_id="reset")
+                tta = gr.Slider(1, MAX_TTA, value=1, step=1, label="TTA views", elem_id="tta")
+                triangulation = gr.Slider(0, MAX_TRIANGULATION, value=0, step=1, label="Triangulation pixels",
+                                          elem_id="triangulation")
+                with gr.Row():
+                    show_prob = gr.Checkbox(label="Show probability map", elem_id="show_prob")
+                    show_unc = gr.Checkbox(label="Show uncertainty map (TTA ≥ 2 or triangulation > 0)",
+                                           elem_id="show_unc")
+            with gr.Column(scale=2):
+                canvas = gr.Image(label="2 · Click on the object", interactive=False, elem_id="canvas",
+                                  buttons=["fullscreen"])
+                status = gr.Markdown("Upload an image or pick an example.", elem_id="status")
+                with gr.Row():
+                    prob_map = gr.Image(label="Probability", interactive=False, visible=False, elem_id="prob_map")
+                    unc_map = gr.Image(label="Uncertainty", interactive=False, visible=False, elem_id="unc_map")
+                with gr.Accordion("Mask at the uploaded size, and details", open=False):
+                    mask = gr.Image(label="Mask", interactive=False, format="png", type="pil", height=240,
+                                    elem_id="mask")
+                    details = gr.Textbox(label="Details (JSON)", interactive=False, lines=3, elem_id="details")
+        outputs = [state, canvas, prob_map, unc_map, mask, status, details]
+        toggles = [show_prob, show_unc]
+        files = as_cached_files
+        upload.change(files(handlers.load), [upload, *toggles, state], outputs, preprocess=False,
+                      api_visibility="private")
+        canvas.select(files(handlers.select), [state, sign, tta, triangulation, *toggles], outputs,
+                      api_visibility="private", show_progress="minimal")
+        for slider in (tta, triangulation):  # `input`: a drag and a value typed in the box both rerun (once, last)
+            slider.input(files(handlers.rerun), [state, tta, triangulation, *toggles], outputs,
+                         api_visibility="private", trigger_mode="always_last")
+        undo.click(files(handlers.undo), [state, *toggles], outputs, api_visibility="private")
+        reset.click(files(handlers.reset), [state, *toggles], outputs, api_visibility="private")
+        show_prob.change(as_cached_files(handlers.toggle_probability, ("probability",)), [state, show_prob],
+                         [prob_map], api_visibility="private")
+        show_unc.change(as_cached_files(handlers.toggle_uncertainty, ("uncertainty", "status")), [state, show_unc],
+                        [unc_map, status], api_visibility="private")
+        gr.api(handlers.segment, api_name="segment")
+    demo.queue(default_concurrency_limit=concurrency, max_size=64)
+    return demo
+
+
+def launch_kwargs() -> dict:
+    """Keyword arguments for `demo.launch` (Gradio 6 takes theme and css there)."""
+    return {"theme": gr.themes.Soft(), "css": CSS, "max_file_size": "50mb", "show_error": False, "ssr_mode": False}
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description="Gradio Space: click on an image (positive or negative) and the "
+                                                 "mask follows.")
+    parser.add_argument("--model", default=None, help="checkpoint folder (default: HF_IIS_MODEL, then the embedded "
+                                                       "default model)")
+    parser.add_argument("--host", default=os.environ.get("GRADIO_SERVER_NAME", "127.0.0.1"))
+    parser.add_argument("--port", type=int, default=int(os.environ.get("GRADIO_SERVER_PORT", 7860)))
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO)
+    logging.getLogger("httpx").setLevel(logging.WARNING)  # one line per HTTP request otherwise
+    try:
+        demo = build_demo(args.model)
+    except (FileNotFoundError, OSError, ValueError) as error:
+        parser.exit(2, f"error: {error}\n")
+    demo.launch(server_name=args.host, server_port=args.port, **launch_kwargs())
