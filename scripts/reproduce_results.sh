@@ -1,39 +1,57 @@
 #!/usr/bin/env bash
-# Regenerates every number and plot in README.md and the model card, in order, with the embedded default model.
-# About an hour on 2 CPU cores. Run from the repository root after `make install` (and `make browser` for the
-# Space walkthrough). The two training stages are not rerun here: see model_cards/default_run/README.md.
+# Regenerates every number and plot in README.md, docs/results.md, docs/results_object_centred.md and the model card,
+# with the embedded default model. A few hours on 2 CPU cores (the peers' run on the region benchmarks is the longest).
+# Run from the repository root after `make install` (and `make browser` for the Space walkthrough), with the four
+# extra datasets extracted (scripts/extract_extra_data.py) and HF_IIS_EXTRA_ROOT pointing at them. The training runs
+# are not rerun here: see model_cards/u2netp_run/README.md.
 set -euo pipefail
 PY=.venv/bin/python
 MODEL=hf_iis/checkpoints/default
+LITE=hf_iis/checkpoints/lite0
+: "${HF_IIS_EXTRA_ROOT:?set HF_IIS_EXTRA_ROOT to the folder written by scripts/extract_extra_data.py}"
+REGIONS=CCP-parts,CCP-person,CamVid-regions
 
-# the training corpus's validation split (analyze_scaling reads it): built once, from ../shared/data
-[ -f data_cache/corpus/dataset_info.json ] || $PY scripts/build_datasets.py --data-root ../shared/data --out data_cache/corpus
+# the training corpus's validation split (compare_checkpoints and analyze_scaling read it)
+[ -f data_cache/corpus_v2/dataset_info.json ] || $PY scripts/build_datasets.py --data-root ../shared/data \
+    --extra-root "$HF_IIS_EXTRA_ROOT" --out data_cache/corpus_v2
 
-# core latency (issue: first click, batched decodes, tta x triangulation grid)
+# checkpoint choice, on validation only: the first shipped model vs the two stages of the new one
+$PY scripts/compare_checkpoints.py --baseline $LITE --corpus data_cache/corpus_v2 \
+    --candidate stage1=runs/u2netp_hybrid/step800 --candidate default=$MODEL --threads 2 --no-progress \
+    --out outputs/compare/u2netp || echo "(stage 1 folder missing: it lives in the training run, not in the repo)"
+
+# latency, new default beside the first model
 mkdir -p outputs/bench
 $PY scripts/bench_latency.py --model $MODEL --repeats 9 --out outputs/bench/latency.json | tee outputs/bench_latency.txt
-# the Space: load test (8 clients x 10 requests) and a walk through it in chromium with screenshots
+$PY scripts/bench_latency.py --model $LITE --repeats 9 --out outputs/bench/latency_lite0.json | tee outputs/bench_latency_lite0.txt
+
+# peers alone on all five benchmarks (saliency baselines, OpenCV GrabCut), NoC and random clicks on fixed subsets
+$PY scripts/evaluate.py --model none --datasets GrabCut,Berkeley,$REGIONS \
+    --peers u2netp_zero,u2netp_component,u2net_zero,u2net_component,grabcut --protocols noc,miou1,random \
+    --noc-limit 200 --random-limit 200 --threads 1 --no-progress --out outputs/eval/peers_all
+# the model on the object benchmarks, with the lighter saliency peers and the first model in the same run
+$PY scripts/evaluate.py --model $MODEL --model $LITE --datasets GrabCut,Berkeley --protocols noc,miou1,random \
+    --tta 1 --peers u2netp_component,grabcut --threads 1 --no-progress --out outputs/eval/main
+# test-time augmentation
+$PY scripts/evaluate.py --model $MODEL --datasets GrabCut,Berkeley --protocols miou1,random --tta 1,2,4,8 \
+    --peers none --overlays 0 --threads 1 --no-progress --out outputs/eval/scaled
+# the region benchmarks (NoC and random clicks on the same fixed subsets as the peers)
+$PY scripts/evaluate.py --model $MODEL --model $LITE --datasets $REGIONS --protocols noc,miou1,random \
+    --noc-limit 200 --random-limit 200 --tta 1 --peers u2netp_component --overlays 2 --threads 1 --no-progress \
+    --out outputs/eval/regions
+# the scaling grid (tta x triangulation) on subsets
+$PY scripts/evaluate.py --model $MODEL --datasets GrabCut,Berkeley --protocols scaling --scaling-limit 8 \
+    --scaling-combos 2x4,4x16,4x16:foreground --peers none --overlays 0 --threads 1 --no-progress --out outputs/eval/scaling
+$PY scripts/object_centred_table.py outputs/eval/peers_all/results.json outputs/eval/main/results.json \
+    outputs/eval/regions/results.json > outputs/eval/object_centred.md
+
+# the Space: load test and a walk through it in chromium with screenshots
 $PY scripts/load_space.py --model $MODEL --clients 8 --requests 10
 $PY scripts/space_walkthrough.py --model $MODEL --out docs/space
 
-# why scaling helps or not, on the validation split (equivariance, calibration, triangulation blend)
-$PY scripts/analyze_scaling.py --model $MODEL --triangulation 4,16 --out outputs/analysis/default
-
-# benchmarks: NoC / mIoU@k / random clicks, with the classical peers on the same clicks
-$PY scripts/evaluate.py --model $MODEL --datasets GrabCut,Berkeley --protocols noc,miou1,random \
-    --tta 1 --triangulation 0 --peers grabcut,random_walker --threads 1 --no-progress --out outputs/eval/main &
-# the same model with inference-time scaling (mIoU@1 center and random)
-$PY scripts/evaluate.py --model $MODEL --datasets GrabCut,Berkeley --protocols miou1,random \
-    --tta 1,2,4,8 --triangulation 0 --peers none --overlays 0 --threads 1 --no-progress \
-    --out outputs/eval/scaled
-# the scaling study (grid and compute) and the seed's averaged single clicks vs multi-click, on subsets
-$PY scripts/evaluate.py --model $MODEL --datasets GrabCut,Berkeley --protocols scaling --scaling-limit 8 --scaling-combos 2x4,4x16,8x16,4x16:foreground \
-    --peers none --overlays 0 --threads 1 --no-progress --out outputs/eval/scaling
-wait
-
-cp outputs/eval/main/plots/miou_vs_clicks_{GrabCut,Berkeley}.png outputs/eval/scaling/plots/miou_vs_seconds_{GrabCut,Berkeley}.png docs/figures/
+cp outputs/eval/main/plots/miou_vs_clicks_{GrabCut,Berkeley}.png docs/figures/
 $PY -c "from PIL import Image; Image.open('outputs/eval/main/plots/overlays_GrabCut.png').convert('RGB').save('docs/figures/overlays_GrabCut.jpg', quality=82)"
 $PY scripts/make_model_card.py --eval outputs/eval/main/results.json --eval outputs/eval/scaled/results.json \
-    --eval outputs/eval/scaling/results.json \
-    --analysis outputs/analysis/default/analysis.md --run "model_cards/default_run/stage1=2 CPU cores (x86_64)" \
-    --run "model_cards/default_run/stage2=1 NVIDIA H200 (16 CPU cores for data loading)" --out model_cards/default.md --copy-to $MODEL/README.md
+    --eval outputs/eval/regions/results.json --eval outputs/eval/scaling/results.json \
+    --run "model_cards/u2netp_run/stage1=2 CPU cores (x86_64)" --run "model_cards/u2netp_run/stage2=2 CPU cores (x86_64)" \
+    --out model_cards/default.md --copy-to $MODEL/README.md
