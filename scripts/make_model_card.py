@@ -39,11 +39,16 @@ DATA_NOTES = (
 )
 
 
-def eval_results(results: list[dict]) -> list[EvalResult]:
-    """Model rows only; a (dataset, metric, scaling) measured by two evaluations appears once (the first)."""
+def eval_results(results: list[dict], model_path: str | None = None) -> list[EvalResult]:
+    """Rows of the card's model only (`model_path`; None = every model row): baselines measured in the same run
+    (another checkpoint, a peer) stay out of the model-index. A (dataset, metric, scaling) measured by two
+    evaluations appears once (the first)."""
     out, seen = [], set()
+    wanted = None if model_path is None else Path(model_path).resolve()
     for row in results:
         if row.get("kind") != "model":
+            continue
+        if wanted is not None and row.get("model_path") and Path(row["model_path"]).resolve() != wanted:
             continue
         for key, (metric_type, name) in METRICS.items():
             value = row["metrics"].get(key)
@@ -124,7 +129,7 @@ def main() -> None:
         tags=["interactive-segmentation", "hf_iis", "inference-time-scaling", "custom_code"],
         datasets=["COCO-MVal", "BSDS500", "ECSSD", "Clothing-Co-Parsing", "Weizmann-Horses", "CamVid"],
         model_name=args.repo_id.split("/")[-1],
-        eval_results=eval_results(rows),
+        eval_results=eval_results(rows, str(args.model)),
     )
     tables = "\n\n".join(_measured((Path(ev["settings"]["out"]) / "table.md").read_text()) for ev in evaluations)
     published = (Path(evaluations[0]["settings"]["out"]) / "table.md").read_text().split("## Published", 1)[-1]

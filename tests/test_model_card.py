@@ -20,6 +20,8 @@ def test_card_from_evaluation_json(tiny_checkpoint, tmp_path):
          "metrics": {"NoC@85": 3.5, "NoC@90": 4.25, "mIoU@1 center": 81.5, "mIoU@1 random": 77.25}},
         {"method": "tiny [tta=8]", "kind": "model", "scaling": "tta=8", "dataset": "Berkeley",
          "metrics": {"mIoU@1 center": 79.0, "mIoU@1 random": 74.5}},
+        {"method": "lite0 [tta=1]", "kind": "model", "model_path": "some/other/checkpoint", "scaling": "tta=1",
+         "dataset": "GrabCut", "metrics": {"NoC@90": 9.94, "mIoU@1 center": 58.88}},  # a baseline in the same run
         {"method": "GrabCut (OpenCV)", "kind": "peer", "scaling": "none", "dataset": "GrabCut",
          "metrics": {"NoC@90": 5.76, "mIoU@1 center": 53.8}},
     ]
@@ -46,7 +48,7 @@ def test_card_from_evaluation_json(tiny_checkpoint, tmp_path):
     card = ModelCard.load(out)
     entries = {(r.dataset_name, r.metric_type, r.metric_value) for r in card.data.eval_results}
     assert ("GrabCut", "noc90", 4.25) in entries and ("Berkeley", "miou1_random", 74.5) in entries
-    assert len(card.data.eval_results) == 6  # 4 + 2 model metrics; the peer row is not the model's result
+    assert len(card.data.eval_results) == 6  # 4 + 2 model metrics; the peer and the other checkpoint are not its own
     text = out.read_text()
     assert "**Stage 1** (2 test CPUs)" in text and "20 steps in 20 min" in text and "25.0 → 50.0" in text
     assert "| 1 | 2 |" in text and "| 9 |" in text and "python scripts/evaluate.py --model tiny" in text
