@@ -108,6 +108,8 @@ def main() -> None:
     parser.add_argument("--eval", type=Path, action="append", required=True, help="results.json (repeatable)")
     parser.add_argument("--run", action="append", default=[], metavar="FOLDER[=HARDWARE]",
                         help="a training stage's folder (config.yaml, log.jsonl) and what it ran on (repeatable)")
+    parser.add_argument("--object-centred", type=Path, default=None,
+                        help="markdown from scripts/object_centred_table.py, quoted in the card")
     parser.add_argument("--analysis", type=Path, default=None,
                         help="analysis.md of scripts/analyze_scaling.py (validation split), quoted in the card")
     parser.add_argument("--model", type=Path, default=Path("hf_iis/checkpoints/default"))
@@ -140,6 +142,7 @@ def main() -> None:
         training=training_section(args.run), hardware=evaluations[0]["hardware"]["string"],
         eval_commands="\n".join(ev["command"] for ev in evaluations), eval_table=tables,
         published_table=published, data_notes=DATA_NOTES, analysis=_analysis(args.analysis),
+        object_centred=_object_centred(args.object_centred),
     )
     args.out.parent.mkdir(parents=True, exist_ok=True)
     card.save(args.out)
@@ -156,6 +159,13 @@ def _measured(table_md: str) -> str:
         return body.split("## Measured", 1)[1].strip()
     start = body.find("\n## ")
     return (body[start + 1 :] if start >= 0 else body).replace("## ", "### ").strip()
+
+
+def _object_centred(path: Path | None) -> str:
+    if path is None:
+        return "Run `scripts/object_centred_table.py` on the peers' and the model's evaluations."
+    return (f"From `{path}` (`scripts/object_centred_table.py` over the peers' run and the model's runs; the saliency "
+            f"baselines use no learning about clicks):\n\n{path.read_text().strip()}")
 
 
 def _analysis(path: Path | None) -> str:

@@ -33,15 +33,12 @@ $PY scripts/evaluate.py --model none --datasets GrabCut,Berkeley,$REGIONS \
 $PY scripts/evaluate.py --model $MODEL --model $LITE --datasets GrabCut,Berkeley --protocols noc,miou1,random \
     --tta 1 --peers u2netp_component,grabcut --threads 1 --no-progress --out outputs/eval/main
 # test-time augmentation
-$PY scripts/evaluate.py --model $MODEL --datasets GrabCut,Berkeley --protocols miou1,random --tta 1,2,4,8 \
+$PY scripts/evaluate.py --model $MODEL --datasets GrabCut,Berkeley --protocols miou1,random --tta 1,2,4 \
     --peers none --overlays 0 --threads 1 --no-progress --out outputs/eval/scaled
 # the region benchmarks (NoC and random clicks on the same fixed subsets as the peers)
 $PY scripts/evaluate.py --model $MODEL --model $LITE --datasets $REGIONS --protocols noc,miou1,random \
-    --noc-limit 200 --random-limit 200 --tta 1 --peers u2netp_component --overlays 2 --threads 1 --no-progress \
+    --noc-limit 200 --random-limit 200 --tta 1 --peers none --overlays 2 --threads 1 --no-progress \
     --out outputs/eval/regions
-# the scaling grid (tta x triangulation) on subsets
-$PY scripts/evaluate.py --model $MODEL --datasets GrabCut,Berkeley --protocols scaling --scaling-limit 8 \
-    --scaling-combos 2x4,4x16,4x16:foreground --peers none --overlays 0 --threads 1 --no-progress --out outputs/eval/scaling
 $PY scripts/object_centred_table.py outputs/eval/peers_all/results.json outputs/eval/main/results.json \
     outputs/eval/regions/results.json > outputs/eval/object_centred.md
 
@@ -52,6 +49,6 @@ $PY scripts/space_walkthrough.py --model $MODEL --out docs/space
 cp outputs/eval/main/plots/miou_vs_clicks_{GrabCut,Berkeley}.png docs/figures/
 $PY -c "from PIL import Image; Image.open('outputs/eval/main/plots/overlays_GrabCut.png').convert('RGB').save('docs/figures/overlays_GrabCut.jpg', quality=82)"
 $PY scripts/make_model_card.py --eval outputs/eval/main/results.json --eval outputs/eval/scaled/results.json \
-    --eval outputs/eval/regions/results.json --eval outputs/eval/scaling/results.json \
-    --run "model_cards/u2netp_run/stage1=2 CPU cores (x86_64)" --run "model_cards/u2netp_run/stage2=2 CPU cores (x86_64)" \
+    --eval outputs/eval/regions/results.json \
+    --object-centred outputs/eval/object_centred.md --run "model_cards/u2netp_run/stage1=2 CPU cores (x86_64)" \
     --out model_cards/default.md --copy-to $MODEL/README.md
