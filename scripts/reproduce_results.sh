@@ -17,7 +17,7 @@ REGIONS=CCP-parts,CCP-person,CamVid-regions
 
 # checkpoint choice, on validation only: the first shipped model vs the two stages of the new one
 $PY scripts/compare_checkpoints.py --baseline $LITE --corpus data_cache/corpus_v2 \
-    --candidate stage1=runs/u2netp_hybrid/step800 --candidate default=$MODEL --threads 2 --no-progress \
+    --candidate stage1=runs/u2netp_hybrid/step800 --candidate stage2_prior=$MODEL --threads 2 --no-progress \
     --out outputs/compare/u2netp || echo "(stage 1 folder missing: it lives in the training run, not in the repo)"
 
 # latency, new default beside the first model
@@ -51,4 +51,5 @@ $PY -c "from PIL import Image; Image.open('outputs/eval/main/plots/overlays_Grab
 $PY scripts/make_model_card.py --eval outputs/eval/main/results.json --eval outputs/eval/scaled/results.json \
     --eval outputs/eval/regions/results.json \
     --object-centred outputs/eval/object_centred.md --run "model_cards/u2netp_run/stage1=2 CPU cores (x86_64)" \
+    --run "model_cards/u2netp_run/stage2=2 CPU cores (x86_64)" \
     --out model_cards/default.md --copy-to $MODEL/README.md
