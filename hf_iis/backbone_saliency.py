@@ -80,18 +80,9 @@ class SaliencyBranch(nn.Module):
             x = F.interpolate(x, size=(self.input_size, self.input_size), mode="bilinear", align_corners=False,
                               antialias=True)
         net = self.u2net
-        enc, h = [], x
-        for i, stage in enumerate(net.encoder):
-            if i > 0:
-                h = F.max_pool2d(h, 2, 2, ceil_mode=True)
-            h = stage(h)
-            enc.append(h)
-        dec = []  # decoder stages 5, 4, 3, 2
-        sides = [net.side[5](h)]
-        for stage, skip in zip(list(net.decoder)[:4], reversed(enc[1:-1])):
-            h = stage(torch.cat([F.interpolate(h, size=skip.shape[-2:], mode="bilinear", align_corners=False), skip],
-                                dim=1))
-            dec.append(h)
+        enc = net.encode(x)
+        dec = net.decode(enc, num_stages=4)  # decoder stages 5, 4, 3, 2 (stage 1 skipped)
+        sides = [net.side[5](enc[-1])]
         for k, feat in zip((4, 3, 2, 1), dec):
             sides.append(net.side[k](feat))
         size = dec[-1].shape[-2:]

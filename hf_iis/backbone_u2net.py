@@ -137,22 +137,32 @@ class U2Net(nn.Module):
     def forward(self, x: torch.Tensor) -> U2NetOutput:
         if x.ndim != 4 or x.shape[1] != 3:
             raise ValueError(f"U²-Net input must have shape (B, 3, H, W), got {tuple(x.shape)}")
+        enc = self.encode(x)
+        decoder_features = self.decode(enc)[::-1]  # decoder stages 1..5
+        sides = [self.side[i](f) for i, f in enumerate(decoder_features + [enc[-1]])]
+        sides = [sides[0]] + [_upsample_to(s, sides[0]) for s in sides[1:]]
+        fused = self.fuse(torch.cat(sides, dim=1))
+        saliency = torch.sigmoid(torch.cat([fused] + sides, dim=1))
+        return U2NetOutput(saliency=saliency, encoder_features=enc, decoder_features=decoder_features)
+
+    def encode(self, x: torch.Tensor) -> list[torch.Tensor]:
+        """The six encoder stages' outputs (strides 1, 2, 4, 8, 16, 32), 2×2 ceil-mode max-pooling between them."""
         enc, h = [], x
         for i, stage in enumerate(self.encoder):
             if i > 0:
                 h = F.max_pool2d(h, 2, 2, ceil_mode=True)
             h = stage(h)
             enc.append(h)
-        dec = [h]  # deepest first: stage 6, then decoder 5..1
-        for stage, skip in zip(self.decoder, reversed(enc[:-1])):
+        return enc
+
+    def decode(self, enc: list[torch.Tensor], num_stages: int = 5) -> list[torch.Tensor]:
+        """Decoder stages 5, 4, ... (the first `num_stages` of them, deepest first), each on [upsampled deeper output,
+        encoder skip]."""
+        out, h = [], enc[-1]
+        for stage, skip in list(zip(self.decoder, reversed(enc[:-1])))[:num_stages]:
             h = stage(torch.cat([_upsample_to(h, skip), skip], dim=1))
-            dec.append(h)
-        decoder_features = dec[:0:-1]  # decoder stages 1..5
-        sides = [self.side[i](f) for i, f in enumerate(decoder_features + [enc[-1]])]
-        sides = [sides[0]] + [_upsample_to(s, sides[0]) for s in sides[1:]]
-        fused = self.fuse(torch.cat(sides, dim=1))
-        saliency = torch.sigmoid(torch.cat([fused] + sides, dim=1))
-        return U2NetOutput(saliency=saliency, encoder_features=enc, decoder_features=decoder_features)
+            out.append(h)
+        return out
 
     def convs_in_run_order(self) -> list[nn.Conv2d]:
         """Every conv in the order the forward pass runs it (the ONNX export's order)."""
