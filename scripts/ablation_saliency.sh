@@ -29,4 +29,5 @@ run_150 maps --set "model.saliency_features=[maps]"
 $PY scripts/export_checkpoint.py "$MAIN_STEP150" --like runs/u2netp_hybrid/final --out runs/ablation_maps_decoder/step150
 $PY scripts/compare_checkpoints.py --baseline hf_iis/checkpoints/lite0 --corpus data_cache/corpus_v2 \
     --candidate no_saliency=runs/ablation_no_saliency/final --candidate maps=runs/ablation_maps/final \
-    --candidate maps_decoder=runs/ablation_maps_decoder/step150 --threads 2 --no-progress --out "$OUT"
+    --candidate maps_decoder=runs/ablation_maps_decoder/step150 --metrics center,random --threads 2 --no-progress \
+    --out "$OUT"

@@ -31,16 +31,21 @@ METRICS = ("center", "center tta=4", "random")
 SEEDS = (0, 1, 2)
 
 
-def score_model(folder: str | None, instances, progress: bool = True) -> dict[str, list[float]]:
-    """Per-mask IoU (percent) of one checkpoint for each of METRICS."""
+def score_model(folder: str | None, instances, progress: bool = True,
+                metrics: tuple[str, ...] = METRICS) -> dict[str, list[float]]:
+    """Per-mask IoU (percent) of one checkpoint for each of `metrics` (a subset of METRICS)."""
     predictor = SignedClickPredictor.from_pretrained(folder)
-    scores = {m: [] for m in METRICS}
+    scores = {m: [] for m in metrics}
     for inst in tqdm(instances, desc=f"validation {folder or 'default'}", disable=not progress):
         predictor.set_image(inst.image)
         c = center_click(inst.gt, inst.ignore)
         for name, tta in (("center", 1), ("center tta=4", 4)):
+            if name not in scores:
+                continue
             probabilities = predictor.predict([(c.x, c.y, c.sign)], tta=tta).probabilities
             scores[name].append(100.0 * iou(probabilities >= 0.5, inst.gt, inst.ignore))
+        if "random" not in scores:
+            continue
         clicks = [random_click(inst.gt, instance_rng(inst.id, seed), +1, inst.ignore) for seed in SEEDS]
         maps = predictor.predict_single_clicks(np.array([(r.x, r.y) for r in clicks], dtype=np.float32), sign=1)
         scores["random"].append(float(np.mean([100.0 * iou(m >= 0.5, inst.gt, inst.ignore) for m in maps])))
@@ -53,6 +58,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--candidate", action="append", default=[], metavar="NAME=FOLDER", required=True)
     parser.add_argument("--corpus", default="data_cache/corpus")
     parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--metrics", default=",".join(METRICS),
+                        help=f"comma-separated subset of: {', '.join(METRICS)} (default: all)")
     parser.add_argument("--no-progress", action="store_true")
     parser.add_argument("--out", type=Path, default=Path("outputs/compare"))
     args = parser.parse_args(argv)
@@ -63,29 +70,33 @@ def main(argv: list[str] | None = None) -> int:
         if not sep or not name or not folder:
             parser.error(f"--candidate takes NAME=FOLDER, got {item!r}")
         candidates.append((name, folder))
+    metrics = tuple(m.strip() for m in args.metrics.split(",") if m.strip())
+    unknown = [m for m in metrics if m not in METRICS]
+    if unknown or not metrics:
+        parser.error(f"--metrics takes a comma-separated subset of {', '.join(METRICS)}; got {args.metrics!r}")
 
     try:
         instances = instances_from_samples(load_corpus_split(args.corpus, "validation", min_masks=1))
     except FileNotFoundError as error:
         parser.error(str(error))
-    base = score_model(args.baseline, instances, not args.no_progress)
+    base = score_model(args.baseline, instances, not args.no_progress, metrics)
     rows = [{"name": "baseline", "folder": args.baseline or "embedded default",
-             **{m: float(np.mean(base[m])) for m in METRICS}}]
+             **{m: float(np.mean(base[m])) for m in metrics}}]
     for name, folder in candidates:
-        scores = score_model(folder, instances, not args.no_progress)
+        scores = score_model(folder, instances, not args.no_progress, metrics)
         row = {"name": name, "folder": folder}
-        for m in METRICS:
+        for m in metrics:
             row[m] = float(np.mean(scores[m]))
             row[f"{m} vs baseline"] = paired_difference(scores[m], base[m])
         rows.append(row)
 
-    header = "| checkpoint | " + " | ".join(f"{m} mIoU@1 | Δ [95 % CI]" for m in METRICS) + " |"
+    header = "| checkpoint | " + " | ".join(f"{m} mIoU@1 | Δ [95 % CI]" for m in metrics) + " |"
     lines = [f"Validation split of `{args.corpus}`: {len(instances)} masks. Paired differences to the baseline "
              f"(`{rows[0]['folder']}`), bootstrap over masks.", "", header,
-             "|---|" + "---|---|" * len(METRICS)]
+             "|---|" + "---|---|" * len(metrics)]
     for row in rows:
         cells = []
-        for m in METRICS:
+        for m in metrics:
             d = row.get(f"{m} vs baseline")
             cells += [f"{row[m]:.2f}", "—" if d is None else f"{d['diff']:+.2f} [{d['low']:+.2f}, {d['high']:+.2f}]"]
         lines.append(f"| {row['name']} | " + " | ".join(cells) + " |")
@@ -93,7 +104,7 @@ def main(argv: list[str] | None = None) -> int:
     print(text)
     args.out.mkdir(parents=True, exist_ok=True)
     report = {"created": timestamp(), "hardware": hardware_info(), "corpus": args.corpus, "masks": len(instances),
-              "seeds": list(SEEDS), "rows": rows}
+              "seeds": list(SEEDS), "metrics": list(metrics), "rows": rows}
     (args.out / "compare.json").write_text(json.dumps(report, indent=2))
     (args.out / "compare.md").write_text(text + "\n")
     print(f"wrote {args.out / 'compare.md'}")

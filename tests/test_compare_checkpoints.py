@@ -28,3 +28,21 @@ def test_a_checkpoint_against_itself_differs_by_exactly_zero(tiny_checkpoint, da
 def test_candidate_needs_name_and_folder(tmp_path):
     with pytest.raises(SystemExit):
         load_script("compare_checkpoints").main(["--candidate", "just-a-folder", "--out", str(tmp_path)])
+
+
+def test_metrics_subset_scores_only_those(tiny_checkpoint, data_root, tmp_path):
+    rows = coco_mval_rows(data_root, n=2, max_side=96)
+    corpus = write_corpus(tmp_path / "corpus", {"train": rows[:1], "validation": rows[1:]})
+    out = tmp_path / "cmp"
+    argv = ["--baseline", str(tiny_checkpoint), "--candidate", f"same={tiny_checkpoint}", "--corpus", str(corpus),
+            "--metrics", "center,random", "--threads", "1", "--no-progress", "--out", str(out)]
+    assert load_script("compare_checkpoints").main(argv) == 0
+    report = json.loads((out / "compare.json").read_text())
+    assert report["metrics"] == ["center", "random"]
+    assert "center tta=4" not in report["rows"][1] and "random vs baseline" in report["rows"][1]
+
+
+def test_unknown_metric_is_refused(tmp_path):
+    with pytest.raises(SystemExit):
+        load_script("compare_checkpoints").main(["--candidate", "a=b", "--metrics", "center,tta8",
+                                                 "--out", str(tmp_path)])
