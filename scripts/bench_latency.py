@@ -8,8 +8,8 @@ r"""Latency of the predictor on a real 480p image: encode, first click, extra ba
 Prints a markdown table and writes JSON (default outputs/bench/latency.json). Each number is the median of
 --repeats runs after a warm-up. "first click" = set_image + encode + one decode (what a user waits for after
 loading an image); "extra decode" = the per-click-set cost inside one batched decoder call.
-Targets (2 CPU cores, default backbone): first click <= 80 ms, extra batched decode <= 10 ms,
-triangulation=16 <= 2x a plain prediction, tta=8 <= 8x a plain prediction.
+Targets for the default model on 2 CPU cores at 640x480: first click <= 250 ms, an extra click on a cached image
+<= 15 ms, peak RSS <= 1.5 GB (the U²-Net-p default; the first, EfficientNet-only model had first click <= 80 ms).
 """
 
 from __future__ import annotations
