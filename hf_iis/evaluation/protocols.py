@@ -101,8 +101,9 @@ def run_click_loop(
     """Up to ``max_clicks`` standard clicks on one instance, the previous probability map fed back.
 
     Always runs all ``max_clicks`` clicks (mIoU@k needs the whole curve). IoU is measured at the original
-    resolution on ``probabilities > threshold`` with the instance's ignore band excluded. Pass
-    ``encode_seconds`` when the instance was already :func:`prepare`-d (the image is then not handed over again).
+    resolution on ``probabilities >= threshold`` (:func:`~hf_iis.evaluation.metrics.binarize`) with the instance's
+    ignore band excluded. Pass ``encode_seconds`` when the instance was already :func:`prepare`-d (the image is then
+    not handed over again).
     """
     encode = prepare(segmenter, instance) if encode_seconds is None else encode_seconds
     gt, ignore = instance.gt, instance.ignore

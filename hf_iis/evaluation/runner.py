@@ -18,7 +18,7 @@ from typing import Any
 import numpy as np
 
 from hf_iis.evaluation.benchmarks import Instance, load_benchmark
-from hf_iis.evaluation.metrics import summarize_curves
+from hf_iis.evaluation.metrics import binarize, summarize_curves
 from hf_iis.evaluation.protocols import (
     ClickRun,
     RandomClickRun,
@@ -228,7 +228,7 @@ def _overlay_items(m: _Method, instances: list[Instance], n: int, max_clicks: in
     for inst in instances[:n]:
         run = run_click_loop(m.segmenter, inst, min(max_clicks, 5), keep_maps=True)
         for k in sorted({0, len(run.probabilities) - 1}):
-            items.append((inst.image, inst.gt, run.probabilities[k] > 0.5, run.clicks[: k + 1],
+            items.append((inst.image, inst.gt, binarize(run.probabilities[k]), run.clicks[: k + 1],
                           f"{m.segmenter.name}\n{inst.id}: {k + 1} click(s), IoU {100 * run.ious[k]:.1f}"))
     return items
 
