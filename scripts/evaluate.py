@@ -21,6 +21,7 @@ import sys
 from pathlib import Path
 
 from hf_iis.data.layouts import default_data_root
+from hf_iis.evaluation.results import ResultRow
 from hf_iis.evaluation.runner import PROTOCOLS, EvalConfig, run_evaluation
 
 # the benchmark folder when neither --data-root nor $HF_IIS_DATA_ROOT names one: ../shared/data beside the repository
@@ -133,13 +134,12 @@ def main(argv: list[str] | None = None) -> int:
         message = error.args[0] if isinstance(error, KeyError) and error.args else error
         print(f"evaluate.py: error: {message}", file=sys.stderr)
         return 2
-    shown = (("NoC@90", "NoC90"), ("mIoU@1 center", "mIoU@1"), ("mIoU@1 random", "mIoU@1 random"),
-             ("seconds per click", "s/click"))
-    for row in results["results"]:
-        m = row["metrics"]
-        values = " ".join(f"{label}={m[key]:.3f}" if key == "seconds per click" else f"{label}={m[key]:.2f}"
-                          for key, label in shown if key in m)
-        print(f"{row['dataset']:14s} {row['method']:32s} {values}")
+    for row in map(ResultRow.from_dict, results["results"]):
+        m = row.metrics
+        shown = (("NoC90", m.noc.get(90), 2), ("mIoU@1", m.miou1_center, 2), ("mIoU@1 random", m.miou1_random, 2),
+                 ("s/click", m.seconds_per_click, 3))
+        values = " ".join(f"{label}={value:.{digits}f}" for label, value, digits in shown if value is not None)
+        print(f"{row.dataset:14s} {row.method:32s} {values}")
     print(f"wrote {args.out}/results.json, table.md, instances.csv, plots/ in {results['seconds total']:.1f} s")
     return 0
 

@@ -21,6 +21,7 @@ from tqdm import tqdm
 from hf_iis.clicker import Click, next_click, random_click
 from hf_iis.evaluation.benchmarks import Instance
 from hf_iis.evaluation.metrics import binarize, iou
+from hf_iis.evaluation.results import MIOU1_RANDOM, MIOU1_RANDOM_PER_SEED, MIOU1_RANDOM_STD, SECONDS_PER_CALL
 from hf_iis.evaluation.segmenters import Segmenter, TargetAware
 
 __all__ = [
@@ -225,8 +226,8 @@ def summarize_random(runs: Sequence[RandomClickRun]) -> dict[str, float | list[f
     per_seed = 100.0 * ious.mean(axis=0)
     std = float(per_seed.std(ddof=1)) if per_seed.size > 1 else 0.0
     return {
-        "mIoU@1 random": float(per_seed.mean()),
-        "mIoU@1 random std": std,
-        "mIoU@1 random per seed": [float(v) for v in per_seed],
-        "seconds per call": float(np.mean([s for r in runs for s in r.predict_seconds])),
+        MIOU1_RANDOM: float(per_seed.mean()),
+        MIOU1_RANDOM_STD: std,
+        MIOU1_RANDOM_PER_SEED: [float(v) for v in per_seed],
+        SECONDS_PER_CALL: float(np.mean([s for r in runs for s in r.predict_seconds])),
     }
