@@ -75,16 +75,16 @@ def test_proposals_recall_every_region_at_n_equal_number_of_gt():
     assert summary["AR@#gt"] == 100.0 and len(summary["ar_curve"]) == 16
 
 
-def test_scaling_study_rows_and_multiclick_comparison(tiny_checkpoint, grabcut_image):
+def test_scaling_study_rows_and_multiclick_comparison(tiny_checkpoint, photo):
     from hf_iis.evaluation.scaling import ScalingSetting, run_multiclick_comparison, run_scaling, scaling_grid
     from hf_iis.predictor import SignedClickPredictor
 
     grid = scaling_grid((1, 2), (2,), ("uniform", "stratified"), ((2, 2, "stratified"),))
     assert grid == [ScalingSetting(1), ScalingSetting(2), ScalingSetting(1, 2, "uniform"),
                     ScalingSetting(1, 2, "stratified"), ScalingSetting(2, 2, "stratified")]
-    gt = np.zeros(grabcut_image.shape[:2], bool)
+    gt = np.zeros(photo.shape[:2], bool)
     gt[100:200, 150:300] = True
-    instances = [Instance("box", grabcut_image, gt, None)]
+    instances = [Instance("box", photo, gt, None)]
     predictor = SignedClickPredictor.from_pretrained(tiny_checkpoint)
     rows = run_scaling(predictor, instances, grid[:3], seeds=(0, 1), progress=False)
     assert [r.scaling for r in rows] == ["tta=1", "tta=2", "tta=1, tri=2 uniform"]
