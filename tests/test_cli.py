@@ -34,6 +34,7 @@ def test_segment_writes_mask_and_overlay(tiny_checkpoint, photo, tmp_path, capsy
     assert "mask:" in capsys.readouterr().out
 
 
+@pytest.mark.slow
 def test_segment_reports_errors_without_traceback(tiny_checkpoint, photo, tmp_path):
     image_path = tmp_path / "photo.png"
     Image.fromarray(photo).save(image_path)

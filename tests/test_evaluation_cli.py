@@ -13,6 +13,7 @@ from hf_iis.evaluation.results import ResultRow
 from tests.conftest import load_script
 
 
+@pytest.mark.slow
 def test_cli_writes_results_table_csv_and_plots(tiny_checkpoint, data_root, tmp_path):
     out = tmp_path / "eval"
     argv = ["--model", str(tiny_checkpoint), "--datasets", "GrabCut", "--data-root", str(data_root),

@@ -55,6 +55,7 @@ def test_help_imports_neither_torch_nor_transformers():
         assert result.returncode == 0 and "segment" in result.stdout
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(
     "code",
     [
@@ -116,6 +117,7 @@ def test_the_embedded_default_loads_without_the_no_model_warning():
     assert not [m for m in records.messages if m.startswith("No model was supplied")], records.messages
 
 
+@pytest.mark.slow
 def test_the_embedded_default_loads_without_a_weight_loading_bar():
     out = subprocess.run([sys.executable, "-c", textwrap.dedent("""
         from transformers import pipeline
@@ -136,6 +138,7 @@ def _names(requirements) -> set[str]:
     return {re.split(r"[<>=!~\[; ]", r.strip(), maxsplit=1)[0].lower().replace("_", "-") for r in requirements}
 
 
+@pytest.mark.slow
 def test_the_core_dependencies_alone_run_the_pipeline_and_the_cli(tmp_path):
     """What pyproject.toml declares outside the extras is enough for `import hf_iis`, the embedded pipeline with
     TTA and triangulation, and `hf-iis segment --overlay`: every package only an extra brings is made unimportable

@@ -137,7 +137,7 @@ def _onnx_or_skip(variant: str):
         pytest.skip(str(error))
 
 
-@pytest.mark.parametrize("variant", ["u2netp", "u2net"])
+@pytest.mark.parametrize("variant", ["u2netp", pytest.param("u2net", marks=pytest.mark.slow)])  # U²-Net: 176 MB
 def test_saliency_peers_on_a_real_image(variant, data_root):
     """The first GrabCut image: the zero-click mask covers most of the object, the component at the center click
     is at least as good, and one forward serves both peers (the mask is cached per image)."""

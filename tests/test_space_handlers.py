@@ -261,6 +261,7 @@ def test_model_resolution(app, tiny_checkpoint, tmp_path, monkeypatch):
     assert app.resolve_model(None) == str(tiny_checkpoint)
 
 
+@pytest.mark.slow
 def test_spaces_app_py_is_the_thin_entry_point(tmp_path):
     text = (SPACE_DIR / "app.py").read_text()
     assert "from hf_iis.space import main" in text and len(text.splitlines()) < 30
