@@ -4,7 +4,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test install browser lint
+.PHONY: demo test test-fast install browser lint
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -31,6 +31,10 @@ demo: install
 # and fails a test that looks up an outside host).
 test: install browser
 	GRADIO_ANALYTICS_ENABLED=False HF_HUB_OFFLINE=1 $(PY) -m pytest -q
+
+# The quick subset: every test not marked slow (subprocess runs, training runs, the browser, ONNX comparisons).
+test-fast: install
+	GRADIO_ANALYTICS_ENABLED=False HF_HUB_OFFLINE=1 $(PY) -m pytest -q -m "not slow"
 
 lint: install
 	$(VENV)/bin/ruff check hf_iis scripts tests spaces

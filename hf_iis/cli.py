@@ -66,7 +66,14 @@ def _segment(args: argparse.Namespace) -> int:
 def _demo(args: argparse.Namespace) -> int:
     """Segment scikit-image's astronaut photo from one click, without and with inference-time scaling."""
     import numpy as np
-    from skimage import data
+
+    try:
+        import matplotlib  # noqa: F401  (probability_image's colour map)
+        from skimage import data
+    except ImportError as error:
+        print(f"hf-iis: error: the demo needs scikit-image and matplotlib (pip install 'hf-iis[demo]'): {error}",
+              file=sys.stderr)
+        return 2
 
     from .checkpoint_paths import load_pipeline
     from .visualize import overlay_mask, probability_image

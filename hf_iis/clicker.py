@@ -3,7 +3,7 @@
 Coordinates are ``(x, y) = (column, row)`` in pixels of the original image, like SAM and transformers.
 Masks are ``(H, W)`` boolean arrays. A click's ``sign`` is ``+1`` (foreground) or ``-1`` (background).
 
-Protocol (see ``shared/notes/protocols.md``):
+Protocol (RITM's clicker, as SimpleClick and SegNext evaluate with it):
 
 * false negatives ``fn = gt & ~pred`` and false positives ``fp = ~gt & pred``, ignore pixels excluded;
 * each region is padded by 1 px of zeros (so the image border counts as boundary) and Euclidean-distance

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import cv2
 import numpy as np
 from PIL import Image, ImageDraw
-from scipy import ndimage
 
+_CROSS = cv2.getStructuringElement(cv2.MORPH_CROSS, (3, 3))
 POSITIVE_COLOR = (40, 200, 60)
 NEGATIVE_COLOR = (230, 40, 40)
 
@@ -22,7 +23,9 @@ def overlay_mask(
     out = np.asarray(image, dtype=np.float32).copy()
     tint = np.asarray(color, dtype=np.float32)
     out[mask] = (1 - alpha) * out[mask] + alpha * tint
-    edge = mask & ~ndimage.binary_erosion(mask, iterations=2)
+    # two erosions by the 3x3 cross, pixels outside the image counting as background (scipy's binary_erosion)
+    inner = cv2.erode(mask.astype(np.uint8), _CROSS, iterations=2, borderType=cv2.BORDER_CONSTANT, borderValue=0)
+    edge = mask & ~inner.astype(bool)
     out[edge] = tint
     canvas = Image.fromarray(out.clip(0, 255).astype(np.uint8))
     draw = ImageDraw.Draw(canvas)

@@ -29,7 +29,7 @@ from tqdm import tqdm
 from hf_iis import SignedClickPredictor
 from hf_iis.clicker import center_click
 from hf_iis.evaluation.benchmarks import instances_from_samples, load_corpus_split
-from hf_iis.evaluation.metrics import iou
+from hf_iis.evaluation.metrics import binarize, iou
 from hf_iis.triangulation import SAMPLINGS
 from hf_iis.tta import D4_VIEWS, VIEW_ORDER, combine_views
 
@@ -93,14 +93,14 @@ def main() -> None:
         maps = [by_name[v.name] for v in D4_VIEWS]
         for (name, mode), values in view_sets.items():
             mean, _ = combine_views(torch.from_numpy(np.stack([by_name[v] for v in VIEW_SETS[name]])), mode)
-            values.append(iou(mean.numpy() >= 0.5, inst.gt, inst.ignore))
-        identity = maps[0] >= 0.5
+            values.append(iou(binarize(mean.numpy()), inst.gt, inst.ignore))
+        identity = binarize(maps[0])
         for view, prob in zip(D4_VIEWS, maps):
-            per_view[view.name].append(iou(prob >= 0.5, inst.gt, inst.ignore))
-            agreement[view.name].append(iou(prob >= 0.5, identity))
+            per_view[view.name].append(iou(binarize(prob), inst.gt, inst.ignore))
+            agreement[view.name].append(iou(binarize(prob), identity))
         for n in tta:
             mean, _ = combine_views(torch.from_numpy(np.stack(maps[:n])))
-            tta[n].append(iou(mean.numpy() >= 0.5, inst.gt, inst.ignore))
+            tta[n].append(iou(binarize(mean.numpy()), inst.gt, inst.ignore))
         direct_maps.append(maps[0])
         truths.append(inst.gt)
         for k in ks:
@@ -111,7 +111,7 @@ def main() -> None:
                 seconds[("tri", k)].append(time.perf_counter() - t0)
                 for alpha in BLENDS:
                     blended = alpha * maps[0] + (1 - alpha) * triangulated
-                    tri[(k, sampling, alpha)].append(iou(blended >= 0.5, inst.gt, inst.ignore))
+                    tri[(k, sampling, alpha)].append(iou(binarize(blended), inst.gt, inst.ignore))
     ece, brier = calibration(direct_maps, truths)
 
     def pct(values: list[float]) -> float:

@@ -30,6 +30,8 @@ from PIL import Image
 from hf_iis import SignedClickConfig, SignedClickImageProcessor, SignedClickModel, SignedClickPredictor
 from hf_iis.data.layouts import default_data_root
 
+REPO_DATA_ROOT = Path(__file__).resolve().parents[2] / "shared" / "data"  # ../shared/data beside the repository
+
 
 def _no_sync() -> None:
     pass
@@ -62,7 +64,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--model", default=None, help="checkpoint folder (default: embedded model)")
     parser.add_argument("--random-init", action="store_true", help="default architecture with random weights")
-    parser.add_argument("--data-root", type=Path, default=default_data_root())
+    parser.add_argument("--data-root", type=Path, default=default_data_root(REPO_DATA_ROOT),
+                        help="folder holding GrabCut/ (default: $HF_IIS_DATA_ROOT, else ../shared/data beside the "
+                             "repository: %(default)s)")
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--repeats", type=int, default=7)
     parser.add_argument("--out", type=Path, default=Path("outputs/bench/latency.json"))

@@ -25,10 +25,14 @@ from pathlib import Path
 from hf_iis.data import LAYOUTS, default_data_root
 from hf_iis.data.hf_datasets import DEFAULT_SOURCES, EXTRA_SOURCES, build_corpus, convert_folder, push_to_hub
 
+REPO_DATA_ROOT = Path(__file__).resolve().parents[2] / "shared" / "data"  # ../shared/data beside the repository
+
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--data-root", type=Path, default=None, help=f"default: {default_data_root()}")
+    parser.add_argument("--data-root", type=Path, default=None,
+                        help=f"folder holding COCO_MVal/ and BSDS500/ (default: {default_data_root(REPO_DATA_ROOT)}: "
+                        "$HF_IIS_DATA_ROOT, else ../shared/data beside the repository)")
     parser.add_argument("--out", type=Path, default=None, help="output folder (default data_cache/corpus)")
     parser.add_argument("--extra-root", type=Path, default=None,
                         help="folder of the extra datasets (ECSSD/, CCP/, Weizmann/, CamVid/): adds "
@@ -76,8 +80,9 @@ def main(argv: list[str] | None = None) -> int:
                                shard_size=args.shard_size, progress=progress)
     else:
         out = args.out or Path("data_cache/corpus")
-        stats = build_corpus(args.data_root, out, sources=args.sources, val_fraction=args.val_fraction,
-                             shard_size=args.shard_size, progress=progress, extra_root=args.extra_root)
+        stats = build_corpus(args.data_root or default_data_root(REPO_DATA_ROOT), out, sources=args.sources,
+                             val_fraction=args.val_fraction, shard_size=args.shard_size, progress=progress,
+                             extra_root=args.extra_root)
     elapsed = time.perf_counter() - start
     print(stats.summary())
     print(f"wrote {out} in {elapsed:.1f} s")

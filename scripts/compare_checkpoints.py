@@ -23,7 +23,7 @@ from tqdm import tqdm
 from hf_iis import SignedClickPredictor
 from hf_iis.clicker import center_click, random_click
 from hf_iis.evaluation.benchmarks import instances_from_samples, load_corpus_split
-from hf_iis.evaluation.metrics import iou, paired_difference
+from hf_iis.evaluation.metrics import binarize, iou, paired_difference
 from hf_iis.evaluation.protocols import instance_rng
 from hf_iis.evaluation.report import hardware_info, timestamp
 
@@ -43,12 +43,12 @@ def score_model(folder: str | None, instances, progress: bool = True,
             if name not in scores:
                 continue
             probabilities = predictor.predict([(c.x, c.y, c.sign)], tta=tta).probabilities
-            scores[name].append(100.0 * iou(probabilities >= 0.5, inst.gt, inst.ignore))
+            scores[name].append(100.0 * iou(binarize(probabilities), inst.gt, inst.ignore))
         if "random" not in scores:
             continue
         clicks = [random_click(inst.gt, instance_rng(inst.id, seed), +1, inst.ignore) for seed in SEEDS]
         maps = predictor.predict_single_clicks(np.array([(r.x, r.y) for r in clicks], dtype=np.float32), sign=1)
-        scores["random"].append(float(np.mean([100.0 * iou(m >= 0.5, inst.gt, inst.ignore) for m in maps])))
+        scores["random"].append(float(np.mean([100.0 * iou(binarize(m), inst.gt, inst.ignore) for m in maps])))
     return scores
 
 

@@ -18,8 +18,14 @@ from __future__ import annotations
 import argparse
 import shlex
 import sys
+from pathlib import Path
 
+from hf_iis.data.layouts import default_data_root
+from hf_iis.evaluation.results import ResultRow
 from hf_iis.evaluation.runner import PROTOCOLS, EvalConfig, run_evaluation
+
+# the benchmark folder when neither --data-root nor $HF_IIS_DATA_ROOT names one: ../shared/data beside the repository
+REPO_DATA_ROOT = Path(__file__).resolve().parents[2] / "shared" / "data"
 
 
 def _csv(text: str) -> list[str]:
@@ -39,7 +45,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                    help="checkpoint folder or hub id; repeatable or a comma list; 'none' = peers only "
                         "(default: the embedded default model)")
     p.add_argument("--datasets", default="GrabCut,Berkeley", help="comma list of benchmarks (default: %(default)s)")
-    p.add_argument("--data-root", default=None, help="data root (default: $HF_IIS_DATA_ROOT or ../shared/data)")
+    p.add_argument("--data-root", default=None,
+                   help="folder holding GrabCut/, Berkeley/, ... (default: $HF_IIS_DATA_ROOT, else ../shared/data "
+                        "beside the repository)")
     p.add_argument("--protocols", default="noc,miou1,random", help=f"comma list of {','.join(PROTOCOLS)}")
     p.add_argument("--tta", default="1", help="TTA view counts for the model rows, comma list (default: 1)")
     p.add_argument("--triangulation", default="0", help="auxiliary-pixel counts, comma list (default: 0 = off)")
@@ -84,7 +92,7 @@ def config_from_args(args: argparse.Namespace, command: str) -> EvalConfig:
     return EvalConfig(
         models=models,
         datasets=_csv(args.datasets),
-        data_root=args.data_root,
+        data_root=args.data_root or str(default_data_root(REPO_DATA_ROOT)),
         protocols=_csv(args.protocols),
         tta=[int(v) for v in _csv(args.tta)],
         triangulation=[int(v) for v in _csv(args.triangulation)],
@@ -126,13 +134,12 @@ def main(argv: list[str] | None = None) -> int:
         message = error.args[0] if isinstance(error, KeyError) and error.args else error
         print(f"evaluate.py: error: {message}", file=sys.stderr)
         return 2
-    shown = (("NoC@90", "NoC90"), ("mIoU@1 center", "mIoU@1"), ("mIoU@1 random", "mIoU@1 random"),
-             ("seconds per click", "s/click"))
-    for row in results["results"]:
-        m = row["metrics"]
-        values = " ".join(f"{label}={m[key]:.3f}" if key == "seconds per click" else f"{label}={m[key]:.2f}"
-                          for key, label in shown if key in m)
-        print(f"{row['dataset']:14s} {row['method']:32s} {values}")
+    for row in map(ResultRow.from_dict, results["results"]):
+        m = row.metrics
+        shown = (("NoC90", m.noc.get(90), 2), ("mIoU@1", m.miou1_center, 2), ("mIoU@1 random", m.miou1_random, 2),
+                 ("s/click", m.seconds_per_click, 3))
+        values = " ".join(f"{label}={value:.{digits}f}" for label, value, digits in shown if value is not None)
+        print(f"{row.dataset:14s} {row.method:32s} {values}")
     print(f"wrote {args.out}/results.json, table.md, instances.csv, plots/ in {results['seconds total']:.1f} s")
     return 0
 

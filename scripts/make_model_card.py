@@ -12,16 +12,19 @@ from __future__ import annotations
 
 import argparse
 import json
+from collections.abc import Callable
 from pathlib import Path
 
 import yaml
 from huggingface_hub import EvalResult, ModelCard, ModelCardData
 
-METRICS = {  # results.json key -> (model-index metric type, display name)
-    "NoC@85": ("noc85", "NoC@85"),
-    "NoC@90": ("noc90", "NoC@90"),
-    "mIoU@1 center": ("miou1_center", "mIoU@1 (center click)"),
-    "mIoU@1 random": ("miou1_random", "mIoU@1 (random click)"),
+from hf_iis.evaluation.results import ClickMetrics, ResultRow
+
+METRICS: dict[str, tuple[str, Callable[[ClickMetrics], float | None]]] = {  # model-index type -> (name, value)
+    "noc85": ("NoC@85", lambda m: m.noc.get(85)),
+    "noc90": ("NoC@90", lambda m: m.noc.get(90)),
+    "miou1_center": ("mIoU@1 (center click)", lambda m: m.miou1_center),
+    "miou1_random": ("mIoU@1 (random click)", lambda m: m.miou1_random),
 }
 DATA_NOTES = (
     "- COCO-MVal (800 COCO instances, 722 images): COCO annotations CC-BY 4.0; images under their Flickr terms.\n"
@@ -45,21 +48,21 @@ def eval_results(results: list[dict], model_path: str | None = None) -> list[Eva
     evaluations appears once (the first)."""
     out, seen = [], set()
     wanted = None if model_path is None else Path(model_path).resolve()
-    for row in results:
-        if row.get("kind") != "model":
+    for row in map(ResultRow.from_dict, results):
+        if row.kind != "model":
             continue
-        if wanted is not None and row.get("model_path") and Path(row["model_path"]).resolve() != wanted:
+        if wanted is not None and row.model_path and Path(row.model_path).resolve() != wanted:
             continue
-        for key, (metric_type, name) in METRICS.items():
-            value = row["metrics"].get(key)
-            key = (row["dataset"], metric_type, row["scaling"])
+        for metric_type, (name, read) in METRICS.items():
+            value = read(row.metrics)
+            key = (row.dataset, metric_type, row.scaling)
             if value is None or key in seen:
                 continue
             seen.add(key)
             out.append(EvalResult(
                 task_type="image-segmentation", task_name="Interactive segmentation",
-                dataset_type=row["dataset"].lower(), dataset_name=row["dataset"],
-                metric_type=metric_type, metric_name=f"{name}, {row['scaling']}", metric_value=round(float(value), 3),
+                dataset_type=row.dataset.lower(), dataset_name=row.dataset,
+                metric_type=metric_type, metric_name=f"{name}, {row.scaling}", metric_value=round(float(value), 3),
                 verified=False,
             ))
     return out

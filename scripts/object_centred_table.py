@@ -16,6 +16,8 @@ import json
 from pathlib import Path
 from typing import Any
 
+from hf_iis.evaluation.results import ResultRow
+
 BENCHMARKS = ["GrabCut", "Berkeley", "CCP-parts", "CCP-person", "CamVid-regions"]
 PEER_COLUMNS = [("u2netp_zero", "U²-Net-p zero-click"), ("u2netp_component", "U²-Net-p click-component"),
                 ("u2net_zero", "U²-Net zero-click"), ("u2net_component", "U²-Net click-component"),
@@ -33,24 +35,24 @@ def _rows(paths: list[Path]) -> list[dict[str, Any]]:
 def _cells(row: dict[str, Any] | None, what: str) -> str:
     if row is None:
         return "–"
-    m = row["metrics"]
+    m = ResultRow.from_dict(row).metrics
     if what == "center":
-        return f"{m['mIoU@1 center']:.1f}" if "mIoU@1 center" in m else "–"
+        return "–" if m.miou1_center is None else f"{m.miou1_center:.1f}"
     if what == "noc":
-        return f"{m['NoC@90']:.2f} ({m['NoF@90']})" if "NoC@90" in m else "–"
-    if "mIoU@1 random" not in m:
+        return "–" if 90 not in m.noc else f"{m.noc[90]:.2f} ({m.nof.get(90)})"
+    if m.miou1_random is None:
         return "–"
-    return f"{m['mIoU@1 random']:.1f} ± {m['mIoU@1 random std']:.1f}"
+    return f"{m.miou1_random:.1f} ± {m.miou1_random_std:.1f}"
 
 
 def _count(row: dict[str, Any] | None, what: str) -> str:
     """Instances behind the numbers: all, or 'k of n' when the protocol ran on a subset."""
     if row is None:
         return "–"
-    n, m = row["num_instances"], row["metrics"]
-    k = {"center": m.get("center instances", n), "noc": m.get("NoC instances", n),
-         "random": m.get("random instances", n)}[what]
-    return f"{n:,}" if k == n else f"{k:,} of {n:,}"
+    r = ResultRow.from_dict(row)
+    n, m = r.num_instances, r.metrics
+    k = {"center": m.center_instances, "noc": m.noc_instances, "random": m.random_instances}[what]
+    return f"{n:,}" if k is None or k == n else f"{k:,} of {n:,}"
 
 
 def tables(rows: list[dict[str, Any]]) -> str:

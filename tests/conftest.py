@@ -1,5 +1,5 @@
-"""Shared fixtures: a tiny random checkpoint, the real-data root, and a real image; and the guard that fails any
-test which looks up a host outside this machine."""
+"""Shared fixtures: a tiny random checkpoint, the real-data root, a photo (scikit-image's, never skipped) and a
+benchmark image; and the guard that fails any test which looks up a host outside this machine."""
 
 from __future__ import annotations
 
@@ -58,6 +58,17 @@ def tiny_checkpoint(tmp_path_factory) -> Path:
     model.save_pretrained(folder)
     hf_iis.SignedClickImageProcessor(size=64).save_pretrained(folder)
     return folder
+
+
+@pytest.fixture(scope="session")
+def photo() -> np.ndarray:
+    """A real photo every test install has: scikit-image's coffee cup (400x600 RGB, public domain, shipped inside
+    scikit-image), so the pipeline-contract, equivariance, CLI and Space tests never skip for want of data."""
+    from skimage import data
+
+    image = data.coffee()
+    image.setflags(write=False)  # shared by the session: a test that wants to change it copies it
+    return image
 
 
 @pytest.fixture(scope="session")

@@ -21,22 +21,23 @@ def test_parse_click():
         parse_click("1")
 
 
-def test_segment_writes_mask_and_overlay(tiny_checkpoint, grabcut_image, tmp_path, capsys):
+def test_segment_writes_mask_and_overlay(tiny_checkpoint, photo, tmp_path, capsys):
     image_path = tmp_path / "photo.png"
-    Image.fromarray(grabcut_image).save(image_path)
+    Image.fromarray(photo).save(image_path)
     code = main(["segment", str(image_path), "--click", "200,150", "--click", "20,20,-", "--tta", "2",
                  "--triangulation", "2", "--model", str(tiny_checkpoint), "--out", str(tmp_path / "m.png"),
                  "--overlay", str(tmp_path / "o.png")])
     assert code == 0
     mask = np.asarray(Image.open(tmp_path / "m.png"))
-    assert mask.shape == grabcut_image.shape[:2] and set(np.unique(mask)) <= {0, 255}
-    assert Image.open(tmp_path / "o.png").size == (grabcut_image.shape[1], grabcut_image.shape[0])
+    assert mask.shape == photo.shape[:2] and set(np.unique(mask)) <= {0, 255}
+    assert Image.open(tmp_path / "o.png").size == (photo.shape[1], photo.shape[0])
     assert "mask:" in capsys.readouterr().out
 
 
-def test_segment_reports_errors_without_traceback(tiny_checkpoint, grabcut_image, tmp_path):
+@pytest.mark.slow
+def test_segment_reports_errors_without_traceback(tiny_checkpoint, photo, tmp_path):
     image_path = tmp_path / "photo.png"
-    Image.fromarray(grabcut_image).save(image_path)
+    Image.fromarray(photo).save(image_path)
     result = subprocess.run(
         [sys.executable, "-m", "hf_iis.cli", "segment", str(image_path), "--click", "9999,1",
          "--model", str(tiny_checkpoint), "--out", str(tmp_path / "m.png")],
@@ -46,12 +47,12 @@ def test_segment_reports_errors_without_traceback(tiny_checkpoint, grabcut_image
     assert "outside the" in result.stderr and "Traceback" not in result.stderr
 
 
-def test_segment_loads_an_exported_hub_folder_and_names_damaged_weights(tiny_checkpoint, grabcut_image, tmp_path,
+def test_segment_loads_an_exported_hub_folder_and_names_damaged_weights(tiny_checkpoint, photo, tmp_path,
                                                                         capsys):
     """A folder written by `hf-iis export` (auto_map, custom_pipelines) loads without trust_remote_code; a truncated
     model.safetensors is an error naming the checkpoint, not a loader traceback."""
     image_path = tmp_path / "photo.png"
-    Image.fromarray(grabcut_image).save(image_path)
+    Image.fromarray(photo).save(image_path)
     hub = tmp_path / "hub"
     assert main(["export", "--model", str(tiny_checkpoint), "--out", str(hub)]) == 0
     assert main(["segment", str(image_path), "--click", "200,150", "--model", str(hub),

@@ -11,7 +11,7 @@ from PIL import Image
 
 pytest.importorskip("datasets")
 
-from hf_iis.data import Sample, default_data_root, read_folder  # noqa: E402
+from hf_iis.data import Sample, read_folder  # noqa: E402
 from hf_iis.data.hf_datasets import (  # noqa: E402
     ConversionStats,
     _assign_splits,
@@ -23,8 +23,8 @@ from hf_iis.data.hf_datasets import (  # noqa: E402
     samples_to_dataset,
     split_of,
 )
+from tests.conftest import DATA_ROOT  # noqa: E402
 
-DATA_ROOT = default_data_root()
 needs_data = pytest.mark.skipif(not DATA_ROOT.is_dir(), reason=f"shared data root {DATA_ROOT} is missing "
                                 "(set HF_IIS_DATA_ROOT)")
 VAL_GROUP = ["airplane00_000000281693", "airplane01_000000281693", "airplane03_000000281693"]

@@ -12,8 +12,9 @@ import scipy.io
 from PIL import Image
 
 from hf_iis.data import LAYOUTS, Sample, SampleError, check_training_source, default_data_root, list_ids, read_folder
+from hf_iis.data.layouts import default_extra_root
+from tests.conftest import DATA_ROOT
 
-DATA_ROOT = default_data_root()
 needs_data = pytest.mark.skipif(not DATA_ROOT.is_dir(), reason=f"shared data root {DATA_ROOT} is missing "
                                 "(set HF_IIS_DATA_ROOT)")
 
@@ -223,8 +224,30 @@ def test_benchmark_leakage_guard(tmp_path: Path) -> None:
 def test_default_data_root_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     monkeypatch.setenv("HF_IIS_DATA_ROOT", str(tmp_path))
     assert default_data_root() == tmp_path
+    assert default_data_root(fallback=tmp_path / "other") == tmp_path  # the variable wins over a caller's default
     monkeypatch.delenv("HF_IIS_DATA_ROOT")
-    assert default_data_root().parts[-2:] == ("shared", "data")
+    assert default_data_root(fallback=tmp_path / "other") == tmp_path / "other"
+
+
+def test_no_data_root_is_derived_from_the_installed_package(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Without $HF_IIS_DATA_ROOT or an explicit folder the library names what to pass instead of guessing a path
+    next to where it is installed."""
+    monkeypatch.delenv("HF_IIS_DATA_ROOT", raising=False)
+    monkeypatch.delenv("HF_IIS_EXTRA_ROOT", raising=False)
+    with pytest.raises(FileNotFoundError, match="HF_IIS_DATA_ROOT"):
+        default_data_root()
+    with pytest.raises(FileNotFoundError, match="HF_IIS_EXTRA_ROOT"):
+        default_extra_root()
+    from hf_iis.evaluation.benchmarks import load_benchmark, load_multimask
+
+    with pytest.raises(FileNotFoundError, match="--data-root"):
+        load_benchmark("GrabCut")
+    with pytest.raises(FileNotFoundError, match="HF_IIS_DATA_ROOT"):
+        load_multimask("BSDS500", "bsds500")
+    package = Path(__file__).resolve().parents[1] / "hf_iis"
+    for path in sorted(package.rglob("*.py")):
+        text = path.read_text()
+        assert "shared/data" not in text and '"shared"' not in text, path
 
 
 def test_reader_modules_import_no_heavy_optional_packages() -> None:

@@ -9,9 +9,11 @@ import numpy as np
 import pytest
 
 from hf_iis.evaluation.report import PUBLISHED, hardware_info, measured_table, published_table
+from hf_iis.evaluation.results import ResultRow
 from tests.conftest import load_script
 
 
+@pytest.mark.slow
 def test_cli_writes_results_table_csv_and_plots(tiny_checkpoint, data_root, tmp_path):
     out = tmp_path / "eval"
     argv = ["--model", str(tiny_checkpoint), "--datasets", "GrabCut", "--data-root", str(data_root),
@@ -77,11 +79,14 @@ def test_model_flag_accepts_repeats_and_comma_lists():
 
 
 def test_measured_and_published_tables_are_separate():
-    row = {"method": "m", "scaling": "tta=1", "dataset": "GrabCut", "NoC@85": 1.5, "NoC@90": 2.0, "NoF@90": 0,
-           "mIoU@1 center": 80.0, "mIoU@1 random": 75.0, "mIoU@1 random std": 1.25, "seconds per click": 0.01,
+    row = {"method": "m", "scaling": "tta=1", "dataset": "GrabCut",
+           "metrics": {"NoC@85": 1.5, "NoC@90": 2.0, "NoF@90": 0, "mIoU@1 center": 80.0, "mIoU@1 random": 75.0,
+                       "mIoU@1 random std": 1.25, "seconds per click": 0.01},
            "command": "python scripts/evaluate.py"}
     md = measured_table([row])
     assert "75.00 ± 1.25" in md and "`python scripts/evaluate.py`" in md and md.count("\n") == 3
+    assert "| m | tta=1 | GrabCut | 1.50 | 2.00 | 0 | 80.00 | 75.00 ± 1.25 | 0.010 |" in md
+    assert measured_table([ResultRow.from_dict(row)]) == md
     pub = published_table()
     assert all(r["method"] in pub for r in PUBLISHED) and "m |" not in pub
     assert isinstance(hardware_info()["cpu_count"], int)

@@ -36,7 +36,7 @@ def test_masks_config_matches_iou_with_ignore(evaluate):
     ignore = [None, (rng.random((7, 9)) > 0.8).astype(np.uint8), None]
     metric = evaluate.load(str(METRIC_DIR))
     out = metric.compute(predictions=preds, references=refs, ignore=ignore)
-    expected = [iou(p > 0.5, r > 0, None if g is None else g > 0) for p, r, g in zip(preds, refs, ignore, strict=True)]
+    expected = [iou(p >= 0.5, r > 0, None if g is None else g > 0) for p, r, g in zip(preds, refs, ignore, strict=True)]
     assert out["ious"] == pytest.approx(expected)
     assert out["mIoU"] == pytest.approx(100 * np.mean(expected))
 

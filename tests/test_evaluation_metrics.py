@@ -43,8 +43,10 @@ def test_iou_empty_masks_and_shape_check():
         iou(z, np.zeros((3, 4), bool))
 
 
-def test_binarize_is_strictly_above_half():
-    assert binarize(np.array([0.49, 0.5, 0.51])).tolist() == [False, False, True]
+def test_binarize_includes_the_threshold():
+    """probability >= threshold, as Prediction.mask() and the pipeline's mask: one rule everywhere."""
+    assert binarize(np.array([0.49, 0.5, 0.51])).tolist() == [False, True, True]
+    assert binarize(np.array([0.3, 0.7]), threshold=0.7).tolist() == [False, True]
 
 
 def test_noc_nof_and_miou():

@@ -75,25 +75,27 @@ def test_proposals_recall_every_region_at_n_equal_number_of_gt():
     assert summary["AR@#gt"] == 100.0 and len(summary["ar_curve"]) == 16
 
 
-def test_scaling_study_rows_and_multiclick_comparison(tiny_checkpoint, grabcut_image):
+def test_scaling_study_rows_and_multiclick_comparison(tiny_checkpoint, photo):
     from hf_iis.evaluation.scaling import ScalingSetting, run_multiclick_comparison, run_scaling, scaling_grid
     from hf_iis.predictor import SignedClickPredictor
 
     grid = scaling_grid((1, 2), (2,), ("uniform", "stratified"), ((2, 2, "stratified"),))
     assert grid == [ScalingSetting(1), ScalingSetting(2), ScalingSetting(1, 2, "uniform"),
                     ScalingSetting(1, 2, "stratified"), ScalingSetting(2, 2, "stratified")]
-    gt = np.zeros(grabcut_image.shape[:2], bool)
+    gt = np.zeros(photo.shape[:2], bool)
     gt[100:200, 150:300] = True
-    instances = [Instance("box", grabcut_image, gt, None)]
+    instances = [Instance("box", photo, gt, None)]
     predictor = SignedClickPredictor.from_pretrained(tiny_checkpoint)
     rows = run_scaling(predictor, instances, grid[:3], seeds=(0, 1), progress=False)
-    assert [r["scaling"] for r in rows] == ["tta=1", "tta=2", "tta=1, tri=2 uniform"]
+    assert [r.scaling for r in rows] == ["tta=1", "tta=2", "tta=1, tri=2 uniform"]
     for r in rows:
-        assert 0.0 <= r["mIoU@1 center"] <= 100.0 and r["seconds per call"] > 0
+        assert 0.0 <= r.miou1_center <= 100.0 and r.seconds_per_call > 0
+        assert list(r.to_dict())[4:10] == ["tta", "triangulation", "sampling", "scaling", "mIoU@1 center",
+                                           "mIoU@1 random"]  # the keys of results.json's "scaling" rows
     comparison = run_multiclick_comparison(predictor, instances, max_clicks=3, progress=False)
     assert len(comparison) == 2
     for summary, runs in comparison.values():
-        assert len(summary["miou_curve"]) == 3 and len(runs) == 1
+        assert len(summary.miou_curve) == 3 and len(runs) == 1 and summary.seconds_per_click > 0
 
 
 def test_corpus_validation_split_feeds_the_proposal_protocol(tmp_path):

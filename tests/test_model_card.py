@@ -7,11 +7,13 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
 from huggingface_hub import ModelCard
 
 REPO = Path(__file__).resolve().parents[1]
 
 
+@pytest.mark.slow
 def test_card_from_evaluation_json(tiny_checkpoint, tmp_path):
     eval_dir = tmp_path / "eval"
     eval_dir.mkdir()

@@ -15,9 +15,9 @@ def seg(tiny_checkpoint):
     return pipeline("interactive-segmentation", model=str(tiny_checkpoint), tta=2)
 
 
-def test_contract_on_a_real_image(seg, grabcut_image):
-    height, width = grabcut_image.shape[:2]
-    out = seg(grabcut_image, clicks=[(width // 2, height // 2, 1)], triangulation=4, return_uncertainty=True)
+def test_contract_on_a_real_image(seg, photo):
+    height, width = photo.shape[:2]
+    out = seg(photo, clicks=[(width // 2, height // 2, 1)], triangulation=4, return_uncertainty=True)
     assert isinstance(out["mask"], Image.Image) and out["mask"].mode == "L"
     assert out["mask"].size == (width, height)
     assert set(np.unique(np.asarray(out["mask"]))) <= {0, 255}
@@ -29,37 +29,37 @@ def test_contract_on_a_real_image(seg, grabcut_image):
     assert np.array_equal(np.asarray(out["mask"]) > 0, probs >= 0.5)
 
 
-def test_call_kwargs_override_pipeline_kwargs_and_refinement(seg, grabcut_image):
-    first = seg(grabcut_image, clicks=[(100, 100, 1)], tta=4)
+def test_call_kwargs_override_pipeline_kwargs_and_refinement(seg, photo):
+    first = seg(photo, clicks=[(100, 100, 1)], tta=4)
     assert first["views"] == ["identity", "hflip", "vflip", "rot180"]
-    second = seg(grabcut_image, clicks=[(100, 100, 1), (400, 300, -1)], prev_mask=first["probabilities"])
+    second = seg(photo, clicks=[(100, 100, 1), (400, 300, -1)], prev_mask=first["probabilities"])
     assert second["views"] == ["identity", "hflip"]
     assert "uncertainty" not in second
 
 
-def test_same_image_is_encoded_once_per_view(seg, grabcut_image):
-    seg(grabcut_image, clicks=[(10, 10, 1)], tta=1)
+def test_same_image_is_encoded_once_per_view(seg, photo):
+    seg(photo, clicks=[(10, 10, 1)], tta=1)
     before = seg.predictor.encode_count
-    seg(grabcut_image, clicks=[(20, 30, 1), (50, 60, -1)], tta=1, triangulation=3)
+    seg(photo, clicks=[(20, 30, 1), (50, 60, -1)], tta=1, triangulation=3)
     assert seg.predictor.encode_count == before
 
 
-def test_path_pil_and_array_inputs_agree(seg, grabcut_image, tmp_path):
+def test_path_pil_and_array_inputs_agree(seg, photo, tmp_path):
     path = tmp_path / "photo.png"
-    Image.fromarray(grabcut_image).save(path)
+    Image.fromarray(photo).save(path)
     clicks = [(200, 150, 1)]
     from_path = seg(str(path), clicks=clicks)["probabilities"]
-    from_pil = seg(Image.fromarray(grabcut_image), clicks=clicks)["probabilities"]
-    from_array = seg(grabcut_image, clicks=clicks)["probabilities"]
+    from_pil = seg(Image.fromarray(photo), clicks=clicks)["probabilities"]
+    from_array = seg(photo, clicks=clicks)["probabilities"]
     assert np.array_equal(from_path, from_array) and np.array_equal(from_pil, from_array)
 
 
-def test_grayscale_and_rgba_are_converted(seg, grabcut_image):
-    gray = grabcut_image.mean(2).astype(np.uint8)
+def test_grayscale_and_rgba_are_converted(seg, photo):
+    gray = photo.mean(2).astype(np.uint8)
     assert seg(gray, clicks=[(5, 5, 1)])["mask"].size == (gray.shape[1], gray.shape[0])
-    rgba = np.dstack([grabcut_image, np.full(grabcut_image.shape[:2], 255, np.uint8)])
+    rgba = np.dstack([photo, np.full(photo.shape[:2], 255, np.uint8)])
     out_rgba = seg(Image.fromarray(rgba, "RGBA"), clicks=[(5, 5, 1)])["probabilities"]
-    assert np.array_equal(out_rgba, seg(grabcut_image, clicks=[(5, 5, 1)])["probabilities"])
+    assert np.array_equal(out_rgba, seg(photo, clicks=[(5, 5, 1)])["probabilities"])
 
 
 @pytest.mark.parametrize(
@@ -67,7 +67,7 @@ def test_grayscale_and_rgba_are_converted(seg, grabcut_image):
     [
         ([], "no clicks given"),
         (None, "no clicks given"),
-        ([(700, 10, 1)], "outside the 481x321 image"),
+        ([(700, 10, 1)], "outside the 600x400 image"),
         ([(-3, 10, 1)], "outside"),
         ([(10, 10, 0)], "sign must be"),
         ([(10, 10, 2)], "sign must be"),
@@ -76,9 +76,9 @@ def test_grayscale_and_rgba_are_converted(seg, grabcut_image):
         ([("a", 10, 1)], "non-numeric"),
     ],
 )
-def test_bad_clicks(seg, grabcut_image, clicks, message):
+def test_bad_clicks(seg, photo, clicks, message):
     with pytest.raises(ValueError, match=message):
-        seg(grabcut_image, clicks=clicks)
+        seg(photo, clicks=clicks)
 
 
 def test_bad_images(seg, tmp_path):
@@ -104,44 +104,44 @@ def test_pixel_budget(tiny_checkpoint):
         small_budget(np.zeros((200, 200, 3), np.uint8), clicks=[(1, 1, 1)])
 
 
-def test_bad_prev_mask_and_options(seg, grabcut_image):
+def test_bad_prev_mask_and_options(seg, photo):
     with pytest.raises(ValueError, match="prev_mask has shape"):
-        seg(grabcut_image, clicks=[(1, 1, 1)], prev_mask=np.zeros((10, 10), np.float32))
+        seg(photo, clicks=[(1, 1, 1)], prev_mask=np.zeros((10, 10), np.float32))
     with pytest.raises(ValueError, match="unknown TTA view"):
-        seg(grabcut_image, clicks=[(1, 1, 1)], tta=["spin"])
+        seg(photo, clicks=[(1, 1, 1)], tta=["spin"])
     with pytest.raises(ValueError, match="unknown argument"):
-        seg(grabcut_image, clicks=[(1, 1, 1)], triangulations=4)
+        seg(photo, clicks=[(1, 1, 1)], triangulations=4)
     for bad in (2.5, "two", -1, 100_000):
         with pytest.raises(ValueError, match="triangulation must be a whole number"):
-            seg(grabcut_image, clicks=[(1, 1, 1)], triangulation=bad)
+            seg(photo, clicks=[(1, 1, 1)], triangulation=bad)
     with pytest.raises(ValueError, match="tta must be a whole number"):
-        seg(grabcut_image, clicks=[(1, 1, 1)], tta=2.5)
+        seg(photo, clicks=[(1, 1, 1)], tta=2.5)
     for bad in (0, 1, 2, -0.5, "half"):
         with pytest.raises(ValueError, match="threshold must be a probability"):
-            seg(grabcut_image, clicks=[(1, 1, 1)], threshold=bad)
+            seg(photo, clicks=[(1, 1, 1)], threshold=bad)
 
 
-def test_points_per_batch_is_checked_and_lasts_one_call(seg, grabcut_image):
+def test_points_per_batch_is_checked_and_lasts_one_call(seg, photo):
     for bad in (0, -3, 2.5, True):
         with pytest.raises(ValueError, match="points_per_batch must be a whole number"):
-            seg(grabcut_image, clicks=[(1, 1, 1)], points_per_batch=bad)
+            seg(photo, clicks=[(1, 1, 1)], points_per_batch=bad)
     default = seg.predictor.points_per_batch
-    small = seg(grabcut_image, clicks=[(5, 5, 1)], triangulation=6, points_per_batch=2)
+    small = seg(photo, clicks=[(5, 5, 1)], triangulation=6, points_per_batch=2)
     assert seg.predictor.points_per_batch == default
-    again = seg(grabcut_image, clicks=[(5, 5, 1)], triangulation=6)
+    again = seg(photo, clicks=[(5, 5, 1)], triangulation=6)
     assert np.allclose(small["probabilities"], again["probabilities"], atol=1e-5)  # batching never changes results
 
 
-def test_score_follows_the_threshold_and_uncertainty_needs_an_ensemble(seg, grabcut_image):
-    height, width = grabcut_image.shape[:2]
+def test_score_follows_the_threshold_and_uncertainty_needs_an_ensemble(seg, photo):
+    height, width = photo.shape[:2]
     click = [(width // 2, height // 2, 1)]
     for threshold in (0.3, 0.7):
-        out = seg(grabcut_image, clicks=click, threshold=threshold)
+        out = seg(photo, clicks=click, threshold=threshold)
         inside = out["probabilities"] >= threshold
         expected = float(out["probabilities"][inside].mean()) if inside.any() else 0.0
         assert out["score"] == pytest.approx(expected)
-    assert "uncertainty" not in seg(grabcut_image, clicks=click, tta=1, return_uncertainty=True)
-    assert "uncertainty" in seg(grabcut_image, clicks=click, tta=1, triangulation=2, return_uncertainty=True)
+    assert "uncertainty" not in seg(photo, clicks=click, tta=1, return_uncertainty=True)
+    assert "uncertainty" in seg(photo, clicks=click, tta=1, triangulation=2, return_uncertainty=True)
 
 
 def test_missing_checkpoint_weights(tiny_checkpoint, tmp_path):

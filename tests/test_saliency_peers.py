@@ -137,7 +137,7 @@ def _onnx_or_skip(variant: str):
         pytest.skip(str(error))
 
 
-@pytest.mark.parametrize("variant", ["u2netp", "u2net"])
+@pytest.mark.parametrize("variant", ["u2netp", pytest.param("u2net", marks=pytest.mark.slow)])  # U²-Net: 176 MB
 def test_saliency_peers_on_a_real_image(variant, data_root):
     """The first GrabCut image: the zero-click mask covers most of the object, the component at the center click
     is at least as good, and one forward serves both peers (the mask is cached per image)."""
@@ -158,7 +158,7 @@ def test_saliency_peers_on_a_real_image(variant, data_root):
     zero.set_image(inst[0].image)
     prob = zero.predict([Click(0.0, 0.0, 1)], None)
     assert prob.shape == inst[0].gt.shape and prob.dtype == np.float32 and set(np.unique(prob)) <= {0.0, 1.0}
-    assert iou(prob > 0.5, inst[0].gt, inst[0].ignore) == pytest.approx(zero_runs[0].ious[0])
+    assert iou(prob >= 0.5, inst[0].gt, inst[0].ignore) == pytest.approx(zero_runs[0].ious[0])
 
 
 def test_object_centred_table_has_a_model_placeholder_until_a_model_row_exists():

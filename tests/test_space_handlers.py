@@ -113,9 +113,9 @@ def test_clicks_accumulate_with_prev_mask_then_undo_and_reset(app, stand_in, dat
     assert not unc_map["visible"] and "1 click" in status
 
 
-def test_slider_rerun_recomputes_the_last_click_from_the_same_previous_mask(app, stand_in, grabcut_image):
+def test_slider_rerun_recomputes_the_last_click_from_the_same_previous_mask(app, stand_in, photo):
     segmenter, handlers = stand_in
-    state = handlers.load(grabcut_image, False, False)[0]
+    state = handlers.load(photo, False, False)[0]
     state = handlers.click(state, 100, 100, app.POSITIVE, 1, 0, False, False)[0]
     state = handlers.click(state, 300, 200, app.POSITIVE, 1, 0, False, False)[0]
     rerun = unpack(handlers.rerun(state, 8, 16, False, False))
@@ -140,11 +140,11 @@ def test_click_before_an_image_and_nothing_to_undo_give_messages(app, stand_in):
     [("notes.txt", b"this is text, not a picture"), ("broken.png", b"\x89PNG\r\n\x1a\n" + b"\x00" * 40),
      ("truncated.jpg", None)],
 )
-def test_corrupt_and_non_image_uploads_give_a_readable_message(app, stand_in, tmp_path, grabcut_image, name, content):
+def test_corrupt_and_non_image_uploads_give_a_readable_message(app, stand_in, tmp_path, photo, name, content):
     _, handlers = stand_in
     path = tmp_path / name
     if content is None:  # a real JPEG cut in half
-        Image.fromarray(grabcut_image).save(path, quality=90)
+        Image.fromarray(photo).save(path, quality=90)
         path.write_bytes(path.read_bytes()[: path.stat().st_size // 2])
     else:
         path.write_bytes(content)
@@ -204,10 +204,10 @@ def test_exif_rotated_jpeg_keeps_its_displayed_size(app, stand_in, tmp_path):
     assert out["details"]["image_size"] == [40, 60] and out["details"]["model_size"] == [40, 60]
 
 
-def test_api_handler_errors_are_readable(app, stand_in, grabcut_image, tmp_path):
+def test_api_handler_errors_are_readable(app, stand_in, photo, tmp_path):
     _, handlers = stand_in
     path = tmp_path / "photo.png"
-    Image.fromarray(grabcut_image).save(path)
+    Image.fromarray(photo).save(path)
     for clicks, match in [("[[1, 2", "JSON"), ("[[10000, 5, 1]]", "outside"), ("[[1, 2, 0]]", "sign"),
                           ("[]", "no clicks")]:
         with pytest.raises(gr.Error, match=match):
@@ -219,25 +219,25 @@ def test_api_handler_errors_are_readable(app, stand_in, grabcut_image, tmp_path)
         handlers.segment({"path": str(tmp_path / "bad.jpg"), "orig_name": "bad.jpg"}, "[[1, 2, 1]]", 1, 0)
 
 
-def test_real_pipeline_second_click_reuses_the_cached_embedding(app, tiny_checkpoint, grabcut_image):
+def test_real_pipeline_second_click_reuses_the_cached_embedding(app, tiny_checkpoint, photo):
     handlers = app.Handlers(app.load_segmenter(tiny_checkpoint))
-    state = handlers.load(grabcut_image, False, False)[0]
+    state = handlers.load(photo, False, False)[0]
     first = unpack(handlers.click(state, 100, 120, app.POSITIVE, 2, 2, True, True))
     assert first["details"]["embedding"] == "computed" and "embedding computed" in first["status"]
     assert first["details"]["encoder_runs"] == 2  # two TTA views, encoded for this visitor
     second = unpack(handlers.click(first["state"], 300, 200, app.NEGATIVE, 2, 2, True, True))
     assert second["details"]["embedding"] == "cached" and second["details"]["encoder_runs"] == 2
     assert "embedding cached" in second["status"] and "encoder runs" not in second["status"]
-    height, width = grabcut_image.shape[:2]
+    height, width = photo.shape[:2]
     assert second["mask"].size == (width, height) and second["canvas"].size == (width, height)
     assert second["prob_map"]["value"].width == width and second["prob_map"]["value"].height > height  # + legend
     assert second["unc_map"]["value"] is not None
 
 
-def test_encoder_runs_are_counted_per_visitor(app, tiny_checkpoint, grabcut_image):
+def test_encoder_runs_are_counted_per_visitor(app, tiny_checkpoint, photo):
     handlers = app.Handlers(app.load_segmenter(tiny_checkpoint))
-    first = handlers.click(handlers.load(grabcut_image, False, False)[0], 100, 120, app.POSITIVE, 2, 0, False, False)
-    other = unpack(handlers.click(handlers.load(grabcut_image[::-1].copy(), False, False)[0], 10, 10, app.POSITIVE,
+    first = handlers.click(handlers.load(photo, False, False)[0], 100, 120, app.POSITIVE, 2, 0, False, False)
+    other = unpack(handlers.click(handlers.load(photo[::-1].copy(), False, False)[0], 10, 10, app.POSITIVE,
                                   1, 0, False, False))
     assert other["details"]["encoder_runs"] == 1 and other["details"]["embedding"] == "computed"
     assert json.loads(first[-1])["encoder_runs"] == 2  # the other visitor's run is not counted here
@@ -261,6 +261,7 @@ def test_model_resolution(app, tiny_checkpoint, tmp_path, monkeypatch):
     assert app.resolve_model(None) == str(tiny_checkpoint)
 
 
+@pytest.mark.slow
 def test_spaces_app_py_is_the_thin_entry_point(tmp_path):
     text = (SPACE_DIR / "app.py").read_text()
     assert "from hf_iis.space import main" in text and len(text.splitlines()) < 30
@@ -335,9 +336,9 @@ def test_a_decompression_bomb_upload_gets_a_visitor_level_message(app, stand_in,
         handlers.segment({"path": str(bomb), "orig_name": "bomb.png"}, "[[1, 2, 1]]", 1, 0)
 
 
-def test_the_uncertainty_map_of_one_estimate_says_what_to_raise(app, stand_in, grabcut_image):
+def test_the_uncertainty_map_of_one_estimate_says_what_to_raise(app, stand_in, photo):
     _, handlers = stand_in
-    state = handlers.load(grabcut_image, False, False)[0]
+    state = handlers.load(photo, False, False)[0]
     single = unpack(handlers.click(state, 100, 100, app.POSITIVE, 1, 0, False, True))
     card = single["unc_map"]["value"]
     assert single["unc_map"]["visible"] and card is not None  # a card saying what to do, not an empty box
@@ -361,7 +362,7 @@ def _bar_ends(legend: np.ndarray, low: np.ndarray, high: np.ndarray) -> bool:
     return False
 
 
-def test_probability_and_uncertainty_maps_carry_a_colour_legend(app, stand_in, grabcut_image):
+def test_probability_and_uncertainty_maps_carry_a_colour_legend(app, stand_in, photo):
     from hf_iis.space.rendering import colour, probability_picture, uncertainty_picture
 
     probabilities = np.tile(np.linspace(0, 1, 400, dtype=np.float32), (300, 1))
@@ -378,9 +379,9 @@ def test_probability_and_uncertainty_maps_carry_a_colour_legend(app, stand_in, g
     small = uncertainty_picture(np.zeros((40, 50), np.float32))  # a tiny map still gets a readable legend
     assert small.width >= 300 and small.height > 40
     _, handlers = stand_in
-    state = handlers.load(grabcut_image, False, False)[0]
+    state = handlers.load(photo, False, False)[0]
     out = unpack(handlers.click(state, 100, 100, app.POSITIVE, 2, 0, True, True))
-    height, width = grabcut_image.shape[:2]
+    height, width = photo.shape[:2]
     for name in ("prob_map", "unc_map"):
         assert out[name]["value"].width == width and out[name]["value"].height > height
 

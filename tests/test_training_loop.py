@@ -186,6 +186,7 @@ def test_two_process_cpu_run(corpus, tmp_path):
     assert (ckpt / "random_states_1.pkl").is_file() and (run / "final" / "model.safetensors").is_file()
 
 
+@pytest.mark.slow
 def test_streaming_dataset_trains_and_resumes(corpus, tmp_path):
     from hf_iis.training.loop import train
 

@@ -93,9 +93,9 @@ class _EquivariantModel(torch.nn.Module):
         return (logits * labels[:, :1, None].float())[:, None]
 
 
-def test_equivariant_model_gives_same_result_for_tta_1_and_8(grabcut_image):
+def test_equivariant_model_gives_same_result_for_tta_1_and_8(photo):
     predictor = SignedClickPredictor(_EquivariantModel(64))
-    predictor.set_image(grabcut_image)
+    predictor.set_image(photo)
     clicks = [(300.0, 200.0, 1)]
     one = predictor.predict(clicks, tta=1).probabilities
     eight = predictor.predict(clicks, tta=8).probabilities

@@ -41,6 +41,7 @@ def test_u2netp_sizes_and_parameter_count():
         U2Net("u3net")
 
 
+@pytest.mark.slow
 def test_u2netp_matches_onnxruntime():
     path = _onnx_or_skip("u2netp")
     import onnxruntime

@@ -1,4 +1,5 @@
-"""Readers for the four extra datasets of `../shared/data/EXTRA.md`, registered in `hf_iis.data.layouts.LAYOUTS`.
+"""Readers for the four extra datasets (ECSSD, Clothing Co-Parsing, Weizmann horses, CamVid; their folder is written
+by `scripts/extract_extra_data.py`), registered in `hf_iis.data.layouts.LAYOUTS`.
 
 Paths are relative to each dataset's folder (`<extra root>/ECSSD`, ...; the extra root is `$HF_IIS_EXTRA_ROOT`, see
 `hf_iis.data.layouts.default_extra_root`). Masks are (H, W) bool arrays indexed [y, x].
@@ -105,8 +106,8 @@ def ecssd_exclusions(root: Path, exclude_file: str | Path | None = None) -> set[
     if not path.is_file():
         raise ValueError(
             f"ECSSD exclusion list not found: {path}. ECSSD holds 74 BSDS images (36 of them GrabCut / Berkeley "
-            f"benchmark images) that must be dropped: pass exclude_file=<path to {ECSSD_EXCLUDE_NAME}> (it ships as "
-            f"../shared/data/{ECSSD_EXCLUDE_NAME}) or put the file next to the ECSSD folder")
+            f"benchmark images) that must be dropped: pass exclude_file=<path to {ECSSD_EXCLUDE_NAME}> (it comes "
+            f"with the data folder; scripts/extract_extra_data.py copies it) or put the file next to the ECSSD folder")
     lines = (line.split("#", 1)[0].strip() for line in path.read_text().splitlines())
     return {line for line in lines if line}
 

@@ -12,11 +12,11 @@ The training corpus (`build_corpus`) is COCO-MVal + the BSDS500 test split. COCO
 (file `<class><nn>_<cocoid>.jpg`; 800 instances on 722 images) become one row with several masks. The validation
 split is fixed: the COCO-MVal images whose `validation_score(cocoid)` (a SHA-256 hash of the COCO id, mapped to
 [0, 1)) is below `val_fraction`, so every instance of one image lands in the same split; BSDS500 is all train.
-With `extra_root=` (the folder of `../shared/data/EXTRA.md`'s datasets) the corpus also holds ECSSD (minus its
-exclusion list), CCP 0001-0900, the Weizmann horses and CamVid train + val, and the validation split gains a small
-fixed slice of them (`hf_iis.data.extra_corpus`: 5 % of ECSSD / CCP / Weizmann images, 10 % of the CamVid val
-frames, by `validation_score("<layout>/<id>")`). Benchmarks (GrabCut, Berkeley, DAVIS, BSDS500 train/val) and the
-reserved slices (CCP 0901-1004, CamVid test) are refused as training sources.
+With `extra_root=` (the folder of the four extra public datasets, as `scripts/extract_extra_data.py` writes it) the
+corpus also holds ECSSD (minus its exclusion list), CCP 0001-0900, the Weizmann horses and CamVid train + val, and
+the validation split gains a small fixed slice of them (`hf_iis.data.extra_corpus`: 5 % of ECSSD / CCP / Weizmann
+images, 10 % of the CamVid val frames, by `validation_score("<layout>/<id>")`). Benchmarks (GrabCut, Berkeley,
+DAVIS, BSDS500 train/val) and the reserved slices (CCP 0901-1004, CamVid test) are refused as training sources.
 
 Bad instances (missing / corrupt file, mask-image size mismatch, no non-empty mask) are skipped, logged as warnings
 and counted in `ConversionStats`; empty and duplicate masks are dropped from kept rows and counted too.
@@ -430,7 +430,8 @@ def load_corpus(out_dir: str | Path, split: str = "train", streaming: bool = Fal
     files = sorted(Path(out_dir).glob(f"{split}-*.parquet"))
     if not files:
         raise FileNotFoundError(f"no {split}-*.parquet shards in {out_dir}: build the corpus first with "
-                                f"`python scripts/build_datasets.py --data-root ../shared/data --out {out_dir}`")
+                                f"`python scripts/build_datasets.py --data-root <data folder> --out {out_dir}` "
+                                "(README, 'Data')")
     return load_dataset("parquet", data_files={split: [str(f) for f in files]}, split=split, streaming=streaming,
                         cache_dir=None if cache_dir is None else str(cache_dir))
 

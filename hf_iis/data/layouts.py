@@ -17,8 +17,12 @@ a benchmark. Registered layouts (paths relative to `root`; masks are (H, W) arra
 "coco_json"    a COCO annotation file + image folder (see `hf_iis.data.coco_json`): one mask per non-crowd
                annotation, crowd annotations -> ignore. Options: `annotations=`, `images=`.
 "ecssd", "ccp", "weizmann", "camvid"
-               the extra datasets of `../shared/data/EXTRA.md`, read from `default_extra_root()`: see
-               `hf_iis.data.extra_layouts` for their formats and options.
+               the four extra datasets (ECSSD, Clothing Co-Parsing, Weizmann horses, CamVid), read from
+               `default_extra_root()`: see `hf_iis.data.extra_layouts` for their formats and options.
+
+No path is derived from where the package is installed: callers pass the data folder (`root`, `data_root`), or set
+`$HF_IIS_DATA_ROOT` (the folder holding `GrabCut/`, `Berkeley/`, `COCO_MVal/`, `BSDS500/`; README, "Data") and
+`$HF_IIS_EXTRA_ROOT` (the extra datasets).
 =============  =====================================================================================================
 
 Images are always (H, W, 3) uint8 RGB (grayscale converted). A mask whose size differs from its image, or a file
@@ -50,7 +54,8 @@ from hf_iis.data.sample import (
     require_file,
 )
 
-REPO_ROOT = Path(__file__).resolve().parents[2]
+DATA_ROOT_ENV = "HF_IIS_DATA_ROOT"
+EXTRA_ROOT_ENV = "HF_IIS_EXTRA_ROOT"
 BSDS500_MIN_AREA_FRACTION = 0.001
 """BSDS500 regions smaller than this fraction of the image (0.1 %) are not training targets."""
 
@@ -64,7 +69,7 @@ class Layout:
         list_ids: `(root: Path, **options) -> list[str]`, sorted instance ids.
         read: `(root: Path, sample_id: str, **options) -> Sample`.
         benchmark: True for evaluation benchmarks: building a *training* corpus from one raises `ValueError`.
-        folder: the layout's folder name under the shared data root, if it has one there.
+        folder: the layout's folder name under the data root, if it has one there.
     """
 
     name: str
@@ -81,25 +86,41 @@ class _Registry(dict):
         raise KeyError(f"unknown layout {key!r}; known layouts: {', '.join(sorted(self))}")
 
 
-def default_data_root() -> Path:
-    """`$HF_IIS_DATA_ROOT`, else `<repo root>/../shared/data`."""
-    return Path(os.environ.get("HF_IIS_DATA_ROOT", REPO_ROOT.parent / "shared" / "data"))
+def default_data_root(fallback: str | Path | None = None) -> Path:
+    """The data folder (`GrabCut/`, `Berkeley/`, `COCO_MVal/`, `BSDS500/`, ...): `$HF_IIS_DATA_ROOT`, else
+    `fallback` (a caller's own default, e.g. a script's folder beside its repository).
+
+    Raises:
+        FileNotFoundError: when the variable is unset and no fallback is given (the message says what to pass).
+    """
+    env = os.environ.get(DATA_ROOT_ENV)
+    if env:
+        return Path(env)
+    if fallback is not None:
+        return Path(fallback)
+    raise FileNotFoundError(
+        f"no data folder given: pass data_root= (scripts: --data-root) or set {DATA_ROOT_ENV} to the folder that "
+        "holds the benchmark and corpus folders (GrabCut/, Berkeley/, COCO_MVal/, BSDS500/; README, 'Data')")
 
 
 def default_extra_root(data_root: str | Path | None = None) -> Path:
     """Folder of the extra datasets (`ECSSD/`, `CCP/`, `Weizmann/`, `CamVid/`): `$HF_IIS_EXTRA_ROOT`, else
-    `<data root>/extra` when it exists; else `FileNotFoundError` naming the variable."""
-    env = os.environ.get("HF_IIS_EXTRA_ROOT")
+    `<data root>/extra` when it exists (`data_root`, else `$HF_IIS_DATA_ROOT`); else `FileNotFoundError` naming
+    the variable."""
+    env = os.environ.get(EXTRA_ROOT_ENV)
     if env:
         if not Path(env).is_dir():
-            raise FileNotFoundError(f"HF_IIS_EXTRA_ROOT={env} is not a folder")
+            raise FileNotFoundError(f"{EXTRA_ROOT_ENV}={env} is not a folder")
         return Path(env)
-    fallback = Path(data_root if data_root is not None else default_data_root()) / "extra"
-    if fallback.is_dir():
+    if data_root is None:
+        data_root = os.environ.get(DATA_ROOT_ENV) or None
+    fallback = Path(data_root) / "extra" if data_root is not None else None
+    if fallback is not None and fallback.is_dir():
         return fallback
+    where = f", or place them in {fallback}" if fallback is not None else ", or pass extra_root= (--extra-root)"
     raise FileNotFoundError(
-        "the extra datasets (ECSSD, CCP, Weizmann, CamVid) were not found: set HF_IIS_EXTRA_ROOT to the folder that "
-        f"holds them (rebuild it with scripts/extract_extra_data.py), or place them in {fallback}")
+        f"the extra datasets (ECSSD, CCP, Weizmann, CamVid) were not found: set {EXTRA_ROOT_ENV} to the folder that "
+        f"holds them (rebuild it with scripts/extract_extra_data.py){where}")
 
 
 def _stems(folder: Path, suffixes: tuple[str, ...]) -> list[str]:

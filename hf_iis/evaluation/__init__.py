@@ -4,7 +4,8 @@ Light on import: only numpy / OpenCV / tqdm modules are loaded here. The classic
 (:mod:`hf_iis.evaluation.peers`, needs scikit-image), the saliency baselines
 (:mod:`hf_iis.evaluation.saliency_peers`, U²-Net(-p) from their ONNX weights, needs onnx), the plots
 (:mod:`hf_iis.evaluation.plots`, matplotlib), the proposal protocol and the scaling study are imported from their
-modules when needed.
+modules when needed. The rows of ``results.json`` are the dataclasses of :mod:`hf_iis.evaluation.results` (which
+holds the JSON keys); :mod:`hf_iis.evaluation.report` writes the files and the markdown report of a run.
 """
 
 from hf_iis.evaluation.benchmarks import BENCHMARKS, Instance, instances_from_samples, load_benchmark

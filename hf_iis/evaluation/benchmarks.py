@@ -3,7 +3,8 @@
 The files are read by :func:`hf_iis.data.layouts.read_folder`; this module only names the benchmarks and
 flattens multi-mask samples into single-mask instances.
 
-Object-level benchmarks (shared data root): ``GrabCut`` (50), ``Berkeley`` (100), ``DAVIS`` (345, not shipped here).
+Object-level benchmarks (the data root: ``data_root=``, else ``$HF_IIS_DATA_ROOT``; README, "Data"): ``GrabCut``
+(50), ``Berkeley`` (100), ``DAVIS`` (345, not shipped here).
 Region-level benchmarks on the reserved slices of the extra datasets (``$HF_IIS_EXTRA_ROOT``, else
 ``<data root>/extra``; see :func:`hf_iis.data.layouts.default_extra_root`), never trained on:
 
@@ -16,7 +17,7 @@ Region-level benchmarks on the reserved slices of the extra datasets (``$HF_IIS_
                   region, at most 20 per frame (the 20 largest, largest first)
 ================  ===================================================================================  =========
 
-(instance counts measured on the full datasets of ``../shared/data/EXTRA.md`` at their pinned commits.)
+(instance counts measured on the full datasets, at the commits ``scripts/extract_extra_data.py`` pins.)
 """
 
 from __future__ import annotations
@@ -40,7 +41,7 @@ class Benchmark:
         folder: sub-folder of its root.
         layout: layout name of ``read_folder``.
         options: layout options (e.g. ``{"split": "test", "max_instances": 20}``).
-        root: ``"data"`` for the shared data root, ``"extra"`` for the extra-dataset root (``$HF_IIS_EXTRA_ROOT``).
+        root: ``"data"`` for the data root, ``"extra"`` for the extra-dataset root (``$HF_IIS_EXTRA_ROOT``).
     """
 
     folder: str
@@ -92,21 +93,24 @@ def load_benchmark(name: str, data_root: str | Path | None = None, limit: int | 
                    extra_root: str | Path | None = None) -> list[Instance]:
     """Instances of a named benchmark (``"GrabCut"``, ``"Berkeley"``, ``"CCP-parts"``, ...), at most ``limit``.
 
-    ``data_root`` defaults to ``default_data_root()``; the region benchmarks read ``extra_root`` (default
-    ``default_extra_root(data_root)``: ``$HF_IIS_EXTRA_ROOT``, else ``<data root>/extra``).
+    ``data_root`` defaults to ``$HF_IIS_DATA_ROOT`` (:func:`~hf_iis.data.layouts.default_data_root`); the region
+    benchmarks read ``extra_root`` (default ``default_extra_root(data_root)``: ``$HF_IIS_EXTRA_ROOT``, else
+    ``<data root>/extra``).
 
     Raises:
         KeyError: for an unknown benchmark name.
-        FileNotFoundError: when the extra root is needed and not found (the message names ``HF_IIS_EXTRA_ROOT``).
+        FileNotFoundError: when the data root or the extra root is needed and not given (the message names
+            ``HF_IIS_DATA_ROOT`` / ``HF_IIS_EXTRA_ROOT``).
     """
     from hf_iis.data.layouts import default_data_root, default_extra_root, read_folder
 
     if name not in BENCHMARKS:
         raise KeyError(f"unknown benchmark {name!r}; known: {sorted(BENCHMARKS)}")
     spec = BENCHMARKS[name]
-    root = Path(data_root) if data_root is not None else Path(default_data_root())
     if spec.root == "extra":
-        root = Path(extra_root) if extra_root is not None else default_extra_root(root)
+        root = Path(extra_root) if extra_root is not None else default_extra_root(data_root)
+    else:
+        root = Path(data_root) if data_root is not None else default_data_root()
     instances = instances_from_samples(read_folder(root / spec.folder, spec.layout, limit=limit, **spec.options))
     return instances[:limit] if limit is not None else instances
 
@@ -121,12 +125,15 @@ def load_multimask(
 ) -> list:
     """Multi-mask ``Sample``s (e.g. BSDS500 regions) for the zero-shot proposal protocol.
 
-    Samples with fewer than ``min_masks`` masks are skipped.
+    A relative ``folder`` lies under ``data_root`` (default ``$HF_IIS_DATA_ROOT``). Samples with fewer than
+    ``min_masks`` masks are skipped.
     """
     from hf_iis.data.layouts import default_data_root, read_folder
 
-    root = Path(data_root) if data_root is not None else Path(default_data_root())
-    return [s for s in read_folder(root / folder, layout, limit=limit, ids=ids) if len(s.masks) >= min_masks]
+    path = Path(folder)
+    if not path.is_absolute():
+        path = (Path(data_root) if data_root is not None else default_data_root()) / path
+    return [s for s in read_folder(path, layout, limit=limit, ids=ids) if len(s.masks) >= min_masks]
 
 
 def load_corpus_split(

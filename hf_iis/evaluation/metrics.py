@@ -10,6 +10,8 @@ from collections.abc import Sequence
 
 import numpy as np
 
+from hf_iis.evaluation.results import MIOU_CURVE, miou_key, noc_key, nof_key, threshold_tag
+
 __all__ = [
     "THRESHOLDS",
     "binarize",
@@ -28,8 +30,13 @@ THRESHOLDS: tuple[float, ...] = (0.85, 0.90, 0.95)
 
 
 def binarize(probabilities: np.ndarray, threshold: float = 0.5) -> np.ndarray:
-    """``(H, W)`` bool mask ``probabilities > threshold`` (the protocol thresholds probabilities at 0.5)."""
-    return np.asarray(probabilities) > threshold
+    """``(H, W)`` bool mask ``probabilities >= threshold`` (the protocol thresholds probabilities at 0.5).
+
+    The one place a probability map becomes a mask in the evaluation, the scripts and the metric module; the same
+    rule as :meth:`hf_iis.predictor.Prediction.mask` and the pipeline's ``mask``, so a pixel at exactly the
+    threshold is foreground everywhere.
+    """
+    return np.asarray(probabilities) >= threshold
 
 
 def iou(pred: np.ndarray, gt: np.ndarray, ignore: np.ndarray | None = None) -> float:
@@ -91,13 +98,12 @@ def summarize_curves(
     k = arr.shape[1] if max_clicks is None else int(max_clicks)
     out: dict[str, float | int | list[float]] = {"num_instances": int(arr.shape[0]), "max_clicks": k}
     for t in thresholds:
-        tag = f"{round(t * 100):d}"
-        out[f"NoC@{tag}"] = float(np.mean([noc(c, t, k) for c in arr]))
-        out[f"NoF@{tag}"] = nof(arr, t, k)
+        out[noc_key(threshold_tag(t))] = float(np.mean([noc(c, t, k) for c in arr]))
+        out[nof_key(threshold_tag(t))] = nof(arr, t, k)
     mean = 100.0 * miou_curve(arr[:, :k])
     for i, v in enumerate(mean, start=1):
-        out[f"mIoU@{i}"] = float(v)
-    out["miou_curve"] = [float(v) for v in mean]
+        out[miou_key(i)] = float(v)
+    out[MIOU_CURVE] = [float(v) for v in mean]
     return out
 
 

@@ -15,6 +15,7 @@ import cv2
 import numpy as np
 
 from hf_iis.clicker import Click
+from hf_iis.evaluation.metrics import binarize
 from hf_iis.evaluation.saliency_peers import SALIENCY_PEERS
 from hf_iis.evaluation.segmenters import Segmenter
 
@@ -33,7 +34,7 @@ class GrabCutSegmenter:
 
     Trimap: every click is a definite fg (positive) / bg (negative) disk of ``radius`` px. The rest is
     "probable": probable background everywhere, except probable fg where the previous mask (when there is one)
-    is ``> 0.5`` and in a disk of ``prior_radius`` px around each positive click. Then
+    is ``>= 0.5`` and in a disk of ``prior_radius`` px around each positive click. Then
     ``iterations`` rounds of ``cv2.grabCut`` with mask initialisation. Images are processed at most
     ``max_side`` px on their longer side (and the mask upsampled back) for speed; ``None`` = full resolution.
     """
@@ -71,7 +72,7 @@ class GrabCutSegmenter:
         small = [Click(c.x * s, c.y * s, c.sign) for c in clicks]
         mask = np.full(shape, cv2.GC_PR_BGD, np.uint8)
         if prev_mask is not None:
-            prev = cv2.resize(prev_mask.astype(np.float32), shape[::-1], interpolation=cv2.INTER_LINEAR) > 0.5
+            prev = binarize(cv2.resize(prev_mask.astype(np.float32), shape[::-1], interpolation=cv2.INTER_LINEAR))
             mask[prev] = cv2.GC_PR_FGD
         for c in small:
             if c.sign > 0:
@@ -91,7 +92,7 @@ class GrabCutSegmenter:
         out = ((mask == cv2.GC_FGD) | (mask == cv2.GC_PR_FGD)).astype(np.float32)
         if out.shape != self._shape:
             out = cv2.resize(out, self._shape[::-1], interpolation=cv2.INTER_LINEAR)
-            out = (out > 0.5).astype(np.float32)
+            out = binarize(out).astype(np.float32)
         return out
 
 

@@ -7,10 +7,13 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
-__all__ = ["plot_miou_vs_clicks", "plot_miou_vs_seconds", "plot_ar_curves", "plot_overlays"]
+from hf_iis.evaluation.results import ResultRow, ScalingRow
+
+__all__ = ["plot_benchmark", "plot_miou_vs_clicks", "plot_miou_vs_seconds", "plot_ar_curves", "plot_overlays"]
 
 
 def _pyplot():
@@ -98,3 +101,22 @@ def plot_overlays(
             ax.scatter([x], [y], c="lime" if s > 0 else "red", s=18, edgecolors="black", linewidths=0.5)
         ax.set_title(title, fontsize=7)
     return _save(fig, path)
+
+
+def plot_benchmark(out: str | Path, dataset: str, curves: Mapping[str, Sequence[float]], results: dict[str, Any],
+                   overlay_items: Sequence[tuple]) -> None:
+    """A run's plots of one benchmark under ``out/plots``: mIoU vs clicks (``curves``), mIoU@1 vs seconds (the
+    benchmark's rows of ``results["results"]`` and ``results["scaling"]``) and the overlays, each when it has data."""
+    plots = Path(out) / "plots"
+    if curves:
+        plot_miou_vs_clicks(curves, plots / f"miou_vs_clicks_{dataset}.png", f"{dataset}: mIoU vs clicks")
+    rows = [ResultRow.from_dict(r) for r in results["results"]]
+    points = [(r.method, r.metrics.seconds_per_click, r.metrics.miou1_center)
+              for r in rows if r.dataset == dataset and r.metrics.miou1_center is not None]
+    points += [(f"{r.model} {r.scaling}", r.seconds_per_call, r.miou1_center)
+               for r in map(ScalingRow.from_dict, results["scaling"]) if r.dataset == dataset]
+    if points:
+        plot_miou_vs_seconds(points, plots / f"miou_vs_seconds_{dataset}.png",
+                             f"{dataset}: mIoU@1 (center) vs s/click (peers, models) or decode s/call (scaling)")
+    if overlay_items:
+        plot_overlays(overlay_items, plots / f"overlays_{dataset}.png", columns=4)

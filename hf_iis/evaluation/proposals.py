@@ -1,10 +1,10 @@
 """Zero-shot proposals: many single positive clicks → an ordered, deduplicated list of masks → average recall.
 
 Protocol (the seed's): single clicks on a regular grid plus uniformly random pixels are decoded independently;
-each probability map is thresholded (``> 0.5``) and scored by its mean probability inside the mask; masks are
-sorted by score and deduplicated by **mask** IoU (greedy mask NMS). The average recall curve gives, for every
-``n``, the mean over gt masks of the best IoU among the first ``n`` proposals; the headline cut is ``n`` = number
-of gt masks. Points are ``(x, y)`` = (column, row) in original pixels.
+each probability map is thresholded (``>= 0.5``, :func:`~hf_iis.evaluation.metrics.binarize`) and scored by its
+mean probability inside the mask; masks are sorted by score and deduplicated by **mask** IoU (greedy mask NMS). The
+average recall curve gives, for every ``n``, the mean over gt masks of the best IoU among the first ``n`` proposals;
+the headline cut is ``n`` = number of gt masks. Points are ``(x, y)`` = (column, row) in original pixels.
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ import numpy as np
 from tqdm import tqdm
 
 from hf_iis.clicker import Click
-from hf_iis.evaluation.metrics import average_recall_curve, iou_matrix
+from hf_iis.evaluation.metrics import average_recall_curve, binarize, iou_matrix
 from hf_iis.evaluation.segmenters import Segmenter
 
 __all__ = [
@@ -109,7 +109,7 @@ def generate_proposals(
     maps = _single_click_maps(segmenter, points)
     cands: list[Proposal] = []
     for prob, (x, y) in zip(maps, points, strict=True):
-        mask = prob > threshold
+        mask = binarize(prob, threshold)
         if int(mask.sum()) >= min_area:
             cands.append(Proposal(mask, float(prob[mask].mean()), (float(x), float(y))))
     keep = mask_nms([c.mask for c in cands], [c.score for c in cands], nms_iou)

@@ -21,6 +21,7 @@ from tqdm import tqdm
 from hf_iis.clicker import Click, next_click, random_click
 from hf_iis.evaluation.benchmarks import Instance
 from hf_iis.evaluation.metrics import binarize, iou
+from hf_iis.evaluation.results import MIOU1_RANDOM, MIOU1_RANDOM_PER_SEED, MIOU1_RANDOM_STD, SECONDS_PER_CALL
 from hf_iis.evaluation.segmenters import Segmenter, TargetAware
 
 __all__ = [
@@ -101,8 +102,9 @@ def run_click_loop(
     """Up to ``max_clicks`` standard clicks on one instance, the previous probability map fed back.
 
     Always runs all ``max_clicks`` clicks (mIoU@k needs the whole curve). IoU is measured at the original
-    resolution on ``probabilities > threshold`` with the instance's ignore band excluded. Pass
-    ``encode_seconds`` when the instance was already :func:`prepare`-d (the image is then not handed over again).
+    resolution on ``probabilities >= threshold`` (:func:`~hf_iis.evaluation.metrics.binarize`) with the instance's
+    ignore band excluded. Pass ``encode_seconds`` when the instance was already :func:`prepare`-d (the image is then
+    not handed over again).
     """
     encode = prepare(segmenter, instance) if encode_seconds is None else encode_seconds
     gt, ignore = instance.gt, instance.ignore
@@ -224,8 +226,8 @@ def summarize_random(runs: Sequence[RandomClickRun]) -> dict[str, float | list[f
     per_seed = 100.0 * ious.mean(axis=0)
     std = float(per_seed.std(ddof=1)) if per_seed.size > 1 else 0.0
     return {
-        "mIoU@1 random": float(per_seed.mean()),
-        "mIoU@1 random std": std,
-        "mIoU@1 random per seed": [float(v) for v in per_seed],
-        "seconds per call": float(np.mean([s for r in runs for s in r.predict_seconds])),
+        MIOU1_RANDOM: float(per_seed.mean()),
+        MIOU1_RANDOM_STD: std,
+        MIOU1_RANDOM_PER_SEED: [float(v) for v in per_seed],
+        SECONDS_PER_CALL: float(np.mean([s for r in runs for s in r.predict_seconds])),
     }

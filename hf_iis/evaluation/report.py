@@ -1,6 +1,8 @@
-"""Evaluation outputs: results JSON, per-instance CSV, the measured markdown table and the published one.
+"""Evaluation outputs: results JSON, per-instance JSON / CSV, and the markdown report (``table.md``) with the
+measured tables and the published one.
 
-The measured table and the published table are built by different functions and never share rows.
+The measured table and the published table are built by different functions and never share rows. Rows are read
+through :mod:`hf_iis.evaluation.results`, which holds the JSON keys.
 """
 
 from __future__ import annotations
@@ -14,12 +16,16 @@ from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
+from hf_iis.evaluation.results import ResultRow, ScalingRow
+
 __all__ = [
     "PUBLISHED",
     "hardware_info",
     "timestamp",
     "write_json",
     "write_csv",
+    "write_outputs",
+    "markdown_report",
     "measured_table",
     "published_table",
     "scaling_table",
@@ -146,35 +152,30 @@ def _table(header: list[str], rows: Iterable[list[str]]) -> str:
     return "\n".join(lines) + "\n"
 
 
-def measured_table(rows: Sequence[dict[str, Any]]) -> str:
-    """Markdown table of measured rows.
-
-    Each row dict has ``method, scaling, dataset, NoC@85, NoC@90, NoF@90, mIoU@1 center, mIoU@1 random,
-    mIoU@1 random std, seconds per click, command`` (missing values print as "–").
-    """
+def measured_table(rows: Sequence[ResultRow | dict[str, Any]]) -> str:
+    """Markdown table of measured rows: :class:`~hf_iis.evaluation.results.ResultRow` or their ``results.json``
+    dicts (``method, scaling, dataset, metrics, command``); missing values print as "–"."""
     header = ["method / model", "scaling", "dataset", "NoC85", "NoC90", "NoF90", "mIoU@1 center",
               "mIoU@1 random ± std", "s/click", "command"]
     body = []
-    for r in rows:
-        rand = r.get("mIoU@1 random")
-        rand_txt = "–" if rand is None else f"{rand:.2f} ± {r.get('mIoU@1 random std', 0.0):.2f}"
+    for r in map(ResultRow.from_dict, rows):
+        m = r.metrics
+        rand_txt = "–" if m.miou1_random is None else f"{m.miou1_random:.2f} ± {m.miou1_random_std or 0.0:.2f}"
         body.append([
-            str(r.get("method")), str(r.get("scaling", "–")), str(r.get("dataset")),
-            _fmt(r.get("NoC@85")), _fmt(r.get("NoC@90")), _fmt(r.get("NoF@90")),
-            _fmt(r.get("mIoU@1 center")), rand_txt, _fmt(r.get("seconds per click"), 3),
-            f"`{r.get('command', '')}`",
+            str(r.method), str(r.scaling or "–"), str(r.dataset),
+            _fmt(m.noc.get(85)), _fmt(m.noc.get(90)), _fmt(m.nof.get(90)),
+            _fmt(m.miou1_center), rand_txt, _fmt(m.seconds_per_click, 3), f"`{r.command}`",
         ])
     return _table(header, body)
 
 
-def scaling_table(rows: Sequence[dict[str, Any]]) -> str:
-    """Markdown table of the inference-scaling study (rows of :func:`hf_iis.evaluation.scaling.run_scaling`)."""
+def scaling_table(rows: Sequence[ScalingRow | dict[str, Any]]) -> str:
+    """Markdown table of the inference-scaling study (:class:`~hf_iis.evaluation.results.ScalingRow` or its dict)."""
     header = ["model", "dataset", "instances", "scaling", "mIoU@1 center", "mIoU@1 random ± std", "decode s/call",
               "encode s/image"]
-    body = [[str(r.get("model")), str(r.get("dataset")), str(r.get("num_instances", "–")), r["scaling"],
-             _fmt(r["mIoU@1 center"]),
-             f"{r['mIoU@1 random']:.2f} ± {r['mIoU@1 random std']:.2f}", _fmt(r["seconds per call"], 3),
-             _fmt(r["encode seconds per image"], 3)] for r in rows]
+    body = [[str(r.model), str(r.dataset), _fmt(r.num_instances), r.scaling, _fmt(r.miou1_center),
+             f"{r.miou1_random:.2f} ± {r.miou1_random_std:.2f}", _fmt(r.seconds_per_call, 3),
+             _fmt(r.encode_seconds_per_image, 3)] for r in map(ScalingRow.from_dict, rows)]
     return _table(header, body)
 
 
@@ -192,3 +193,48 @@ def published_table() -> str:
     header = list(PUBLISHED[0])
     body = [[r[k] for k in header] for r in PUBLISHED]
     return _table(header, body) + "\n" + _PUBLISHED_NOTE + "\n"
+
+
+def _subset_notes(rows: Sequence[ResultRow]) -> list[str]:
+    """One line per benchmark whose NoC loop or random clicks ran on a subset of its instances."""
+    notes = {}
+    for r in rows:
+        n, m = r.num_instances, r.metrics
+        counts = ((m.noc_instances, "NoC / mIoU@k"), (m.random_instances, "random clicks"))
+        parts = [f"{label} on {k} of {n} instances" for k, label in counts if k is not None and k < n]
+        if parts:
+            notes[r.dataset] = (f"- {r.dataset}: " + ", ".join(parts) + " (a fixed, evenly spaced subset: "
+                                f"instance indices round(i·(n−1)/(k−1))); mIoU@1 center on all {n}.\n")
+    return list(notes.values()) + (["\n"] if notes else [])
+
+
+def markdown_report(results: dict[str, Any]) -> str:
+    """``table.md`` of a run's results dict: the measured rows, the scaling study, the multi-click comparison and
+    the proposals (each when present), then the published table apart."""
+    md = [f"# Evaluation ({results['timestamp']})\n", f"Hardware: {results['hardware']['string']}\n",
+          f"Command: `{results['command']}`\n"]
+    if results["results"]:
+        rows = [ResultRow.from_dict(r) for r in results["results"]]
+        md += ["## Measured\n", "s/click = (image encoding + all predict calls) / clicks, over the NoC loop "
+               "(the center-click call when NoC is not run). Peers use no inference-time scaling.\n"]
+        md += _subset_notes(rows)
+        md += [measured_table(rows)]
+    if results["scaling"]:
+        md += ["\n## Inference-scaling study (measured)\n", scaling_table(results["scaling"])]
+    if results["multiclick"]:
+        md += ["\n## Multi-click: model vs average of single-click maps (measured)\n"]
+        md += [measured_table([{"method": r["method"], "scaling": "tta=1", "dataset": r["dataset"], "metrics": r,
+                                "command": results["command"]} for r in results["multiclick"]])]
+    if results["proposals"]:
+        md += ["\n## Zero-shot proposals (measured)\n", proposals_table(results["proposals"])]
+    md += ["\n## Published (not measured here)\n", published_table()]
+    return "\n".join(md)
+
+
+def write_outputs(out: str | Path, results: dict[str, Any], instance_records: Sequence[dict[str, Any]]) -> None:
+    """Write a run's files under ``out``: ``results.json``, ``instances.json``, ``instances.csv``, ``table.md``."""
+    out = Path(out)
+    write_json(out / "results.json", results)
+    write_json(out / "instances.json", instance_records)
+    write_csv(out / "instances.csv", instance_records)
+    (out / "table.md").write_text(markdown_report(results))

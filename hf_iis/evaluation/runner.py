@@ -11,14 +11,14 @@ from __future__ import annotations
 
 import itertools
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from hf_iis.evaluation.benchmarks import Instance, load_benchmark
-from hf_iis.evaluation.metrics import summarize_curves
+from hf_iis.evaluation.metrics import binarize, summarize_curves
 from hf_iis.evaluation.protocols import (
     ClickRun,
     RandomClickRun,
@@ -27,16 +27,8 @@ from hf_iis.evaluation.protocols import (
     run_click_loop,
     summarize_random,
 )
-from hf_iis.evaluation.report import (
-    hardware_info,
-    measured_table,
-    proposals_table,
-    published_table,
-    scaling_table,
-    timestamp,
-    write_csv,
-    write_json,
-)
+from hf_iis.evaluation.report import hardware_info, timestamp, write_outputs
+from hf_iis.evaluation.results import SECONDS_PER_CLICK, ClickMetrics, ResultRow, noc_key, threshold_tag
 from hf_iis.evaluation.segmenters import ModelSegmenter, Segmenter
 
 __all__ = ["PROTOCOLS", "EvalConfig", "run_evaluation", "spread_subset"]
@@ -147,10 +139,10 @@ def _instance_records(method: str, dataset: str, instances: list[Instance], loop
             r = loops[k]
             if k in noc_idx:
                 for t in THRESHOLDS:
-                    rec[f"NoC@{round(t * 100)}"] = noc(r.ious, t, len(r.ious))
+                    rec[noc_key(threshold_tag(t))] = noc(r.ious, t, len(r.ious))
                 rec["ious"] = r.ious
                 rec["clicks"] = [list(c) for c in r.clicks]
-                rec["seconds per click"] = r.seconds_per_click
+                rec[SECONDS_PER_CLICK] = r.seconds_per_click
             else:
                 rec["iou@1 center"] = r.ious[0]
         if k in rands:
@@ -183,9 +175,9 @@ def _run_pass(seg: Segmenter, instances: list[Instance], cfg: EvalConfig, noc_id
 
 
 def _evaluate_method(m: _Method, dataset: str, instances: list[Instance], cfg: EvalConfig
-                     ) -> tuple[dict[str, Any], list[dict[str, Any]], list[ClickRun]]:
+                     ) -> tuple[ResultRow, list[dict[str, Any]], list[ClickRun]]:
     seg = m.segmenter
-    metrics: dict[str, Any] = {}
+    metrics = ClickMetrics()
     n = len(instances)
     noc_idx = set(spread_subset(n, cfg.noc_limit)) if "noc" in cfg.protocols else set()
     rand_idx = set(spread_subset(n, cfg.random_limit)) if "random" in cfg.protocols else set()
@@ -193,32 +185,22 @@ def _evaluate_method(m: _Method, dataset: str, instances: list[Instance], cfg: E
     loops, rands = _run_pass(seg, instances, cfg, noc_idx, rand_idx, f"{dataset} {seg.name}")
     noc_runs = [loops[k] for k in sorted(noc_idx)]
     if noc_runs:
-        metrics.update(summarize_curves([r.ious for r in noc_runs], cfg.max_clicks))
-        metrics["decode seconds per click"] = float(np.mean([s for r in noc_runs for s in r.predict_seconds]))
-        metrics["NoC instances"] = len(noc_runs)
+        metrics = ClickMetrics.from_dict(summarize_curves([r.ious for r in noc_runs], cfg.max_clicks))
+        metrics.decode_seconds_per_click = float(np.mean([s for r in noc_runs for s in r.predict_seconds]))
+        metrics.noc_instances = len(noc_runs)
     if loops:
         center = list(loops.values())  # each loop's first click is the center click
-        metrics["mIoU@1 center"] = float(100.0 * np.mean([r.ious[0] for r in center]))
-        metrics["center instances"] = len(center)
+        metrics.miou1_center = float(100.0 * np.mean([r.ious[0] for r in center]))
+        metrics.center_instances = len(center)
         # (encode + all clicks) / clicks over the NoC loop; over the center click when NoC is not run
-        metrics["seconds per click"] = float(np.mean([r.seconds_per_click for r in noc_runs or center]))
-        metrics["encode seconds per image"] = float(np.mean([r.encode_seconds for r in center]))
+        metrics.seconds_per_click = float(np.mean([r.seconds_per_click for r in noc_runs or center]))
+        metrics.encode_seconds_per_image = float(np.mean([r.encode_seconds for r in center]))
     if rands:
-        summary = summarize_random([rands[k] for k in sorted(rands)])
-        metrics.update({k: v for k, v in summary.items() if k != "seconds per call"})
-        metrics["random seconds per call"] = summary["seconds per call"]
-        metrics["random instances"] = len(rands)
-    row = {
-        "method": seg.name, "kind": m.kind, "model_path": m.model_path, "scaling": m.scaling,
-        "settings": m.settings, "dataset": dataset, "num_instances": n, "metrics": metrics,
-        "command": cfg.command,
-    }
+        metrics.set_random(summarize_random([rands[k] for k in sorted(rands)]), len(rands))
+    row = ResultRow(method=seg.name, kind=m.kind, model_path=m.model_path, scaling=m.scaling, settings=m.settings,
+                    dataset=dataset, num_instances=n, metrics=metrics, command=cfg.command)
     records = _instance_records(seg.name, dataset, instances, loops, noc_idx, rands)
     return row, records, noc_runs
-
-
-def _flat(row: dict[str, Any]) -> dict[str, Any]:
-    return {**{k: v for k, v in row.items() if k != "metrics"}, **row["metrics"]}
 
 
 def _overlay_items(m: _Method, instances: list[Instance], n: int, max_clicks: int) -> list[tuple]:
@@ -228,7 +210,7 @@ def _overlay_items(m: _Method, instances: list[Instance], n: int, max_clicks: in
     for inst in instances[:n]:
         run = run_click_loop(m.segmenter, inst, min(max_clicks, 5), keep_maps=True)
         for k in sorted({0, len(run.probabilities) - 1}):
-            items.append((inst.image, inst.gt, run.probabilities[k] > 0.5, run.clicks[: k + 1],
+            items.append((inst.image, inst.gt, binarize(run.probabilities[k]), run.clicks[: k + 1],
                           f"{m.segmenter.name}\n{inst.id}: {k + 1} click(s), IoU {100 * run.ious[k]:.1f}"))
     return items
 
@@ -240,6 +222,8 @@ def run_evaluation(cfg: EvalConfig) -> dict[str, Any]:
     ``instances.json`` / ``instances.csv`` (per instance), ``table.md`` (measured rows, then the published table
     apart), ``plots/*.png``.
     """
+    from hf_iis.evaluation.plots import plot_benchmark
+
     unknown = set(cfg.protocols) - set(PROTOCOLS)
     if unknown:
         raise ValueError(f"unknown protocols {sorted(unknown)}; known: {PROTOCOLS}")
@@ -259,19 +243,19 @@ def run_evaluation(cfg: EvalConfig) -> dict[str, Any]:
         overlay_items: list[tuple] = []
         for m in methods if click_protocols else []:
             row, recs, noc_runs = _evaluate_method(m, dataset, instances, cfg)
-            results["results"].append(row)
+            results["results"].append(row.to_dict())
             instance_records += recs
             if noc_runs:
-                curves[m.segmenter.name] = row["metrics"]["miou_curve"]
+                curves[m.segmenter.name] = row.metrics.miou_curve
             if cfg.overlays:
                 overlay_items += _overlay_items(m, instances, cfg.overlays, cfg.max_clicks)
         if "scaling" in cfg.protocols:
             _run_scaling(cfg, predictors, dataset, instances, results, curves)
-        _plots(out, dataset, curves, results, overlay_items)
+        plot_benchmark(out, dataset, curves, results, overlay_items)
     if "proposals" in cfg.protocols and predictors:
         _run_proposals(cfg, predictors, results, out)
     results["seconds total"] = time.perf_counter() - started
-    _write(out, results, instance_records)
+    write_outputs(out, results, instance_records)
     return results
 
 
@@ -283,12 +267,13 @@ def _run_scaling(cfg: EvalConfig, predictors: dict[str, Any], dataset: str, inst
     subset = instances[: cfg.scaling_limit] if cfg.scaling_limit else instances
     for path, predictor in predictors.items():
         for row in run_scaling(predictor, subset, grid, range(cfg.seeds), cfg.progress):
-            results["scaling"].append({"model": Path(path).name, "model_path": path, "dataset": dataset,
-                                       "num_instances": len(subset), **row})
+            results["scaling"].append(replace(row, model=Path(path).name, model_path=path, dataset=dataset,
+                                              num_instances=len(subset)).to_dict())
         for name, (summary, _runs) in run_multiclick_comparison(predictor, subset, cfg.max_clicks,
                                                                 progress=cfg.progress).items():
-            results["multiclick"].append({"model_path": path, "dataset": dataset, "method": name, **summary})
-            curves[f"{Path(path).name}: {name}"] = summary["miou_curve"]
+            results["multiclick"].append({"model_path": path, "dataset": dataset, "method": name,
+                                          **summary.to_dict()})
+            curves[f"{Path(path).name}: {name}"] = summary.miou_curve
 
 
 def _run_proposals(cfg: EvalConfig, predictors: dict[str, Any], results: dict[str, Any], out: Path) -> None:
@@ -313,56 +298,3 @@ def _run_proposals(cfg: EvalConfig, predictors: dict[str, Any], results: dict[st
         })
         ar_curves[Path(path).name] = summary["ar_curve"]
     plot_ar_curves(ar_curves, out / "plots" / "proposals_ar.png", f"zero-shot proposals, {cfg.proposal_folder}")
-
-
-def _plots(out: Path, dataset: str, curves: dict[str, list[float]], results: dict[str, Any],
-           overlay_items: list[tuple]) -> None:
-    from hf_iis.evaluation.plots import plot_miou_vs_clicks, plot_miou_vs_seconds, plot_overlays
-
-    if curves:
-        plot_miou_vs_clicks(curves, out / "plots" / f"miou_vs_clicks_{dataset}.png", f"{dataset}: mIoU vs clicks")
-    points = [(r["method"], r["metrics"]["seconds per click"], r["metrics"]["mIoU@1 center"])
-              for r in results["results"] if r["dataset"] == dataset and "mIoU@1 center" in r["metrics"]]
-    points += [(f"{r['model']} {r['scaling']}", r["seconds per call"], r["mIoU@1 center"])
-               for r in results["scaling"] if r["dataset"] == dataset]
-    if points:
-        plot_miou_vs_seconds(points, out / "plots" / f"miou_vs_seconds_{dataset}.png",
-                             f"{dataset}: mIoU@1 (center) vs s/click (peers, models) or decode s/call (scaling)")
-    if overlay_items:
-        plot_overlays(overlay_items, out / "plots" / f"overlays_{dataset}.png", columns=4)
-
-
-def _subset_notes(rows: list[dict[str, Any]]) -> list[str]:
-    """One line per benchmark whose NoC loop or random clicks ran on a subset of its instances."""
-    notes = {}
-    for r in rows:
-        n, m = r["num_instances"], r["metrics"]
-        parts = [f"{label} on {m[key]} of {n} instances" for key, label in
-                 (("NoC instances", "NoC / mIoU@k"), ("random instances", "random clicks")) if m.get(key, n) < n]
-        if parts:
-            notes[r["dataset"]] = (f"- {r['dataset']}: " + ", ".join(parts) + " (a fixed, evenly spaced subset: "
-                                   f"instance indices round(i·(n−1)/(k−1))); mIoU@1 center on all {n}.\n")
-    return list(notes.values()) + (["\n"] if notes else [])
-
-
-def _write(out: Path, results: dict[str, Any], instance_records: list[dict[str, Any]]) -> None:
-    write_json(out / "results.json", results)
-    write_json(out / "instances.json", instance_records)
-    write_csv(out / "instances.csv", instance_records)
-    md = [f"# Evaluation ({results['timestamp']})\n", f"Hardware: {results['hardware']['string']}\n",
-          f"Command: `{results['command']}`\n"]
-    if results["results"]:
-        md += ["## Measured\n", "s/click = (image encoding + all predict calls) / clicks, over the NoC loop "
-               "(the center-click call when NoC is not run). Peers use no inference-time scaling.\n"]
-        md += _subset_notes(results["results"])
-        md += [measured_table([_flat(r) for r in results["results"]])]
-    if results["scaling"]:
-        md += ["\n## Inference-scaling study (measured)\n", scaling_table(results["scaling"])]
-    if results["multiclick"]:
-        md += ["\n## Multi-click: model vs average of single-click maps (measured)\n"]
-        rows = [{**r, "scaling": "tta=1", "command": results["command"]} for r in results["multiclick"]]
-        md += [measured_table(rows)]
-    if results["proposals"]:
-        md += ["\n## Zero-shot proposals (measured)\n", proposals_table(results["proposals"])]
-    md += ["\n## Published (not measured here)\n", published_table()]
-    (out / "table.md").write_text("\n".join(md))

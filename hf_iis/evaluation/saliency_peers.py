@@ -7,15 +7,16 @@ Two peers per net (registered in :data:`hf_iis.evaluation.peers.PEERS` as ``u2ne
 * **click-component** (:class:`ClickComponentSaliency`): no learning, only connected components of that mask
   (:func:`component_mask` states the rule).
 
-The net's mask is computed as in ``../shared/notes/pretrained-encoders.md`` (the way rembg runs these exports):
-the whole image resized to 320×320 (PIL Lanczos, aspect ratio not kept), RGB scaled by ``image / image.max()``,
-ImageNet mean / std, one forward of :func:`hf_iis.backbone_u2net.u2net_from_onnx`; output d0 (the fused map) is
-min-max normalised to ``[0, 1]``, resized back to the image bilinearly, and thresholded ``> 0.5``. The mask is
+The net's mask is computed the way rembg runs these exports: the whole image resized to 320×320 (PIL Lanczos,
+aspect ratio not kept), RGB scaled by ``image / image.max()``, ImageNet mean / std, one forward of
+:func:`hf_iis.backbone_u2net.u2net_from_onnx`; output d0 (the fused map) is min-max normalised to ``[0, 1]``, resized
+back to the image bilinearly, and thresholded ``>= 0.5`` (:func:`~hf_iis.evaluation.metrics.binarize`). The mask is
 computed once per image (``set_image``) and kept in a process-wide cache keyed by the net and a hash of the pixels,
 so the zero-click and click-component peers of one net, and the many instances of one image, share one forward.
 
 Weights: the ONNX exports found by :func:`hf_iis.u2net_weights.find_u2net_onnx`; reading them needs the ``onnx``
-package (the training extra). Clicks are ``(x, y, sign)`` with ``x`` = column, ``y`` = row, original pixels.
+package (the ``eval`` and ``train`` extras). Clicks are ``(x, y, sign)`` with ``x`` = column, ``y`` = row,
+original pixels.
 """
 
 from __future__ import annotations
@@ -30,6 +31,7 @@ import cv2
 import numpy as np
 
 from hf_iis.clicker import Click
+from hf_iis.evaluation.metrics import binarize
 
 __all__ = [
     "SALIENCY_SIZE",
@@ -73,12 +75,12 @@ def saliency_input(image: np.ndarray) -> np.ndarray:
 
 
 def saliency_mask_from_map(d0: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
-    """``(H, W)`` bool mask from the net's ``(h, w)`` d0 map: min-max normalised, resized bilinearly, ``> 0.5``."""
+    """``(H, W)`` bool mask from the net's ``(h, w)`` d0 map: min-max normalised, resized bilinearly, ``>= 0.5``."""
     d0 = np.asarray(d0, dtype=np.float32)
     lo, hi = float(d0.min()), float(d0.max())
     norm = (d0 - lo) / (hi - lo) if hi > lo else np.zeros_like(d0)
     h, w = shape
-    return cv2.resize(norm, (w, h), interpolation=cv2.INTER_LINEAR) > 0.5
+    return binarize(cv2.resize(norm, (w, h), interpolation=cv2.INTER_LINEAR))
 
 
 def _net(variant: str) -> Any:
@@ -186,7 +188,7 @@ class ZeroClickSaliency:
         self.variant = variant
         _net(variant)  # load now: a missing ONNX file fails before any image is read
         self.name = name or f"{SALIENCY_NETS[variant]} zero-click"
-        self.settings_label = f"{SALIENCY_NETS[variant]} d0 at {SALIENCY_SIZE}², min-max, >0.5; clicks ignored"
+        self.settings_label = f"{SALIENCY_NETS[variant]} d0 at {SALIENCY_SIZE}², min-max, >=0.5; clicks ignored"
         self._mask: np.ndarray | None = None
 
     def set_image(self, image: np.ndarray) -> None:

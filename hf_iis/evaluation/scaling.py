@@ -16,6 +16,13 @@ import numpy as np
 from hf_iis.evaluation.benchmarks import Instance
 from hf_iis.evaluation.metrics import summarize_curves
 from hf_iis.evaluation.protocols import ClickRun, run_instances, run_noc, summarize_random
+from hf_iis.evaluation.results import (
+    MIOU1_RANDOM,
+    MIOU1_RANDOM_STD,
+    SECONDS_PER_CALL,
+    ClickMetrics,
+    ScalingRow,
+)
 from hf_iis.evaluation.segmenters import AveragedClicksSegmenter, ModelSegmenter
 
 __all__ = ["ScalingSetting", "scaling_grid", "run_scaling", "run_multiclick_comparison"]
@@ -55,25 +62,26 @@ def run_scaling(
     settings: Sequence[ScalingSetting],
     seeds: Sequence[int] = (0, 1, 2),
     progress: bool = True,
-) -> list[dict[str, Any]]:
-    """One row per setting: mIoU@1 center / random (percent), decode s/call, encode s/image."""
+) -> list[ScalingRow]:
+    """One row per setting: mIoU@1 center / random (percent), decode s/call, encode s/image (``model``,
+    ``dataset`` and ``num_instances`` are left for the caller to fill in)."""
     rows = []
     for st in settings:
         seg = ModelSegmenter(predictor, st.tta, st.triangulation, st.sampling)
         center, rand_runs = run_instances(seg, instances, 1, seeds, progress=progress, desc=f"scaling {st.label}")
         rand = summarize_random(rand_runs)
-        rows.append({
-            "tta": st.tta,
-            "triangulation": st.triangulation,
-            "sampling": st.sampling if st.triangulation else None,
-            "scaling": st.label,
-            "mIoU@1 center": float(100.0 * np.mean([r.ious[0] for r in center])),
-            "mIoU@1 random": rand["mIoU@1 random"],
-            "mIoU@1 random std": rand["mIoU@1 random std"],
-            "seconds per call": float(np.mean([r.predict_seconds[0] for r in center])),
-            "seconds per call random": rand["seconds per call"],
-            "encode seconds per image": float(np.mean([r.encode_seconds for r in center])),
-        })
+        rows.append(ScalingRow(
+            tta=st.tta,
+            triangulation=st.triangulation,
+            sampling=st.sampling if st.triangulation else None,
+            scaling=st.label,
+            miou1_center=float(100.0 * np.mean([r.ious[0] for r in center])),
+            miou1_random=rand[MIOU1_RANDOM],
+            miou1_random_std=rand[MIOU1_RANDOM_STD],
+            seconds_per_call=float(np.mean([r.predict_seconds[0] for r in center])),
+            seconds_per_call_random=rand[SECONDS_PER_CALL],
+            encode_seconds_per_image=float(np.mean([r.encode_seconds for r in center])),
+        ))
     return rows
 
 
@@ -83,16 +91,16 @@ def run_multiclick_comparison(
     max_clicks: int = 20,
     tta: int = 1,
     progress: bool = True,
-) -> dict[str, tuple[dict[str, Any], list[ClickRun]]]:
+) -> dict[str, tuple[ClickMetrics, list[ClickRun]]]:
     """The model's own multi-click mode vs the average of its single-click maps, on the standard clicks.
 
-    Returns ``{name: (summary of :func:`summarize_curves` + "seconds per click", runs)}``.
+    Returns ``{name: (NoC / NoF / mIoU@k of :func:`summarize_curves` and seconds per click, runs)}``.
     """
     out = {}
     for seg in (ModelSegmenter(predictor, tta=tta, name=f"model multi-click [tta={tta}]"),
                 AveragedClicksSegmenter(predictor, tta=tta, name=f"average of single clicks [tta={tta}]")):
         runs = run_noc(seg, instances, max_clicks, progress=progress)
-        summary = summarize_curves([r.ious for r in runs], max_clicks)
-        summary["seconds per click"] = float(np.mean([r.seconds_per_click for r in runs]))
+        summary = ClickMetrics.from_dict(summarize_curves([r.ious for r in runs], max_clicks))
+        summary.seconds_per_click = float(np.mean([r.seconds_per_click for r in runs]))
         out[seg.name] = (summary, runs)
     return out

@@ -208,7 +208,7 @@ def train(
             last_val = state.get("last_val", {})
             data_file = ckpt / f"data_state_{rank}.json"
             stream.load_state(read_json(data_file) if data_file.exists() else state["data_state"])
-            # load_state does not advance accelerate's checkpoint counter (see shared/notes/hf-stack.md)
+            # load_state does not advance accelerate's checkpoint counter: without this the next save_state fails
             accelerator.project_configuration.iteration = step + 1
             accelerator.print(f"resumed from {ckpt} at step {step}")
 

@@ -8,7 +8,7 @@ Two configurations:
 
 * ``"masks"`` (default): ``predictions`` are (H, W) probability maps or masks, ``references`` (H, W) gt masks
   (nonzero = object), optional ``ignore`` (a list of (H, W) masks, nonzero = ignore band, or None) passed to
-  ``compute``; a prediction is foreground where it is ``> threshold`` (default 0.5). Returns ``mIoU`` (percent)
+  ``compute``; a prediction is foreground where it is ``>= threshold`` (default 0.5). Returns ``mIoU`` (percent)
   and per-instance ``ious`` (fractions).
 * ``"curves"``: ``predictions`` are per-instance IoU curves (IoU after click 1, 2, ...; fractions), from the
   standard NoC loop. Returns NoC@85/90/95, NoF@85/90/95 and mIoU@k (percent) of `summarize_curves`.
@@ -29,7 +29,7 @@ Args (config "masks"):
     predictions: list of (H, W) probability maps or masks.
     references: list of (H, W) ground-truth masks (nonzero = object).
     ignore: optional list of (H, W) ignore masks (nonzero = ignored) or None entries.
-    threshold: probability threshold, default 0.5 (foreground where prediction > threshold).
+    threshold: probability threshold, default 0.5 (foreground where prediction >= threshold).
 Args (config "curves"):
     predictions: list of per-instance IoU curves (fractions), one value per click.
     max_clicks: curve length to evaluate (default: the curves' length).
