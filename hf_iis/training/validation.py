@@ -14,8 +14,8 @@ import numpy as np
 import torch
 
 from ..clicker import center_click
+from ..data.rows import BadRow, decode_row, undecoded
 from .augment import AugmentParams, augment
-from .collate import BadRow, decode_row
 from .sampling import choose_masks, sample_pixels
 
 
@@ -33,8 +33,6 @@ class ValidationSet:
 
 def build_validation_set(dataset, image_size: int, max_images: int = 80, seed: int = 0) -> ValidationSet:
     """The first `max_images` usable rows of `dataset` (map-style or iterable)."""
-    from .data import undecoded
-
     params = AugmentParams.no_augmentation(image_size)
     pixels, masks, valids, points, centers = [], [], [], [], []
     for index, row in enumerate(undecoded(dataset)):
