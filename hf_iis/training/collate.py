@@ -15,7 +15,7 @@ import numpy as np
 import torch
 
 from ..data.rows import BadRow, decode_row
-from .augment import AugmentParams, augment
+from .augment import AugmentParams, InputFormat, augment
 from .sampling import MASK_SAMPLINGS, choose_masks, sample_click_pairs
 
 __all__ = ["SKIP_REASONS", "BadRow", "TrainTransform", "collate_click_sets", "decode_row"]
@@ -41,15 +41,22 @@ class TrainTransform:
     def __init__(
         self,
         params: AugmentParams,
+        input_format: InputFormat,
         masks_per_image: int = 1,
         pairs_per_mask: int = 1,
         seed: int = 0,
         max_masks_decoded: int | None = 8,
         mask_sampling: str = "uniform",
+        min_mask_pixels: int = 16,
     ) -> None:
         if mask_sampling not in MASK_SAMPLINGS:
             raise ValueError(f"data.mask_sampling must be one of {MASK_SAMPLINGS}, got {mask_sampling!r}")
+        if not isinstance(input_format, InputFormat):
+            raise TypeError(f"input_format must be an InputFormat (the model's size and normalisation), "
+                            f"got {input_format!r}")
         self.params = params
+        self.input_format = input_format
+        self.min_mask_pixels = min_mask_pixels
         self.mask_sampling = mask_sampling
         self.max_masks_decoded = max_masks_decoded
         self.masks_per_image = masks_per_image
@@ -70,13 +77,11 @@ class TrainTransform:
         except BadRow as bad:
             return {"sample": None, "skip": [bad.reason]}
         skips += ["dropped_empty_mask"] * empty
-        aug = augment(image, masks, ignore, self.params, rng)
-        chosen = choose_masks(aug.masks, aug.valid, self.masks_per_image, rng, self.params.min_mask_pixels,
+        aug = augment(image, masks, ignore, self.params, self.input_format, rng, self.min_mask_pixels)
+        chosen = choose_masks(aug.masks, aug.valid, self.masks_per_image, rng, self.min_mask_pixels,
                               self.mask_sampling)
         if chosen.size == 0:  # the crop or view lost every mask: fall back to the plain image
-            plain = AugmentParams.no_augmentation(self.params.image_size)
-            plain.min_mask_pixels = 1
-            aug = augment(image, masks, ignore, plain, rng)
+            aug = augment(image, masks, ignore, AugmentParams.no_augmentation(), self.input_format, rng, 1)
             chosen = choose_masks(aug.masks, aug.valid, self.masks_per_image, rng, 1, self.mask_sampling)
             if chosen.size == 0:
                 return {"sample": None, "skip": skips + ["no_clickable_mask"]}
