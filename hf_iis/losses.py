@@ -87,3 +87,17 @@ def combined_loss(
         if weight:
             total = total + weight * LOSSES[name](logits, target, valid)
     return total
+
+
+def loss_weights_from_config(config) -> dict[str, float]:
+    """The loss weights of a `SignedClickConfig` (`loss_<name>_weight`), in `LOSSES` order: the one place they live."""
+    return {name: float(getattr(config, f"loss_{name}_weight")) for name in LOSSES}
+
+
+def set_loss_weights(config, weights: dict[str, float]) -> None:
+    """Write `weights` into a `SignedClickConfig`'s `loss_<name>_weight`; the terms not named get 0."""
+    unknown = set(weights) - set(LOSSES)
+    if unknown:
+        raise ValueError(f"unknown loss terms {sorted(unknown)}; choose from {sorted(LOSSES)}")
+    for name in LOSSES:
+        setattr(config, f"loss_{name}_weight", float(weights.get(name, 0.0)))

@@ -26,7 +26,7 @@ from transformers.utils import ModelOutput
 from .backbones import build_backbone, pretrained_backbone_state_dict
 from .configuration_signed_click import SignedClickConfig
 from .embeddings import SignedClickImageEmbeddings
-from .losses import combined_loss
+from .losses import combined_loss, loss_weights_from_config
 from .modeling_click_decoder import ClickDecoder, FeaturePyramidNeck
 
 __all__ = ["SignedClickImageEmbeddings", "SignedClickModel", "SignedClickPreTrainedModel",
@@ -254,11 +254,5 @@ class SignedClickModel(SignedClickPreTrainedModel):
         logits = self.decode(image_embeddings, points, labels, prev_masks, image_index)
         loss = None
         if target_masks is not None:
-            weights = {
-                "bce": self.config.loss_bce_weight,
-                "dice": self.config.loss_dice_weight,
-                "soft_iou": self.config.loss_soft_iou_weight,
-                "lovasz": self.config.loss_lovasz_weight,
-            }
-            loss = combined_loss(logits, target_masks, target_valid, weights).mean()
+            loss = combined_loss(logits, target_masks, target_valid, loss_weights_from_config(self.config)).mean()
         return SignedClickSegmenterOutput(loss=loss, logits=logits, image_embeddings=image_embeddings)

@@ -30,11 +30,18 @@ from hf_iis.training.config import load_config
 _INPUTS = ("pixel_values", "points", "labels", "image_index", "target_masks", "target_valid")
 
 
-def _stream(cfg, rank: int = 0, world: int = 1):
+def _stream(cfg, rank: int = 0, world: int = 1, model_config=None):
+    from hf_iis.configuration_signed_click import SignedClickConfig
     from hf_iis.training.data import BatchStream, load_split
-    from hf_iis.training.loop import build_transform
+    from hf_iis.training.loop import build_transform, input_format_for
 
-    transform = build_transform(cfg)
+    if model_config is None:  # the loader alone: the input format of the config's model size
+        if cfg.model.init_from:
+            model_config = SignedClickConfig.from_pretrained(cfg.model.init_from)
+            model_config.image_size = cfg.model.image_size
+        else:
+            model_config = SignedClickConfig(image_size=cfg.model.image_size)
+    transform = build_transform(cfg, input_format_for(model_config))
     data = load_split(cfg.data.path, cfg.data.train_split, streaming=cfg.data.streaming)
     return BatchStream(data, transform, cfg.data.batch_size, cfg.data.num_workers, cfg.seed, rank, world,
                        cfg.data.shuffle_buffer)
@@ -61,11 +68,11 @@ def train_throughput(cfg, steps: int, warmup: int) -> dict[str, float]:
     accelerator = Accelerator(mixed_precision=cfg.optim.mixed_precision)
     set_seed(cfg.seed)
     model = build_model(cfg)
-    objective = SignedClickObjective(model, cfg.model.loss_weights)
+    objective = SignedClickObjective(model)
     optimizer = build_optimizer(model, cfg)
     objective, optimizer = accelerator.prepare(objective, optimizer)
     objective.train()
-    stream = _stream(cfg, accelerator.process_index, accelerator.num_processes)
+    stream = _stream(cfg, accelerator.process_index, accelerator.num_processes, model.config)
     it = cfg.iterative
     times, data_wait, images = [], [], 0
     for step in range(warmup + steps):

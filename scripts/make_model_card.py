@@ -84,6 +84,11 @@ def _stage(number: int, folder: str, hardware: str) -> str:
     vals = [entry["val/miou@1"] for entry in lines if "val/miou@1" in entry]
     minutes = (steps[-1]["time"] - lines[0]["time"]) / 60 if steps else float("nan")
     model, data, optim = config.get("model", {}), config.get("data", {}), config.get("optim", {})
+    view_prob = (data.get("augment") or {}).get("view_prob", data.get("view_prob"))  # nested, or an old flat config
+    losses = model.get("loss_weights")
+    if losses is None and (run / "final" / "config.json").is_file():  # null: the model config's, as trained
+        saved = json.loads((run / "final" / "config.json").read_text())
+        losses = {k[5:-7]: v for k, v in saved.items() if k.startswith("loss_") and k.endswith("_weight") and v}
     start = "from the ImageNet-pretrained backbone"
     if model.get("init_from"):
         start = f"from `{model['init_from']}`" + (f" (the stage-{number - 1} model)" if number > 1 else "")
@@ -96,9 +101,9 @@ def _stage(number: int, folder: str, hardware: str) -> str:
         f"{'backbone stem + ' + str(frozen) + ' stages frozen' if frozen is not None else 'whole network trained'}, "
         f"precision {precision}. Objective (the seed's): per image a mask m drawn uniformly "
         f"from its masks, a positive click uniform in m and a negative click uniform outside m, loss "
-        f"L(f(I, x, +1), m) + L(f(I, x̄, −1), m) with L = {model.get('loss_weights')}; RITM-style corrective clicks "
+        f"L(f(I, x, +1), m) + L(f(I, x̄, −1), m) with L = {losses}; RITM-style corrective clicks "
         f"with probability {(config.get('iterative') or {}).get('prob')}; the TTA view family (D4 + rescales, "
-        f"probability {data.get('view_prob')}) as augmentation, so that test-time augmentation helps."
+        f"probability {view_prob}) as augmentation, so that test-time augmentation helps."
     )
     if vals:
         text += (f" Validation mIoU@1 (one random positive click, {config.get('val_images')} validation images at "

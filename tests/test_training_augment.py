@@ -7,7 +7,7 @@ import pytest
 import torch
 from scipy import ndimage
 
-from hf_iis.training.augment import AugmentParams, augment
+from hf_iis.training.augment import AugmentParams, InputFormat, augment
 from hf_iis.training.collate import SKIP_REASONS, TrainTransform, collate_click_sets
 from hf_iis.training.sampling import sample_pixels
 from hf_iis.training.toy import coco_mval_rows, make_dataset
@@ -28,10 +28,10 @@ def _arrays(row):
 @pytest.mark.parametrize("view", [v.name for v in VIEW_ORDER])
 def test_clicks_inside_the_mask_stay_inside_under_every_view(rows, view):
     image, masks = _arrays(rows[0])
-    params = AugmentParams(image_size=96, crop_prob=1.0, crop_min_area=0.5, views=[view], view_prob=1.0)
+    params = AugmentParams(crop_prob=1.0, crop_min_area=0.5, views=[view], view_prob=1.0)
     for seed in range(3):
         rng = np.random.default_rng(seed)
-        aug = augment(image, masks, None, params, rng)
+        aug = augment(image, masks, None, params, InputFormat(96), rng)
         assert aug.pixel_values.shape == (3, 96, 96) and aug.masks.shape == (1, 96, 96)
         # a click deep inside the original mask (away from resampling edges) lands inside the augmented mask
         scale = 96 / max(aug.geometry.crop[2:])
@@ -53,10 +53,10 @@ def test_clicks_inside_the_mask_stay_inside_under_every_view(rows, view):
 def test_d4_view_matches_the_tta_view_of_the_plain_input(rows, view):
     """Augmenting with a D4 view = the TTA view applied to the plain (processor-like) input."""
     image, masks = _arrays(rows[1])
-    plain = augment(image, masks, None, AugmentParams.no_augmentation(64), np.random.default_rng(0))
-    params = AugmentParams.no_augmentation(64)
+    plain = augment(image, masks, None, AugmentParams.no_augmentation(), InputFormat(64), np.random.default_rng(0))
+    params = AugmentParams.no_augmentation()
     params.views, params.view_prob = [view.name], 1.0
-    viewed = augment(image, masks, None, params, np.random.default_rng(0))
+    viewed = augment(image, masks, None, params, InputFormat(64), np.random.default_rng(0))
     assert torch.allclose(viewed.pixel_values, view.apply_image(plain.pixel_values))
     assert np.array_equal(viewed.masks, view.apply_image(torch.from_numpy(plain.masks)).numpy())
     assert np.array_equal(viewed.valid, view.apply_image(torch.from_numpy(plain.valid)).numpy())
@@ -64,7 +64,7 @@ def test_d4_view_matches_the_tta_view_of_the_plain_input(rows, view):
 
 def test_padding_is_zero_invalid_and_never_clicked(rows):
     image, masks = _arrays(rows[0])  # a landscape image: padding at the bottom
-    aug = augment(image, masks, None, AugmentParams.no_augmentation(96), np.random.default_rng(0))
+    aug = augment(image, masks, None, AugmentParams.no_augmentation(), InputFormat(96), np.random.default_rng(0))
     h, w = aug.geometry.resized
     assert h < 96 or w < 96
     assert not aug.valid[h:].any() and not aug.valid[:, w:].any()
@@ -75,11 +75,11 @@ def test_padding_is_zero_invalid_and_never_clicked(rows):
 def test_ignore_pixels_are_invalid(rows):
     image, masks = _arrays(rows[0])
     ignore = ndimage.binary_dilation(masks[0], iterations=3) & ~ndimage.binary_erosion(masks[0], iterations=3)
-    aug = augment(image, masks, ignore, AugmentParams(image_size=96, crop_prob=0.0, view_prob=1.0),
+    aug = augment(image, masks, ignore, AugmentParams(crop_prob=0.0, view_prob=1.0), InputFormat(96),
                   np.random.default_rng(1))
-    plain = augment(image, masks, ignore, AugmentParams.no_augmentation(96), np.random.default_rng(1))
+    plain = augment(image, masks, ignore, AugmentParams.no_augmentation(), InputFormat(96), np.random.default_rng(1))
     assert (~aug.valid).sum() > (~plain.valid).sum() - ignore.sum()  # the band is there, in some view
-    transform = TrainTransform(AugmentParams(image_size=96), pairs_per_mask=50, seed=0)
+    transform = TrainTransform(AugmentParams(), InputFormat(96), pairs_per_mask=50, seed=0)
     row = dict(rows[0], ignore=ignore)
     sample = transform.sample(row)["sample"]
     valid = sample["valid"].numpy()
@@ -89,7 +89,7 @@ def test_ignore_pixels_are_invalid(rows):
 
 def test_transform_and_collate_build_signed_click_sets(rows):
     ds = make_dataset(rows)
-    transform = TrainTransform(AugmentParams(image_size=64), masks_per_image=1, pairs_per_mask=2, seed=0)
+    transform = TrainTransform(AugmentParams(), InputFormat(64), masks_per_image=1, pairs_per_mask=2, seed=0)
     items = [transform.sample(ds[i]) for i in range(len(ds))]
     batch = collate_click_sets(items)
     n = len(rows) * 1 * 2 * 2
@@ -121,7 +121,7 @@ def test_bad_rows_are_skipped_and_counted(rows):
         dict(good, id="corrupt", image={"bytes": b"not an image", "path": None}),
         dict(good, id="partly_empty", masks=[good["masks"][0], Image.new("L", good["image"].size)]),
     ]
-    transform = TrainTransform(AugmentParams(image_size=64), seed=0)
+    transform = TrainTransform(AugmentParams(), InputFormat(64), seed=0)
     batch = collate_click_sets([transform.sample(r) for r in bad_rows])
     counts = dict(zip(SKIP_REASONS, batch["skipped"].tolist()))
     assert counts["no_masks"] == 1 and counts["empty_masks"] == 1

@@ -2,18 +2,68 @@
 
 from __future__ import annotations
 
-import pytest
+import dataclasses
 
-from hf_iis.training.config import TrainingConfig, load_config
+import pytest
+import yaml
+
+from hf_iis.training.config import LEGACY_KEYS, AugmentParams, TrainingConfig, load_config
 from tests.conftest import REPO_ROOT
 
 
-@pytest.mark.parametrize("name", ["default", "tiny"])
+@pytest.mark.parametrize("name", ["default", "tiny", "gpu_finetune", "u2netp_hybrid", "u2netp_prior"])
 def test_shipped_configs_load(name):
     cfg = load_config(REPO_ROOT / "configs" / f"{name}.yaml")
     assert isinstance(cfg, TrainingConfig)
     assert cfg.model.image_size % 32 == 0
     assert cfg.iterative is not None  # iterative training on by default
+    assert isinstance(cfg.data.augment, AugmentParams)
+    raw = yaml.safe_load((REPO_ROOT / "configs" / f"{name}.yaml").read_text())["data"]
+    assert not set(raw) & {key.split(".")[1] for key in LEGACY_KEYS}  # written in the nested form
+
+
+OLD_RUN = REPO_ROOT / "model_cards" / "u2netp_run" / "stage2" / "config.yaml"  # saved by a run before data.augment
+
+
+def test_an_old_style_run_config_loads_with_the_same_meaning(tmp_path):
+    """Flat augmentation keys under `data` (every run folder saved before the nesting) land in data.augment."""
+    raw = yaml.safe_load(OLD_RUN.read_text())
+    assert "view_prob" in raw["data"] and "augment" not in raw["data"]
+    cfg = load_config(OLD_RUN)
+    for f in dataclasses.fields(AugmentParams):
+        assert getattr(cfg.data.augment, f.name) == raw["data"][f.name], f.name
+    for key in ("batch_size", "min_mask_pixels", "max_masks_decoded", "path"):
+        assert getattr(cfg.data, key) == raw["data"][key]
+    assert cfg.model.loss_weights == raw["model"]["loss_weights"]
+    cfg.save(tmp_path / "resaved.yaml")  # a resumed run rewrites it in the nested form: same config
+    assert "augment" in yaml.safe_load((tmp_path / "resaved.yaml").read_text())["data"]
+    assert load_config(tmp_path / "resaved.yaml") == cfg
+
+
+def test_nested_and_old_override_paths():
+    nested = load_config(REPO_ROOT / "configs" / "default.yaml", ["data.augment.view_prob=0.9",
+                                                                  "data.augment.views=[identity, hflip]"])
+    assert nested.data.augment.view_prob == 0.9 and nested.data.augment.views == ["identity", "hflip"]
+    assert nested.data.augment.crop_prob == 0.5  # the rest of the file's section is kept
+    for path in (REPO_ROOT / "configs" / "default.yaml", OLD_RUN):  # the old path, on a new and an old file
+        old = load_config(path, ["data.view_prob=0.9", "data.crop_min_area=0.4"])
+        assert old.data.augment.view_prob == 0.9 and old.data.augment.crop_min_area == 0.4
+        assert load_config(path, ["data.augment.view_prob=0.9"]).data.augment.view_prob == 0.9
+    assert load_config(None, ["data.augment={hue: 0.1}"]).data.augment == AugmentParams(hue=0.1)
+
+
+def test_old_and_new_augmentation_keys_that_disagree_are_refused(tmp_path):
+    both = tmp_path / "both.yaml"
+    both.write_text("data:\n  view_prob: 0.5\n  augment: {view_prob: 0.8}\n")
+    with pytest.raises(ValueError, match="data.augment.view_prob"):
+        load_config(both)
+    same = tmp_path / "same.yaml"
+    same.write_text("data:\n  view_prob: 0.8\n  augment: {view_prob: 0.8}\n")
+    assert load_config(same).data.augment.view_prob == 0.8
+    with pytest.raises(ValueError, match="data.augment"):
+        load_config(None, ["data.augment=null"])
+    with pytest.raises(KeyError, match="data.augment.view_probb"):
+        load_config(None, ["data.augment.view_probb=1"])
 
 
 def test_overrides_and_cli_flags(tmp_path):

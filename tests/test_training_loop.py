@@ -46,17 +46,18 @@ def test_tiny_model_loss_decreases(rows):
     """Overfit one fixed batch with the full objective (first pass + iterative pass)."""
     from hf_iis.training.augment import AugmentParams
     from hf_iis.training.collate import TrainTransform, collate_click_sets
-    from hf_iis.training.loop import build_model, build_optimizer
+    from hf_iis.training.loop import build_model, build_optimizer, input_format_for
     from hf_iis.training.objective import SignedClickObjective
 
     torch.manual_seed(0)
     cfg = load_config(TINY, ["optim.backbone_lr=3e-3", "optim.lr=3e-3"])
     ds = make_dataset(rows[:2])
-    transform = TrainTransform(AugmentParams.no_augmentation(64), pairs_per_mask=2, seed=0)
+    model = build_model(cfg)
+    transform = TrainTransform(AugmentParams.no_augmentation(), input_format_for(model.config), pairs_per_mask=2,
+                               seed=0)
     batch = collate_click_sets([transform.sample(ds[i]) for i in range(2)])
     inputs = {k: batch[k] for k in ("pixel_values", "points", "labels", "image_index", "target_masks", "target_valid")}
-    model = build_model(cfg)
-    objective = SignedClickObjective(model, cfg.model.loss_weights).train()
+    objective = SignedClickObjective(model).train()
     optimizer = build_optimizer(model, cfg)
     losses = []
     threads = torch.get_num_threads()
@@ -91,9 +92,38 @@ def test_train_writes_logs_checkpoints_and_models(corpus, tmp_path):
     assert steps == [2, 4]
     assert any("val/miou@1" in r for r in log)
     from hf_iis import SignedClickModel
+    from hf_iis.losses import loss_weights_from_config
 
     model = SignedClickModel.from_pretrained(run / "final")
     assert model.config.image_size == 64
+    # one source: the run config's loss weights are the saved model config's, its processor normalises as its config
+    assert {k: v for k, v in loss_weights_from_config(model.config).items() if v} == resolved.model.loss_weights
+    processor = json.loads((run / "final" / "preprocessor_config.json").read_text())
+    assert processor["image_mean"] == model.config.pixel_mean and processor["image_std"] == model.config.pixel_std
+    assert processor["size"] == model.config.image_size
+
+
+def test_trainer_named_steps(corpus, tmp_path):
+    """The Trainer's steps by hand: 4 rows in batches of 2; an epoch ends with the step that reads into the next."""
+    from hf_iis import SignedClickModel
+    from hf_iis.training.checkpoint import list_checkpoints
+    from hf_iis.training.trainer import Trainer
+
+    run = tmp_path / "steps"
+    trainer = Trainer(_cfg(run, corpus, "optim.max_steps=5", "save_every=0", "eval_every=0", "val_images=0"),
+                      progress=False)
+    assert trainer.resume() is False and trainer.global_step == 0  # nothing to resume yet
+    assert isinstance(trainer.model, SignedClickModel)
+    trainer.objective.train()
+    assert trainer.run_epoch() is None and (trainer.global_step, trainer.stream.epoch) == (3, 1)
+    assert trainer.run_epoch() is None and (trainer.global_step, trainer.stream.epoch) == (5, 2)
+    assert trainer.run_epoch() == "done" and trainer.global_step == 5
+    trainer.validate()  # no validation set: exports final/
+    assert trainer.save().name == "step_00000005"
+    assert (run / "final" / "model.safetensors").is_file()
+    assert [step for step, _ in list_checkpoints(run / "checkpoints")] == [5]
+    again = Trainer(_cfg(run, corpus, "optim.max_steps=5", "val_images=0"), progress=False)
+    assert again.resume() is True and again.global_step == 5 and again.stream.state() == trainer.stream.state()
 
 
 def test_resume_matches_uninterrupted_run(corpus, tmp_path):
@@ -236,10 +266,11 @@ def test_validation_scores_the_random_and_the_center_click(rows):
     """The center click is the mask's deepest pixel (the benchmarks' first click); both metrics are IoUs."""
     from scipy import ndimage
 
+    from hf_iis.training.augment import InputFormat
     from hf_iis.training.loop import build_model
     from hf_iis.training.validation import build_validation_set, evaluate_miou_at_1
 
-    valset = build_validation_set(make_dataset(rows[:3]), image_size=64, max_images=3)
+    valset = build_validation_set(make_dataset(rows[:3]), InputFormat(64), max_images=3)
     for mask, valid, center in zip(valset.masks[:, 0].numpy(), valset.valid[:, 0].numpy(), valset.center_points):
         depth = ndimage.distance_transform_edt(np.pad(mask & valid, 1))[1:-1, 1:-1]
         x, y = (int(v) for v in center[0])

@@ -80,8 +80,8 @@ def test_area_weighting_draws_masks_in_proportion_to_their_area():
 
 
 def test_train_transform_refuses_an_unknown_mask_sampling():
-    from hf_iis.training.augment import AugmentParams
+    from hf_iis.training.augment import AugmentParams, InputFormat
     from hf_iis.training.collate import TrainTransform
 
     with pytest.raises(ValueError, match="data.mask_sampling"):
-        TrainTransform(AugmentParams(image_size=64), mask_sampling="big")
+        TrainTransform(AugmentParams(), InputFormat(64), mask_sampling="big")

@@ -1,6 +1,7 @@
 """Conversion of `Sample`s to Hugging Face `datasets`, and the fixed training corpus (parquet shards).
 
-One row per image, with features (`FEATURES`):
+One row per image, with the features of `hf_iis.data.rows` (the schema and the row decoder, `features()` and
+`row_to_sample`, live there and are re-exported here):
 
     image   Image()        RGB; the source file's bytes when they decode to exactly the Sample's pixels, else PNG
     masks   List(Image())  one mode-"L" PNG per object / region, 0 background, 255 object
@@ -58,10 +59,11 @@ from hf_iis.data.layouts import (
     list_ids,
     read_sample,
 )
+from hf_iis.data.rows import features, row_to_sample  # noqa: F401 - row_to_sample re-exported
 from hf_iis.data.sample import Sample, SampleError, dedupe
 
 if TYPE_CHECKING:
-    from datasets import Dataset, DatasetDict, Features, IterableDataset
+    from datasets import Dataset, DatasetDict, IterableDataset
 
 logger = logging.getLogger(__name__)
 
@@ -72,15 +74,6 @@ EXTRA_SOURCES = ("ecssd", "ccp", "weizmann", "camvid")
 VALIDATION_SOURCES = ("coco_mval",)
 COCO_MVAL_NAME = re.compile(r"^(?P<category>.+?)(?P<index>\d{2})_(?P<coco_id>\d+)$")
 SourceSpec = str | tuple[str, str | Path] | tuple[str, str | Path, dict[str, Any]]
-
-
-def features() -> Features:
-    """The `datasets.Features` of every row (see the module docstring)."""
-    from datasets import Features, Image, List, Value
-
-    return Features(
-        {"image": Image(), "masks": List(Image()), "ignore": Image(), "id": Value("string"), "source": Value("string")}
-    )
 
 
 @dataclass
@@ -158,18 +151,6 @@ def sample_to_row(sample: Sample, stats: ConversionStats | None = None) -> dict[
         image_cell = _png(image)
     return {"image": image_cell, "masks": [_mask_png(m) for m in kept], "ignore": ignore,
             "id": str(sample.id), "source": str(sample.source)}
-
-
-def row_to_sample(row: dict[str, Any]) -> Sample:
-    """Decode a dataset row (PIL images, as `datasets` returns them) back to a `Sample`."""
-    ignore = row.get("ignore")
-    return Sample(
-        id=row["id"],
-        image=np.asarray(row["image"].convert("RGB"), dtype=np.uint8),
-        masks=[np.asarray(m.convert("L")) >= 128 for m in row["masks"]],
-        ignore=None if ignore is None else np.asarray(ignore.convert("L")) >= 128,
-        source=row["source"],
-    )
 
 
 def samples_to_dataset(samples: Iterable[Sample], stats: ConversionStats | None = None, split: str = "train",

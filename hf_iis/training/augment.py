@@ -1,11 +1,15 @@
 """Training augmentation, applied consistently to the image, its masks and its ignore map.
 
     random crop (area / aspect jitter)  ->  resize longest side to S  ->  photometric jitter (kornia)
-    ->  normalise (mean 0.5, std 0.5) and pad to S x S at the top-left (padding 0, as the image processor)
+    ->  normalise as the image processor does ((x − mean) / std, `InputFormat`) and pad to S x S at the top-left
+        (padding 0, as the image processor)
     ->  a random view of `hf_iis.tta.VIEW_ORDER` (D4 and rescales), cropped / padded back to S x S
 
-Clicks are sampled afterwards, in the augmented frame (see `sampling.py`), so they always agree with the masks.
-`Geometry.map_points` maps original-image points (x, y) into the augmented frame, for tests and debugging.
+What may happen is `AugmentParams` (the run config's `data.augment`); the frame it ends in (side S, normalisation)
+is `InputFormat`, taken from the model's image processor (`InputFormat.of_processor`), so training and serving
+normalise alike. Clicks are sampled afterwards, in the augmented frame (see `sampling.py`), so they always agree
+with the masks. `Geometry.map_points` maps original-image points (x, y) into the augmented frame, for tests and
+debugging.
 """
 
 from __future__ import annotations
@@ -17,29 +21,39 @@ import torch
 import torch.nn.functional as F
 
 from ..tta import VIEW_ORDER, VIEWS_BY_NAME, View
+from .config import AugmentParams
+
+__all__ = ["AugmentParams", "AugmentedSample", "Geometry", "InputFormat", "augment", "photometric_jitter"]
 
 
-@dataclass
-class AugmentParams:
-    """What `augment` may do; `DataSection` of the training config carries the same fields."""
+@dataclass(frozen=True)
+class InputFormat:
+    """The model input the augmentation produces: a `size` x `size` square, pixels (x / 255 − mean) / std, padding 0.
 
-    image_size: int = 320
-    crop_prob: float = 0.5
-    crop_min_area: float = 0.3
-    crop_max_aspect: float = 1.5
-    views: list[str] | None = None
-    view_prob: float = 0.5
-    brightness: float = 0.2
-    contrast: float = 0.2
-    saturation: float = 0.2
-    hue: float = 0.03
-    blur_prob: float = 0.1
-    jitter_prob: float = 0.8
-    min_mask_pixels: int = 16
+    The defaults are `SignedClickImageProcessor`'s and `SignedClickConfig`'s (0.5, 0.5): pixels in [−1, 1]. Training
+    takes it from the image processor saved with the model (`of_processor`), so it cannot drift from serving.
+    """
+
+    size: int
+    mean: tuple[float, ...] = (0.5, 0.5, 0.5)
+    std: tuple[float, ...] = (0.5, 0.5, 0.5)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "mean", tuple(float(v) for v in self.mean))
+        object.__setattr__(self, "std", tuple(float(v) for v in self.std))
+        if len(self.mean) != 3 or len(self.std) != 3:
+            raise ValueError(f"mean and std need 3 values (RGB), got {self.mean}, {self.std}")
 
     @classmethod
-    def no_augmentation(cls, image_size: int) -> AugmentParams:
-        return cls(image_size=image_size, crop_prob=0.0, view_prob=0.0, jitter_prob=0.0, blur_prob=0.0)
+    def of_processor(cls, processor) -> InputFormat:
+        """The format of a `SignedClickImageProcessor` (its `size`, `image_mean`, `image_std`)."""
+        return cls(int(processor.size), tuple(processor.image_mean), tuple(processor.image_std))
+
+    def normalize(self, image: torch.Tensor) -> torch.Tensor:
+        """(3, H, W) float in [0, 1] -> normalised, in float32 arithmetic as the processor's (same values)."""
+        mean = torch.tensor(self.mean, dtype=image.dtype).view(3, 1, 1)
+        std = torch.tensor(self.std, dtype=image.dtype).view(3, 1, 1)
+        return (image - mean) / std
 
 
 @dataclass
@@ -79,7 +93,7 @@ class AugmentedSample:
 
 
 def _random_crop(
-    shape: tuple[int, int], masks: np.ndarray, params: AugmentParams, rng: np.random.Generator
+    shape: tuple[int, int], masks: np.ndarray, params: AugmentParams, rng: np.random.Generator, min_mask_pixels: int
 ) -> tuple[int, int, int, int]:
     height, width = shape
     full = (0, 0, width, height)
@@ -95,7 +109,7 @@ def _random_crop(
         x0 = int(rng.integers(0, width - cw + 1))
         y0 = int(rng.integers(0, height - ch + 1))
         if len(masks) == 0 or (masks[:, y0 : y0 + ch, x0 : x0 + cw].reshape(len(masks), -1).sum(1)
-                               >= params.min_mask_pixels).any():
+                               >= min_mask_pixels).any():
             return (x0, y0, cw, ch)
     return full
 
@@ -164,12 +178,15 @@ def augment(
     masks: np.ndarray,
     ignore: np.ndarray | None,
     params: AugmentParams,
+    input_format: InputFormat,
     rng: np.random.Generator,
+    min_mask_pixels: int = 16,
 ) -> AugmentedSample:
-    """Augment one image (H, W, 3) uint8 with its masks (M, H, W) bool and optional ignore (H, W) bool."""
-    size = params.image_size
+    """Augment one image (H, W, 3) uint8 with its masks (M, H, W) bool and optional ignore (H, W) bool into
+    `input_format`; a random crop keeps at least one mask with `min_mask_pixels` pixels."""
+    size = input_format.size
     height, width = image.shape[:2]
-    x0, y0, cw, ch = _random_crop((height, width), masks, params, rng)
+    x0, y0, cw, ch = _random_crop((height, width), masks, params, rng, min_mask_pixels)
     scale = size / max(cw, ch)
     resized = (max(1, int(round(ch * scale))), max(1, int(round(cw * scale))))
 
@@ -184,7 +201,7 @@ def augment(
     )
     maps_t = _resize(torch.from_numpy(maps).to(torch.uint8)[None], resized, "nearest")[0]
 
-    pixels = F.pad(img * 2.0 - 1.0, (0, size - resized[1], 0, size - resized[0]))
+    pixels = F.pad(input_format.normalize(img), (0, size - resized[1], 0, size - resized[0]))
     maps_t = F.pad(maps_t, (0, size - resized[1], 0, size - resized[0]))
     view = _pick_view(params, rng)
     if view.name != "identity":

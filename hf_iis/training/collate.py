@@ -2,21 +2,23 @@
 
 A bad row (no masks, only empty masks, a mask whose size differs from the image, an image or mask that does not
 decode) never stops an epoch: the transform returns no sample and a reason, the collate drops it and counts it in
-`batch["skipped"]` (a LongTensor indexed like `SKIP_REASONS`), and the training loop sums those counts.
+`batch["skipped"]` (a LongTensor indexed like `SKIP_REASONS`), and the training loop sums those counts. Rows are
+read by the corpus's one decoder, `hf_iis.data.rows.decode_row`.
 """
 
 from __future__ import annotations
 
-import io
 import zlib
 from typing import Any
 
 import numpy as np
 import torch
-from PIL import Image
 
-from .augment import AugmentParams, augment
+from ..data.rows import BadRow, decode_row
+from .augment import AugmentParams, InputFormat, augment
 from .sampling import MASK_SAMPLINGS, choose_masks, sample_click_pairs
+
+__all__ = ["SKIP_REASONS", "BadRow", "TrainTransform", "collate_click_sets", "decode_row"]
 
 SKIP_REASONS: tuple[str, ...] = (
     "corrupt_image",
@@ -29,75 +31,6 @@ SKIP_REASONS: tuple[str, ...] = (
 )
 
 
-class BadRow(Exception):
-    def __init__(self, reason: str) -> None:
-        super().__init__(reason)
-        self.reason = reason
-
-
-def _open(value: Any, mode: str) -> np.ndarray:
-    """A datasets Image value (PIL image, or {"bytes", "path"} when decode=False) as an array in `mode`."""
-    if isinstance(value, Image.Image):
-        image = value
-    elif isinstance(value, dict):
-        if value.get("bytes") is not None:
-            image = Image.open(io.BytesIO(value["bytes"]))
-        elif value.get("path"):
-            image = Image.open(value["path"])
-        else:
-            raise ValueError("empty image value")
-    elif isinstance(value, np.ndarray):
-        return value
-    else:
-        raise ValueError(f"cannot read an image from {type(value).__name__}")
-    image.load()
-    return np.asarray(image.convert(mode))
-
-
-def decode_row(
-    row: dict[str, Any], max_masks: int | None = None, rng: np.random.Generator | None = None
-) -> tuple[np.ndarray, np.ndarray, np.ndarray | None, int]:
-    """(image (H, W, 3) uint8, masks (M, H, W) bool, ignore (H, W) bool or None, number of empty masks dropped).
-
-    With `max_masks`, only a uniform random subset of that many masks is decoded (BSDS rows hold hundreds); a mask
-    drawn uniformly from the subset is still drawn uniformly from all of them.
-
-    Raises:
-        BadRow: with one of `SKIP_REASONS`.
-    """
-    try:
-        image = _open(row["image"], "RGB")
-    except Exception as error:  # noqa: BLE001 - any decoding failure makes the row bad
-        raise BadRow("corrupt_image") from error
-    values = list(row.get("masks") or [])
-    if max_masks is not None and len(values) > max_masks:
-        rng = rng if rng is not None else np.random.default_rng()
-        values = [values[i] for i in sorted(rng.choice(len(values), size=max_masks, replace=False))]
-    masks, empty = [], 0
-    for value in values:
-        try:
-            mask = _open(value, "L") > 127
-        except Exception as error:  # noqa: BLE001
-            raise BadRow("corrupt_mask") from error
-        if mask.shape != image.shape[:2]:
-            raise BadRow("size_mismatch")
-        if not mask.any():
-            empty += 1
-            continue
-        masks.append(mask)
-    ignore = None
-    if row.get("ignore") is not None:
-        try:
-            ignore = _open(row["ignore"], "L") > 127
-        except Exception as error:  # noqa: BLE001
-            raise BadRow("corrupt_mask") from error
-        if ignore.shape != image.shape[:2]:
-            raise BadRow("size_mismatch")
-    if not masks:
-        raise BadRow("empty_masks" if empty else "no_masks")
-    return image, np.stack(masks), ignore, empty
-
-
 class TrainTransform:
     """Row -> training sample; usable with `Dataset.with_transform` (a batch dict) and `IterableDataset.map` (a row).
 
@@ -108,15 +41,22 @@ class TrainTransform:
     def __init__(
         self,
         params: AugmentParams,
+        input_format: InputFormat,
         masks_per_image: int = 1,
         pairs_per_mask: int = 1,
         seed: int = 0,
         max_masks_decoded: int | None = 8,
         mask_sampling: str = "uniform",
+        min_mask_pixels: int = 16,
     ) -> None:
         if mask_sampling not in MASK_SAMPLINGS:
             raise ValueError(f"data.mask_sampling must be one of {MASK_SAMPLINGS}, got {mask_sampling!r}")
+        if not isinstance(input_format, InputFormat):
+            raise TypeError(f"input_format must be an InputFormat (the model's size and normalisation), "
+                            f"got {input_format!r}")
         self.params = params
+        self.input_format = input_format
+        self.min_mask_pixels = min_mask_pixels
         self.mask_sampling = mask_sampling
         self.max_masks_decoded = max_masks_decoded
         self.masks_per_image = masks_per_image
@@ -137,13 +77,11 @@ class TrainTransform:
         except BadRow as bad:
             return {"sample": None, "skip": [bad.reason]}
         skips += ["dropped_empty_mask"] * empty
-        aug = augment(image, masks, ignore, self.params, rng)
-        chosen = choose_masks(aug.masks, aug.valid, self.masks_per_image, rng, self.params.min_mask_pixels,
+        aug = augment(image, masks, ignore, self.params, self.input_format, rng, self.min_mask_pixels)
+        chosen = choose_masks(aug.masks, aug.valid, self.masks_per_image, rng, self.min_mask_pixels,
                               self.mask_sampling)
         if chosen.size == 0:  # the crop or view lost every mask: fall back to the plain image
-            plain = AugmentParams.no_augmentation(self.params.image_size)
-            plain.min_mask_pixels = 1
-            aug = augment(image, masks, ignore, plain, rng)
+            aug = augment(image, masks, ignore, AugmentParams.no_augmentation(), self.input_format, rng, 1)
             chosen = choose_masks(aug.masks, aug.valid, self.masks_per_image, rng, 1, self.mask_sampling)
             if chosen.size == 0:
                 return {"sample": None, "skip": skips + ["no_clickable_mask"]}

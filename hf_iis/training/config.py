@@ -1,22 +1,57 @@
 """Training configuration: nested dataclasses loaded from YAML, overridden from the command line, saved with the run.
 
-Overrides are `key=value` strings with dotted keys (`optim.lr=3e-4`, `data.batch_size=4`); values are parsed as
-YAML (`true`, `1e-3`, `[a, b]`, `null`). Unknown keys raise `KeyError` naming the known ones.
+Overrides are `key=value` strings with dotted keys (`optim.lr=3e-4`, `data.batch_size=4`, `data.augment.view_prob=0.8`);
+values are parsed as YAML (`true`, `1e-3`, `[a, b]`, `null`). Unknown keys raise `KeyError` naming the known ones.
+
+One source of truth for each setting:
+  * the augmentation is `data.augment` (an `AugmentParams`); run configs written before it was nested had its fields
+    flat under `data` (`data.view_prob`): such files load with the same meaning (`migrate_legacy_keys` moves every
+    `LEGACY_KEYS` entry to its new place) and such override paths are rewritten the same way, with a warning;
+  * the loss weights live in the model config (`SignedClickConfig.loss_*_weight`): `model.loss_weights`, when set,
+    is written into it once, when the model is built (`hf_iis.training.factory.build_model`); null keeps the model
+    config's (the preset's, or the `init_from` checkpoint's);
+  * the input size and pixel normalisation are the model config's / image processor's (`hf_iis.training.augment.
+    InputFormat`), never a field here.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import logging
+import typing
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import yaml
 
+logger = logging.getLogger(__name__)
+
+
+@dataclass
+class AugmentParams:
+    """`data.augment`: what the augmentation (`hf_iis.training.augment.augment`) may do."""
+
+    crop_prob: float = 0.5
+    crop_min_area: float = 0.3  # fraction of the image area kept by a random crop
+    crop_max_aspect: float = 1.5  # aspect-ratio jitter of the crop
+    views: list[str] | None = None  # names from hf_iis.tta.VIEWS_BY_NAME; None = all of VIEW_ORDER
+    view_prob: float = 0.5  # probability of a non-identity view (drawn uniformly among `views`)
+    brightness: float = 0.2
+    contrast: float = 0.2
+    saturation: float = 0.2
+    hue: float = 0.03
+    blur_prob: float = 0.1
+    jitter_prob: float = 0.8
+
+    @classmethod
+    def no_augmentation(cls) -> AugmentParams:
+        return cls(crop_prob=0.0, view_prob=0.0, jitter_prob=0.0, blur_prob=0.0)
+
 
 @dataclass
 class ModelSection:
-    """The model to train: a `SignedClickConfig` preset, the backbone, and the loss weights."""
+    """The model to train: a `SignedClickConfig` preset or a checkpoint, the backbone, the saliency branch."""
 
     preset: str = "small"
     backbone: str = "efficientnet_lite0"
@@ -24,7 +59,9 @@ class ModelSection:
     image_size: int = 320  # training crop side; with init_from, the model continues at this size
     init_from: str | None = None  # a save_pretrained folder to start from instead of a fresh model
     freeze_backbone_blocks: int | None = None  # freeze the stem + this many early backbone stages (None = train all)
-    loss_weights: dict[str, float] = field(default_factory=lambda: {"bce": 1.0, "soft_iou": 1.0})
+    # Written into the model config's loss_*_weight when the model is built (unnamed terms get 0); the objective
+    # reads the model config only. None: keep the model config's (preset: bce 1 + soft_iou 1; init_from: its own).
+    loss_weights: dict[str, float] | None = None
     # A frozen U²-Net(-p) saliency branch fused into the embedding (hf_iis.backbone_saliency); with init_from, a
     # checkpoint without one gets it added (its fusion layers start at zero, so training starts from that model).
     saliency_encoder: str | None = None  # "u2netp" | "u2net" | None
@@ -48,20 +85,9 @@ class DataSection:
     masks_per_image: int = 1  # masks m drawn from M per image
     mask_sampling: str = "uniform"  # "uniform" (the seed: P(m) = 1/|M|) or "area" (P(m) ∝ |m|; see sampling.py)
     pairs_per_mask: int = 2  # K (positive, negative) click pairs per mask
-    min_mask_pixels: int = 16  # after augmentation; smaller masks are not drawn
+    min_mask_pixels: int = 16  # after augmentation; smaller masks are not drawn (nor kept by a crop)
     max_masks_decoded: int | None = 8  # decode a uniform subset of at most this many masks per row (BSDS: ~80)
-    # augmentation
-    crop_prob: float = 0.5
-    crop_min_area: float = 0.3  # fraction of the image area kept by a random crop
-    crop_max_aspect: float = 1.5  # aspect-ratio jitter of the crop
-    views: list[str] | None = None  # names from hf_iis.tta.VIEWS_BY_NAME; None = all of VIEW_ORDER
-    view_prob: float = 0.5  # probability of a non-identity view (drawn uniformly among `views`)
-    brightness: float = 0.2
-    contrast: float = 0.2
-    saturation: float = 0.2
-    hue: float = 0.03
-    blur_prob: float = 0.1
-    jitter_prob: float = 0.8
+    augment: AugmentParams = field(default_factory=AugmentParams)
 
 
 @dataclass
@@ -110,15 +136,50 @@ class TrainingConfig:
         Path(path).write_text(yaml.safe_dump(self.to_dict(), sort_keys=False))
 
 
+LEGACY_KEYS: dict[str, str] = {f"data.{f.name}": f"data.augment.{f.name}" for f in dataclasses.fields(AugmentParams)}
+"""Old (flat) key -> new key. Run configs saved before `data.augment` existed use the old keys."""
+
+
+def migrate_legacy_keys(values: dict[str, Any]) -> dict[str, Any]:
+    """Move the old flat augmentation keys (`data.view_prob`) to `data.augment` in a raw config dict, in place.
+
+    Raises:
+        ValueError: if one file sets both the old and the new key to different values.
+    """
+    data = values.get("data")
+    if not isinstance(data, dict):
+        return values
+    moved = [name for name in list(data) if f"data.{name}" in LEGACY_KEYS]
+    if not moved:
+        return values
+    augment = data.get("augment")
+    if augment is None:
+        augment = data["augment"] = {}
+    if not isinstance(augment, dict):
+        raise ValueError(f"data.augment must be a mapping, got {augment!r}")
+    for name in moved:
+        value = data.pop(name)
+        if name in augment and augment[name] != value:
+            raise ValueError(f"config sets both data.{name}={value!r} (old key) and data.augment.{name}="
+                             f"{augment[name]!r}: keep only data.augment.{name}")
+        augment[name] = value
+    return values
+
+
 def _from_dict(cls, values: dict[str, Any], prefix: str = ""):
     names = {f.name: f for f in dataclasses.fields(cls)}
+    hints = typing.get_type_hints(cls)
     kwargs = {}
     for key, value in values.items():
         if key not in names:
-            raise KeyError(f"unknown config key {prefix + key!r}; known keys: {sorted(prefix + n for n in names)}")
-        sub = _section_type(names[key])
+            hint = f" (moved to {LEGACY_KEYS[prefix + key]!r})" if prefix + key in LEGACY_KEYS else ""
+            raise KeyError(f"unknown config key {prefix + key!r}{hint}; known keys: "
+                           f"{sorted(prefix + n for n in names)}")
+        sub, optional = _section_type(hints[key])
         if sub is not None and isinstance(value, dict):
             kwargs[key] = _from_dict(sub, value, prefix + key + ".")
+        elif sub is not None and value is None and not optional:
+            raise ValueError(f"config section {prefix + key!r} cannot be null")
         else:
             kwargs[key] = _coerce(names[key].type, value, prefix + key)
     return cls(**kwargs)
@@ -141,33 +202,48 @@ def _coerce(annotation: str, value: Any, key: str) -> Any:
     return value
 
 
-_SECTIONS = {"model": ModelSection, "data": DataSection, "optim": OptimSection, "iterative": IterativeSection}
-
-
-def _section_type(f: dataclasses.Field):
-    return _SECTIONS.get(f.name)
+def _section_type(hint: Any) -> tuple[type | None, bool]:
+    """(the dataclass a field holds, or None; whether it may be None)."""
+    options = typing.get_args(hint) or (hint,)
+    sections = [t for t in options if dataclasses.is_dataclass(t)]
+    return (sections[0] if sections else None), type(None) in options
 
 
 def apply_overrides(values: dict[str, Any], overrides: list[str]) -> dict[str, Any]:
-    """Apply `a.b=value` overrides (values parsed as YAML) to a nested dict, in place; returns it."""
+    """Apply `a.b=value` overrides (values parsed as YAML) to a nested dict, in place; returns it.
+
+    An old key (`LEGACY_KEYS`, e.g. `data.view_prob`) is applied to its new place (`data.augment.view_prob`), with
+    a warning.
+    """
     for item in overrides:
         if "=" not in item:
             raise ValueError(f"override {item!r} is not key=value")
         key, raw = item.split("=", 1)
-        parts = key.strip().split(".")
+        key = key.strip()
+        if key in LEGACY_KEYS:
+            logger.warning("override %s: the key is now %s", key, LEGACY_KEYS[key])
+            key = LEGACY_KEYS[key]
+        parts = key.split(".")
         node = values
         for part in parts[:-1]:
             if node.get(part) is None:
                 node[part] = {}
             node = node[part]
+            if not isinstance(node, dict):
+                raise ValueError(f"override {item!r}: {part!r} is not a section")
         node[parts[-1]] = yaml.safe_load(raw)
     return values
 
 
 def load_config(path: str | Path | None = None, overrides: list[str] | None = None) -> TrainingConfig:
-    """Defaults < YAML file < overrides. A YAML `iterative: null` turns iterative training off."""
+    """Defaults < YAML file < overrides. A YAML `iterative: null` turns iterative training off.
+
+    Old-style files (flat augmentation keys under `data`) load with the same meaning, see `migrate_legacy_keys`.
+    """
     values: dict[str, Any] = {}
     if path is not None:
         values = yaml.safe_load(Path(path).read_text()) or {}
+    migrate_legacy_keys(values)
     apply_overrides(values, overrides or [])
+    migrate_legacy_keys(values)  # an override that set a whole old-style `data` mapping
     return _from_dict(TrainingConfig, values)

@@ -8,8 +8,6 @@ loading the skipped images.
 
 from __future__ import annotations
 
-import glob
-import os
 from collections.abc import Iterator
 from typing import Any
 
@@ -17,42 +15,18 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader, Sampler
 
+from ..data.rows import undecoded
 from .collate import TrainTransform, collate_click_sets
+
+__all__ = ["BatchStream", "ShardedBatchSampler", "load_split", "undecoded"]
 
 
 def load_split(path: str, split: str, streaming: bool = False):
-    """A split of the parquet corpus as a `datasets.Dataset` (or `IterableDataset` when `streaming`)."""
-    try:
-        from ..data.hf_datasets import load_corpus
-    except ImportError:
-        load_corpus = None
-    if load_corpus is not None:
-        return load_corpus(path, split=split, streaming=streaming)
-    from datasets import load_dataset
+    """A split of the parquet corpus (`hf_iis.data.load_corpus`): a `datasets.Dataset`, or `IterableDataset` when
+    `streaming`."""
+    from ..data.hf_datasets import load_corpus
 
-    for pattern in (f"{split}/*.parquet", f"data/{split}-*.parquet", f"{split}-*.parquet", f"{split}*.parquet"):
-        files = sorted(glob.glob(os.path.join(path, pattern)))
-        if files:
-            return load_dataset("parquet", data_files={split: files}, split=split, streaming=streaming)
-    raise FileNotFoundError(f"no parquet files for split {split!r} under {path}")
-
-
-def undecoded(dataset):
-    """The dataset with its image columns left as bytes, so a corrupt file is caught per row, not by datasets."""
-    from datasets import Image as ImageFeature
-    from datasets import List as ListFeature
-
-    features = getattr(dataset, "features", None)
-    if features is None:
-        return dataset
-    for name in ("image", "ignore"):
-        if name in features and isinstance(features[name], ImageFeature):
-            dataset = dataset.cast_column(name, ImageFeature(decode=False))
-    if "masks" in features:
-        inner = getattr(features["masks"], "feature", None)
-        if isinstance(inner, ImageFeature):
-            dataset = dataset.cast_column("masks", ListFeature(ImageFeature(decode=False)))
-    return dataset
+    return load_corpus(path, split=split, streaming=streaming)
 
 
 class ShardedBatchSampler(Sampler[list[int]]):

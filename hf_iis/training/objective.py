@@ -20,7 +20,7 @@ import torch
 from torch import nn
 
 from ..clicker import Click, next_click
-from ..losses import combined_loss
+from ..losses import LOSSES, combined_loss, loss_weights_from_config
 from ..modeling_signed_click import SignedClickModel
 
 _POOL: ThreadPoolExecutor | None = None
@@ -35,11 +35,25 @@ def _click_pool() -> ThreadPoolExecutor:
     return _POOL
 
 
+def _padded(weights: dict[str, float]) -> dict[str, float]:
+    return {name: float(weights.get(name, 0.0)) for name in LOSSES} if set(weights) <= set(LOSSES) else dict(weights)
+
+
 class SignedClickObjective(nn.Module):
-    def __init__(self, model: SignedClickModel, loss_weights: dict[str, float]) -> None:
+    """The training loss of `model`, with the loss weights of `model.config` (`loss_*_weight`, their one home: the
+    run config's `model.loss_weights` is written there when the model is built). Holds no state beyond `model`."""
+
+    def __init__(self, model: SignedClickModel, loss_weights: dict[str, float] | None = None) -> None:
         super().__init__()
         self.model = model
-        self.loss_weights = dict(loss_weights)
+        if loss_weights is not None and _padded(loss_weights) != self.loss_weights:
+            raise ValueError(f"loss weights {dict(loss_weights)} differ from the model config's {self.loss_weights}: "
+                             "the objective reads the model config only (set them with "
+                             "hf_iis.losses.set_loss_weights, or the run config's model.loss_weights)")
+
+    @property
+    def loss_weights(self) -> dict[str, float]:
+        return loss_weights_from_config(self.model.config)
 
     def _loss(self, logits: torch.Tensor, target: torch.Tensor, valid: torch.Tensor) -> torch.Tensor:
         return combined_loss(logits.float(), target, valid, self.loss_weights).mean()

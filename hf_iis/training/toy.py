@@ -9,17 +9,10 @@ from PIL import Image
 
 
 def corpus_features():
-    from datasets import Features, Value
-    from datasets import Image as ImageFeature
-    from datasets import List as ListFeature
+    """The corpus's feature schema (`hf_iis.data.rows.features`)."""
+    from ..data.rows import features
 
-    return Features({
-        "image": ImageFeature(),
-        "masks": ListFeature(ImageFeature()),
-        "ignore": ImageFeature(),
-        "id": Value("string"),
-        "source": Value("string"),
-    })
+    return features()
 
 
 def coco_mval_rows(root: str | Path, n: int = 4, max_side: int | None = 160, start: int = 0) -> list[dict]:

@@ -3,7 +3,8 @@ and beside it mIoU@1 with the center click (the standard clicker's first click, 
 
 Each validation image contributes one mask (drawn with a generator seeded by its position, so every validation of
 a run and of a resumed run sees the same instances and clicks), preprocessed as the image processor does (resize
-the longest side to S, pad at the top-left). IoU counts valid pixels only (not padding, not ignore).
+the longest side to S, normalise with its mean and std, pad at the top-left: `InputFormat`). IoU counts valid
+pixels only (not padding, not ignore).
 """
 
 from __future__ import annotations
@@ -14,8 +15,8 @@ import numpy as np
 import torch
 
 from ..clicker import center_click
-from .augment import AugmentParams, augment
-from .collate import BadRow, decode_row
+from ..data.rows import BadRow, decode_row, undecoded
+from .augment import AugmentParams, InputFormat, augment
 from .sampling import choose_masks, sample_pixels
 
 
@@ -31,11 +32,9 @@ class ValidationSet:
         return self.pixel_values.shape[0]
 
 
-def build_validation_set(dataset, image_size: int, max_images: int = 80, seed: int = 0) -> ValidationSet:
-    """The first `max_images` usable rows of `dataset` (map-style or iterable)."""
-    from .data import undecoded
-
-    params = AugmentParams.no_augmentation(image_size)
+def build_validation_set(dataset, input_format: InputFormat, max_images: int = 80, seed: int = 0) -> ValidationSet:
+    """The first `max_images` usable rows of `dataset` (map-style or iterable), in the model's `input_format`."""
+    params = AugmentParams.no_augmentation()
     pixels, masks, valids, points, centers = [], [], [], [], []
     for index, row in enumerate(undecoded(dataset)):
         if len(pixels) >= max_images:
@@ -45,7 +44,7 @@ def build_validation_set(dataset, image_size: int, max_images: int = 80, seed: i
         except BadRow:
             continue
         rng = np.random.default_rng([seed, index])
-        aug = augment(image, row_masks, ignore, params, rng)
+        aug = augment(image, row_masks, ignore, params, input_format, rng)
         chosen = choose_masks(aug.masks, aug.valid, 1, rng)
         if chosen.size == 0:
             continue
