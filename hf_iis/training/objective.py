@@ -62,8 +62,8 @@ class SignedClickObjective(nn.Module):
     def _corrective_clicks(
         self, probs: torch.Tensor, target: torch.Tensor, valid: torch.Tensor, history: list[list[Click]]
     ) -> tuple[torch.Tensor, torch.Tensor]:
-        """One new click per set from the simulator on (prob > 0.5) vs the target: (N, 1, 2) points, (N, 1) labels."""
-        pred = (probs[:, 0] > 0.5).cpu().numpy()
+        """One new click per set from the simulator on (prob ≥ 0.5) vs the target: (N, 1, 2) points, (N, 1) labels."""
+        pred = (probs[:, 0] >= 0.5).cpu().numpy()
         gt = target[:, 0].bool().cpu().numpy()
         ignore = ~valid[:, 0].bool().cpu().numpy()
         clicks = list(_click_pool().map(
@@ -96,7 +96,7 @@ class SignedClickObjective(nn.Module):
         logits = model.decode(embeddings, points, labels, None, image_index)
         loss_first = self._loss(logits, target, target_valid)
         with torch.no_grad():
-            pred, gt, valid = logits.detach() > 0, target > 0.5, target_valid.bool()
+            pred, gt, valid = logits.detach() >= 0, target > 0.5, target_valid.bool()
             inter = (pred & gt & valid).flatten(1).sum(1).float()
             union = ((pred | gt) & valid).flatten(1).sum(1).float().clamp_min(1.0)
             iou_first = (inter / union).mean()
