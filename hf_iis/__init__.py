@@ -20,7 +20,7 @@ __version__ = "0.1.0"
 
 _LAZY_ATTRIBUTES = {
     "InteractiveSegmentationPipeline": "pipeline_interactive_segmentation",
-    "Prediction": "predictor",
+    "Prediction": "prediction",
     "SignedClickConfig": "configuration_signed_click",
     "SignedClickImageProcessor": "image_processing_signed_click",
     "SignedClickModel": "modeling_signed_click",

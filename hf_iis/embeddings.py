@@ -41,6 +41,18 @@ class SignedClickImageEmbeddings(ModelOutput):
         """A batch-1 embedding broadcast (without copying) to `n` click sets."""
         return self._map(lambda t: t.expand(n, -1, -1, -1))
 
+    @classmethod
+    def cat(cls, embeddings: list[SignedClickImageEmbeddings]) -> SignedClickImageEmbeddings:
+        """Several embeddings of one input size as one batch (in order), e.g. the cached TTA views of an image, so
+        that one `decode` call with `image_index` serves click sets on all of them."""
+
+        def join(name: str) -> torch.Tensor | None:
+            parts = [getattr(e, name) for e in embeddings]
+            return None if parts[0] is None else torch.cat(parts)
+
+        return cls(features=join("features"), low_level=join("low_level"), fine=join("fine"),
+                   saliency=join("saliency"))
+
     def detach(self) -> SignedClickImageEmbeddings:
         return self._map(lambda t: t.detach())
 

@@ -6,6 +6,7 @@ raised before anything reaches torch.
 
 from __future__ import annotations
 
+import numbers
 import os
 import re
 import warnings
@@ -172,13 +173,21 @@ def validate_clicks(clicks, width: int, height: int) -> list[tuple[float, float,
     return out
 
 
+def _to_numpy(value):
+    """A torch tensor (on any device, with or without grad) as a numpy array, without importing torch here;
+    anything else unchanged. The pipeline moves its inputs to the model's device before the predictor checks them."""
+    if hasattr(value, "detach") and hasattr(value, "cpu"):
+        return value.detach().cpu().numpy()
+    return value
+
+
 def validate_prev_mask(prev_mask, width: int, height: int) -> np.ndarray | None:
     """A previous mask as float32 (H, W) probabilities in [0, 1]; accepts a PIL image (0..255) or an array."""
     if prev_mask is None:
         return None
     if isinstance(prev_mask, Image.Image):
         prev_mask = np.asarray(prev_mask.convert("L"), dtype=np.float32) / 255.0
-    array = np.asarray(prev_mask)
+    array = np.asarray(_to_numpy(prev_mask))
     if array.ndim != 2 or array.shape != (height, width):
         raise ValueError(f"prev_mask has shape {array.shape}; it must be (H, W) = ({height}, {width}), the image size")
     if array.dtype == np.uint8:
@@ -187,3 +196,35 @@ def validate_prev_mask(prev_mask, width: int, height: int) -> np.ndarray | None:
     if not np.isfinite(array).all() or array.min() < 0 or array.max() > 1:
         raise ValueError("prev_mask must hold probabilities in [0, 1] (or uint8 0..255)")
     return array
+
+
+def validate_prev_logits(prev_logits, size: int) -> np.ndarray | None:
+    """Model-frame logits fed back as the previous mask (`Prediction.input_logits`): float32 (size, size), the
+    padded model-input square, finite. A leading batch / channel axis of length 1 is accepted and dropped."""
+    if prev_logits is None:
+        return None
+    array = np.asarray(_to_numpy(prev_logits))
+    while array.ndim > 2 and array.shape[0] == 1:
+        array = array[0]
+    if array.shape != (size, size) or not np.issubdtype(array.dtype, np.number):
+        raise ValueError(f"prev_logits has shape {np.shape(prev_logits)}; it must be ({size}, {size}), the model-input "
+                         f"square, as a previous prediction's input_logits (for a map at the image size use prev_mask)")
+    array = array.astype(np.float32)
+    if not np.isfinite(array).all():
+        raise ValueError("prev_logits must be finite logits (a previous prediction's input_logits)")
+    return array
+
+
+def check_threshold(threshold) -> float:
+    """The mask threshold as a float strictly between 0 and 1."""
+    if isinstance(threshold, bool) or not isinstance(threshold, numbers.Real) or not 0.0 < threshold < 1.0:
+        raise ValueError(f"threshold must be a probability strictly between 0 and 1, got {threshold!r}")
+    return float(threshold)
+
+
+def check_points_per_batch(points_per_batch) -> int:
+    """How many click sets one decoder call takes, as an int >= 1 (a memory / speed knob: results do not change)."""
+    whole = isinstance(points_per_batch, numbers.Integral) and not isinstance(points_per_batch, bool)
+    if not whole or points_per_batch < 1:
+        raise ValueError(f"points_per_batch must be a whole number >= 1, got {points_per_batch!r}")
+    return int(points_per_batch)

@@ -28,9 +28,9 @@ from PIL import Image
 from transformers import AutoModel, Pipeline
 
 from .checkpoint_paths import quiet_default_loading
-from .image_io import DEFAULT_MAX_PIXELS, is_whole_number, load_image, validate_clicks, validate_prev_mask
-from .predictor import SignedClickPredictor, mask_score
-from .triangulation import MAX_AUXILIARY_PIXELS, SAMPLINGS
+from .image_io import DEFAULT_MAX_PIXELS, check_points_per_batch, check_threshold, load_image
+from .predictor import SignedClickPredictor
+from .triangulation import SAMPLINGS, check_num_auxiliary
 from .tta import resolve_views
 
 _FORWARD_KEYS = (
@@ -50,10 +50,7 @@ def check_scaling_options(options: dict) -> None:
     if "tta" in options:
         resolve_views(options["tta"])
     if "triangulation" in options:
-        value = options["triangulation"]
-        if not is_whole_number(value) or not 0 <= int(value) <= MAX_AUXILIARY_PIXELS:
-            raise ValueError(f"triangulation must be a whole number of auxiliary pixels in "
-                             f"[0, {MAX_AUXILIARY_PIXELS}], got {value!r}")
+        check_num_auxiliary(options["triangulation"])
     if "triangulation_sampling" in options and options["triangulation_sampling"] not in SAMPLINGS:
         raise ValueError(f"unknown triangulation sampling {options['triangulation_sampling']!r}; use one of "
                          f"{SAMPLINGS}")
@@ -116,16 +113,10 @@ class InteractiveSegmentationPipeline(Pipeline):
         forward = {key: value for key, value in kwargs.items() if value is not None}
         check_scaling_options(forward)
         if points_per_batch is not None:
-            whole = isinstance(points_per_batch, numbers.Integral) and not isinstance(points_per_batch, bool)
-            if not whole or points_per_batch < 1:
-                raise ValueError(f"points_per_batch must be a whole number >= 1, got {points_per_batch!r}")
-            forward["points_per_batch"] = int(points_per_batch)
-        postprocess = {}
-        if threshold is not None:
-            if isinstance(threshold, bool) or not isinstance(threshold, numbers.Real) or not 0.0 < threshold < 1.0:
-                raise ValueError(f"threshold must be a probability strictly between 0 and 1, got {threshold!r}")
-            postprocess["threshold"] = float(threshold)
-        return preprocess, forward, postprocess
+            forward["points_per_batch"] = check_points_per_batch(points_per_batch)  # an argument of this call only
+        if threshold is not None:  # the predictor computes the mask's score once, at this threshold
+            forward["threshold"] = check_threshold(threshold)
+        return preprocess, forward, {}
 
     def __call__(self, image, clicks=None, **kwargs):
         """Segment `image` (path, PIL image or (H, W, 3) uint8 array) from `clicks` [(x, y, sign), ...]."""
@@ -136,31 +127,20 @@ class InteractiveSegmentationPipeline(Pipeline):
         return super().__call__(image, **kwargs)
 
     def preprocess(self, image, clicks=None, prev_mask=None):
-        array = load_image(image, self.max_pixels)
-        height, width = array.shape[:2]
-        return {
-            "image": array,
-            "clicks": validate_clicks(clicks, width, height),
-            "prev_mask": validate_prev_mask(prev_mask, width, height),
-        }
+        """Load the image (its checks and the pixel budget included); the clicks and the previous mask go on as
+        given: the predictor checks them against the image, once per call."""
+        return {"image": load_image(image, self.max_pixels), "clicks": clicks, "prev_mask": prev_mask}
 
-    def _forward(self, model_inputs, points_per_batch: int | None = None, **forward_params):
-        default_batch = self.predictor.points_per_batch
-        if points_per_batch is not None:
-            self.predictor.points_per_batch = points_per_batch  # this call only
-        try:
-            self.predictor.set_image(model_inputs["image"])
-            prediction = self.predictor.predict(model_inputs["clicks"], model_inputs["prev_mask"], **forward_params)
-        finally:
-            self.predictor.points_per_batch = default_batch
+    def _forward(self, model_inputs, **forward_params):
+        self.predictor.set_loaded_image(model_inputs["image"])  # already loaded and checked by preprocess
+        prediction = self.predictor.predict(model_inputs["clicks"], model_inputs["prev_mask"], **forward_params)
         return {"prediction": prediction}
 
-    def postprocess(self, model_outputs, threshold: float = 0.5):
+    def postprocess(self, model_outputs):
         prediction = model_outputs["prediction"]
-        probabilities = prediction.probabilities
-        inside = prediction.mask(threshold)  # empty without a positive click
+        inside = prediction.mask()  # at the call's threshold; empty without a positive click
         mask = Image.fromarray(np.where(inside, 255, 0).astype(np.uint8), mode="L")
-        out = {"mask": mask, "probabilities": probabilities, "score": mask_score(probabilities, inside)}
+        out = {"mask": mask, "probabilities": prediction.probabilities, "score": prediction.score}
         if prediction.uncertainty is not None:
             out["uncertainty"] = prediction.uncertainty
         out["views"] = prediction.views

@@ -4,10 +4,14 @@
     predictor.set_image(image)                                   # cheap when the image is unchanged
     result = predictor.predict([(x, y, +1)], tta=8, triangulation=16)
     result.probabilities                                         # (H, W) float32 at the original resolution
+    predictor.predict(more_clicks, prev_logits=result.input_logits)   # refine without leaving the model frame
 
-This is where the estimates combine: for every view (tta.py) the direct estimate is decoded, optionally refined by
-probabilistic triangulation (triangulation.py) on the same cached embedding, mapped back to the canonical frame,
-and the views are averaged.
+Two levels, as segment-anything's `SamPredictor`: `predict` checks one click set in original pixels (the one place
+user input is checked, once per call), maps it into the model-input frame, calls `predict_torch` and maps the result
+back (probabilities, uncertainty, score); `predict_torch` decodes B click sets, tensors in the model-input frame
+(label 0 pads), together on the cached views (`predictor_views.py`). This is where the estimates combine: every
+view's direct estimate (one batched decode), optionally refined by probabilistic triangulation (triangulation.py)
+on the same cached embedding, mapped back to the canonical frame, and the views averaged.
 
 A click set with no positive click selects nothing: its mask is empty and its score 0.0 at every setting (as in any
 click tool before the first "this is the object" click), while `probabilities` still holds the model's f−(I, x), "some
@@ -18,56 +22,34 @@ from __future__ import annotations
 
 import hashlib
 import time
-from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 import torch
 
-from .image_io import DEFAULT_MAX_PIXELS, is_whole_number, load_image, validate_clicks, validate_prev_mask
+from .image_io import (
+    DEFAULT_MAX_PIXELS,
+    check_points_per_batch,
+    check_threshold,
+    load_image,
+    validate_clicks,
+    validate_prev_logits,
+    validate_prev_mask,
+)
 from .image_processing_signed_click import SignedClickImageProcessor
 from .modeling_signed_click import SignedClickImageEmbeddings, SignedClickModel
-from .triangulation import MAX_AUXILIARY_PIXELS, RunningTriangulation, sample_auxiliary_pixels
+from .prediction import Prediction, has_positive_click, mask_score
+from .predictor_views import (
+    InputFramePrediction,
+    check_click_tensors,
+    decode_views,
+    previous_probabilities,
+    triangulate_sets,
+)
+from .triangulation import check_num_auxiliary
 from .tta import View, combine_views, resolve_views
 
-
-def has_positive_click(clicks) -> bool:
-    """True when one of the clicks [(x, y, sign), ...] says "in the object": without one, nothing is selected."""
-    return any(int(click[2]) > 0 for click in clicks)
-
-
-def mask_score(probabilities: np.ndarray, mask: np.ndarray) -> float:
-    """Mean probability inside `mask`; 0.0 for an empty mask."""
-    return float(probabilities[mask].mean()) if mask.any() else 0.0
-
-
-@dataclass
-class Prediction:
-    """
-    Args:
-        probabilities: (H, W) float32 in [0, 1], P(pixel ∈ object | clicks), at the original resolution.
-        uncertainty: (H, W) float32, the spread across TTA views (or across auxiliary pixels with one view); None
-            unless requested, and None with a single estimate (tta=1, triangulation=0), which has no spread.
-        score: mean probability inside the predicted mask, `mask()`; 0 for an empty mask.
-        views: names of the TTA views used. seconds: wall time of the call (encoding included).
-        has_positive_click: False when no click said "in the object": `mask()` is then empty and `score` 0.0,
-            while `probabilities` keeps the model's map (see the module docstring).
-        encoded_views: how many views' image embeddings this call computed (0: all came from the cache).
-    """
-
-    probabilities: np.ndarray
-    uncertainty: np.ndarray | None = None
-    score: float = 0.0
-    views: list[str] = field(default_factory=list)
-    seconds: float = 0.0
-    has_positive_click: bool = True
-    encoded_views: int = 0
-
-    def mask(self, threshold: float = 0.5) -> np.ndarray:
-        """(H, W) bool: probability ≥ `threshold`; all False for a click set without a positive click."""
-        if not self.has_positive_click:
-            return np.zeros(self.probabilities.shape, dtype=bool)
-        return self.probabilities >= threshold
+__all__ = ["Prediction", "SignedClickPredictor", "has_positive_click", "mask_score"]
 
 
 class SignedClickPredictor:
@@ -88,7 +70,7 @@ class SignedClickPredictor:
                              f"dtype (e.g. pipeline(..., dtype=torch.float32)); on a GPU, device=0 is the speed-up")
         self.model = model.eval()
         self.processor = image_processor or SignedClickImageProcessor(size=model.config.image_size)
-        self.points_per_batch = points_per_batch
+        self.points_per_batch = check_points_per_batch(points_per_batch)  # the default of every call
         self.max_pixels = max_pixels
         self._image_key: str | None = None
         self._pixel_values: torch.Tensor | None = None
@@ -111,8 +93,15 @@ class SignedClickPredictor:
     def set_image(self, image) -> None:
         """Validate and preprocess `image` (path, PIL image or (H, W, 3) uint8 array); embeddings are computed
         lazily per view. Passing the same pixels again keeps the cached embeddings."""
-        array = load_image(image, self.max_pixels)
-        key = hashlib.blake2b(array.tobytes(), digest_size=16).hexdigest() + str(array.shape)
+        self.set_loaded_image(load_image(image, self.max_pixels))
+
+    def set_loaded_image(self, array: np.ndarray) -> None:
+        """`set_image` for an array `image_io.load_image` has already returned and checked (the pipeline loads the
+        image in its `preprocess`), so that the image is checked once per call."""
+        if not (isinstance(array, np.ndarray) and array.dtype == np.uint8 and array.ndim == 3 and array.shape[2] == 3):
+            raise ValueError("set_loaded_image takes the (H, W, 3) uint8 array that image_io.load_image returns; "
+                             "pass anything else to set_image")
+        key = hashlib.blake2b(np.ascontiguousarray(array).tobytes(), digest_size=16).hexdigest() + str(array.shape)
         if key == self._image_key:
             return
         processed = self.processor.preprocess(array, return_tensors="pt")
@@ -142,23 +131,73 @@ class SignedClickPredictor:
                 self._embeddings[view.name] = embeddings.index(slice(i, i + 1))
         return {v.name: self._embeddings[v.name] for v in views}
 
-    # ---------------------------------------------------------------- decoding
-    def _decode_batched(
+    # ---------------------------------------------------------------- tensors in the model-input frame
+    @torch.inference_mode()
+    def predict_torch(
         self,
-        embeddings: SignedClickImageEmbeddings,
         points: torch.Tensor,
         labels: torch.Tensor,
+        prev_logits: torch.Tensor | None = None,
+        *,
         prev_masks: torch.Tensor | None = None,
-    ) -> torch.Tensor:
-        """σ(decode) for N click sets on one embedding, at most `points_per_batch` sets per decoder call."""
-        out = []
-        for start in range(0, points.shape[0], self.points_per_batch):
-            stop = start + self.points_per_batch
-            prev = None if prev_masks is None else prev_masks[start:stop]
-            logits = self.model.decode(embeddings, points[start:stop], labels[start:stop], prev)
-            out.append(torch.sigmoid(logits[:, 0]))
-        return torch.cat(out)
+        tta: int | str | list[str] | None = 1,
+        triangulation: int = 0,
+        triangulation_sampling: str = "stratified",
+        triangulation_blend: float | None = None,
+        combine: str = "probability",
+        seed: int = 0,
+        return_uncertainty: bool = False,
+        points_per_batch: int | None = None,
+    ) -> InputFramePrediction:
+        """Estimates for B click sets on the current image, all in the canonical model-input frame (S x S).
 
+        Args:
+            points: (B, N, 2) (x, y) model-input pixels (`processor.points_to_input`). labels: (B, N) +1 / −1, and
+                0 for padding, so that sets of different lengths share one tensor; every set needs one click.
+            prev_logits: optional (B, 1, S, S) logits of previous estimates (`.logits`, `Prediction.input_logits`);
+                or `prev_masks`, (B, 1, S, S) probabilities. The padding is zeroed, as `map_to_input` pads.
+            tta, triangulation, ...: as in `predict`. Each set's triangulation sampler starts from `seed`, so a
+                set's result does not depend on the other sets in the batch.
+            points_per_batch: click sets per decoder call (default: the predictor's); results do not depend on it.
+        """
+        self._require_image()
+        batch_size = check_points_per_batch(self.points_per_batch if points_per_batch is None else points_per_batch)
+        if triangulation_blend is None:
+            triangulation_blend = float(getattr(self.model.config, "triangulation_blend", 0.0))
+        if not 0.0 <= float(triangulation_blend) <= 1.0:
+            raise ValueError(f"triangulation_blend must be in [0, 1], got {triangulation_blend}")
+        num_aux, views, size = check_num_auxiliary(triangulation), resolve_views(tta), self.processor.size
+        points, labels = check_click_tensors(points, labels, self.device)
+        prev = previous_probabilities(prev_logits, prev_masks, points.shape[0], self._valid)
+        encoded_views = sum(view.name not in self._embeddings for view in views)
+        embeddings = self.view_embeddings(views)
+        generators = [torch.Generator().manual_seed(int(seed)) for _ in range(points.shape[0])]
+        means, spreads = [], []
+        sets_per_call = max(1, batch_size // len(views))  # one decoder call holds every view of these sets
+        for start in range(0, points.shape[0], sets_per_call):
+            part = slice(start, start + sets_per_call)
+            directs = decode_views(self.model, embeddings, views, points[part], labels[part],
+                                   None if prev is None else prev[part], size, batch_size)
+            per_view, tri_spreads = [], []
+            for view, direct in zip(views, directs):
+                estimate = direct
+                if num_aux:
+                    triangulated, tri_spread = triangulate_sets(self.model, embeddings[view.name], view, direct,
+                                                                self._valid, num_aux, triangulation_sampling,
+                                                                generators[part], batch_size)
+                    estimate = triangulation_blend * direct + (1.0 - triangulation_blend) * triangulated
+                    tri_spreads.append(view.invert_map(tri_spread, size))
+                per_view.append(view.invert_map(estimate, size))
+            mean, spread = combine_views(torch.stack(per_view), combine)
+            means.append(mean.clamp(0, 1))
+            if return_uncertainty:
+                spreads.append(tri_spreads[0] if len(views) == 1 and tri_spreads else spread)
+        uncertainty = None
+        if return_uncertainty and (len(views) > 1 or num_aux):  # one estimate has no spread to report
+            uncertainty = torch.cat(spreads).clamp_min(0)
+        return InputFramePrediction(torch.cat(means), uncertainty, [v.name for v in views], encoded_views)
+
+    # ---------------------------------------------------------------- original pixels
     @torch.inference_mode()
     def predict(
         self,
@@ -171,99 +210,61 @@ class SignedClickPredictor:
         combine: str = "probability",
         seed: int = 0,
         return_uncertainty: bool = False,
+        *,
+        prev_logits=None,
+        threshold: float = 0.5,
+        points_per_batch: int | None = None,
     ) -> Prediction:
         """Probability map for one set of signed clicks [(x, y, sign), ...] in original pixels.
 
         Args:
-            prev_mask: optional (H, W) previous probabilities, fed back for multi-click refinement.
+            prev_mask: optional (H, W) previous probabilities, fed back for multi-click refinement; or
+                `prev_logits`, a previous `Prediction.input_logits` (model-input frame, no resize on the way).
             tta: number of views (first n of `tta.VIEW_ORDER`) or view names.
             triangulation: K auxiliary pixels per view (0 = off); 2K extra single-click decodes per view.
             triangulation_sampling: "uniform", "stratified" or "foreground" (see `triangulation`).
             triangulation_blend: weight α of the direct estimate (None = the checkpoint's
                 `config.triangulation_blend`).
             combine: "probability" (mean of probabilities) or "logit" (mean of logits) across views.
+            threshold: of the mask and the score. points_per_batch: click sets per decoder call (memory only).
         """
         start = time.perf_counter()
         self._require_image()
         height, width = self.original_size
         clicks = validate_clicks(clicks, width, height)
         prev = validate_prev_mask(prev_mask, width, height)
-        if triangulation_blend is None:
-            triangulation_blend = float(getattr(self.model.config, "triangulation_blend", 0.0))
-        if not 0.0 <= float(triangulation_blend) <= 1.0:
-            raise ValueError(f"triangulation_blend must be in [0, 1], got {triangulation_blend}")
-        if not is_whole_number(triangulation) or not 0 <= int(triangulation) <= MAX_AUXILIARY_PIXELS:
-            raise ValueError(f"triangulation must be a whole number of auxiliary pixels in "
-                             f"[0, {MAX_AUXILIARY_PIXELS}], got {triangulation!r}")
-        views = resolve_views(tta)
-        size = self.processor.size
+        logits = validate_prev_logits(prev_logits, self.processor.size)
+        if prev is not None and logits is not None:
+            raise ValueError("pass prev_mask or prev_logits, not both")
+        threshold = check_threshold(threshold)
         points = self.processor.points_to_input(
             torch.tensor([[c[0], c[1]] for c in clicks], device=self.device), self.original_size, self.reshaped_size
         )
         labels = torch.tensor([c[2] for c in clicks], device=self.device)
-        prev_input = None
         if prev is not None:
-            prev_input = self.processor.map_to_input(torch.from_numpy(prev)[None, None].to(self.device),
-                                                     self.reshaped_size)
-        generator = torch.Generator().manual_seed(int(seed))
-        encoded_views = sum(view.name not in self._embeddings for view in views)
-        embeddings = self.view_embeddings(views)
-        per_view, spreads = [], []
-        for view in views:
-            emb = embeddings[view.name]
-            view_points = view.apply_points(points, size)[None]
-            view_prev = None if prev_input is None else view.apply_image(prev_input)
-            direct = self._decode_batched(emb, view_points, labels[None], view_prev)[0]
-            estimate, spread = direct, None
-            if triangulation:
-                estimate, spread = self._triangulate(emb, view, direct, int(triangulation),
-                                                     triangulation_sampling, generator)
-                estimate = triangulation_blend * direct + (1.0 - triangulation_blend) * estimate
-            per_view.append(view.invert_map(estimate, size))
-            if spread is not None:
-                spreads.append(view.invert_map(spread, size))
-        mean, spread = combine_views(torch.stack(per_view), combine)
-        if len(views) == 1 and spreads:
-            spread = spreads[0]
-        to_original = self.processor.map_to_original
-        probabilities = to_original(mean[None, None], self.original_size, self.reshaped_size)[0, 0].clamp(0, 1)
-        probabilities = probabilities.cpu().numpy().astype(np.float32)
+            prev = self.processor.map_to_input(torch.from_numpy(prev)[None, None].to(self.device), self.reshaped_size)
+        logits = None if logits is None else torch.from_numpy(logits)[None, None]
+        out = self.predict_torch(points[None], labels[None], logits, prev_masks=prev, tta=tta,
+                                 triangulation=triangulation, triangulation_sampling=triangulation_sampling,
+                                 triangulation_blend=triangulation_blend, combine=combine, seed=seed,
+                                 return_uncertainty=return_uncertainty, points_per_batch=points_per_batch)
+        probabilities = self._to_original(out.probabilities).clamp(0, 1)[0].cpu().numpy()
         uncertainty = None
-        if return_uncertainty and (len(views) > 1 or triangulation):  # one estimate has no spread to report
-            uncertainty = to_original(spread[None, None], self.original_size, self.reshaped_size)[0, 0]
-            uncertainty = uncertainty.clamp_min(0).cpu().numpy().astype(np.float32)
-        prediction = Prediction(probabilities, uncertainty, views=[v.name for v in views],
-                                has_positive_click=has_positive_click(clicks), encoded_views=encoded_views)
+        if out.uncertainty is not None:
+            uncertainty = self._to_original(out.uncertainty).clamp_min(0)[0].cpu().numpy()
+        prediction = Prediction(probabilities, uncertainty, views=out.views, has_positive_click=has_positive_click(
+            clicks), encoded_views=out.encoded_views, input_logits=out.logits[0].cpu().numpy(), threshold=threshold)
         prediction.score = mask_score(probabilities, prediction.mask())
         prediction.seconds = time.perf_counter() - start
         return prediction
 
-    def _triangulate(
-        self,
-        emb: SignedClickImageEmbeddings,
-        view: View,
-        direct: torch.Tensor,
-        num_samples: int,
-        sampling: str,
-        generator: torch.Generator,
-    ) -> tuple[torch.Tensor, torch.Tensor]:
-        """Triangulated estimate in the view's frame: 2K single-click decodes f+(y_i), f−(y_i), `points_per_batch` at a
-        time, folded into running sums so that memory does not grow with K."""
-        valid = view.apply_image(self._valid.float(), mode="nearest")[0, 0] > 0.5
-        aux, weights = sample_auxiliary_pixels(direct.cpu(), valid.cpu(), num_samples, sampling, generator)
-        aux, weights = aux.to(self.device), weights.to(self.device)
-        running = RunningTriangulation(direct)
-        chunk = max(1, self.points_per_batch // 2)
-        for start in range(0, aux.shape[0], chunk):
-            part = aux[start : start + chunk]
-            k = part.shape[0]
-            labels = torch.cat([torch.ones(k), -torch.ones(k)]).long().to(self.device)[:, None]
-            maps = self._decode_batched(emb, torch.cat([part, part])[:, None, :], labels)
-            running.add(part, weights[start : start + chunk], maps[:k], maps[k:])
-        return running.result()
+    def _to_original(self, maps: torch.Tensor) -> torch.Tensor:
+        """(B, S, S) model-input maps as (B, H, W) float32 maps at the original resolution."""
+        return self.processor.map_to_original(maps[:, None], self.original_size, self.reshaped_size)[:, 0]
 
     @torch.inference_mode()
-    def predict_single_clicks(self, points, sign: int = 1, tta: int | str | list[str] | None = 1) -> np.ndarray:
+    def predict_single_clicks(self, points, sign: int = 1, tta: int | str | list[str] | None = 1,
+                              points_per_batch: int | None = None) -> np.ndarray:
         """K independent single-click predictions, (K, H, W) float32: f+(x_i) for sign +1, f−(x_i) for −1.
 
         `points` is (K, 2) as (x, y) in original pixels; the K decodes run as batches on each cached view.
@@ -272,17 +273,8 @@ class SignedClickPredictor:
         height, width = self.original_size
         points = np.asarray(points, dtype=np.float32).reshape(-1, 2)
         validate_clicks([(float(x), float(y), sign) for x, y in points], width, height)
-        views = resolve_views(tta)
-        size = self.processor.size
         input_points = self.processor.points_to_input(torch.from_numpy(points).to(self.device), self.original_size,
                                                       self.reshaped_size)
         labels = torch.full((points.shape[0], 1), int(sign), dtype=torch.long, device=self.device)
-        embeddings = self.view_embeddings(views)
-        total = None
-        for view in views:
-            maps = self._decode_batched(embeddings[view.name], view.apply_points(input_points, size)[:, None], labels)
-            maps = view.invert_map(maps, size)
-            total = maps if total is None else total + maps
-        mean = (total / len(views))[:, None]
-        out = self.processor.map_to_original(mean, self.original_size, self.reshaped_size)[:, 0]
-        return out.clamp(0, 1).cpu().numpy().astype(np.float32)
+        out = self.predict_torch(input_points[:, None], labels, tta=tta, points_per_batch=points_per_batch)
+        return self._to_original(out.probabilities).clamp(0, 1).cpu().numpy().astype(np.float32)

@@ -26,6 +26,8 @@ from __future__ import annotations
 
 import torch
 
+from .image_io import is_whole_number
+
 SAMPLINGS = ("uniform", "stratified", "foreground")
 
 
@@ -82,6 +84,14 @@ def sample_auxiliary_pixels(
 
 MAX_AUXILIARY_PIXELS = 4096
 """Upper bound on K per view: 2K decoder passes per view (memory stays constant, see RunningTriangulation)."""
+
+
+def check_num_auxiliary(value) -> int:
+    """`triangulation=K` as an int in [0, MAX_AUXILIARY_PIXELS] (0 = off); the predictor's and the pipeline's check."""
+    if not is_whole_number(value) or not 0 <= int(value) <= MAX_AUXILIARY_PIXELS:
+        raise ValueError(f"triangulation must be a whole number of auxiliary pixels in [0, {MAX_AUXILIARY_PIXELS}], "
+                         f"got {value!r}")
+    return int(value)
 
 
 class RunningTriangulation:

@@ -29,6 +29,7 @@ from PIL import Image
 
 from hf_iis import SignedClickConfig, SignedClickImageProcessor, SignedClickModel, SignedClickPredictor
 from hf_iis.data.layouts import default_data_root
+from hf_iis.predictor_views import decode_probabilities
 
 REPO_DATA_ROOT = Path(__file__).resolve().parents[2] / "shared" / "data"  # ../shared/data beside the repository
 
@@ -114,7 +115,8 @@ def main() -> None:
         points = (torch.rand(n, 1, 2, generator=gen) * (predictor.processor.size - 1)).to(predictor.device)
         labels = torch.ones(n, 1, dtype=torch.long, device=predictor.device)
         with torch.inference_mode():
-            ms = median_ms(lambda p=points, lab=labels: predictor._decode_batched(emb, p, lab), args.repeats)
+            ms = median_ms(lambda p=points, lab=labels: decode_probabilities(
+                predictor.model, emb, p, lab, points_per_batch=predictor.points_per_batch), args.repeats)
         results[f"decode_batch{n}_ms"] = ms
     results["extra_decode_ms"] = (results["decode_batch64_ms"] - results["decode_batch1_ms"]) / 63
 
