@@ -39,6 +39,15 @@ class SignedClickImageProcessor(PilBackend):
         self.image_mean = list(image_mean) if image_mean is not None else [0.5, 0.5, 0.5]
         self.image_std = list(image_std) if image_std is not None else [0.5, 0.5, 0.5]
 
+    @classmethod
+    def for_model_config(cls, config) -> "SignedClickImageProcessor":
+        """The serving processor of a model config: its input size and its pixel normalisation (`pixel_mean` /
+        `pixel_std`), the one training normalises with too (`hf_iis.training.factory.input_format_for`)."""
+        mean = getattr(config, "pixel_mean", None)
+        std = getattr(config, "pixel_std", None)
+        return cls(size=config.image_size, image_mean=None if mean is None else list(mean),
+                   image_std=None if std is None else list(std))
+
     def resized_size(self, height: int, width: int) -> tuple[int, int]:
         """(h, w) of the image inside the square."""
         scale = self.size / max(height, width)

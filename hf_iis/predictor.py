@@ -69,7 +69,7 @@ class SignedClickPredictor:
             raise ValueError(f"hf_iis models run in float32, this one is in {dtype}: load it without a reduced "
                              f"dtype (e.g. pipeline(..., dtype=torch.float32)); on a GPU, device=0 is the speed-up")
         self.model = model.eval()
-        self.processor = image_processor or SignedClickImageProcessor(size=model.config.image_size)
+        self.processor = image_processor or SignedClickImageProcessor.for_model_config(model.config)
         self.points_per_batch = check_points_per_batch(points_per_batch)  # the default of every call
         self.max_pixels = max_pixels
         self._image_key: str | None = None

@@ -261,3 +261,13 @@ def test_embeddings_cat_keeps_order_and_optional_parts(tiny_checkpoint):
     both = type(a).cat([a, b])
     assert both.batch_size == 2 and torch.equal(both.index(slice(1, 2)).features, b.features)
     assert (both.fine is None) == (a.fine is None)
+
+
+def test_default_processor_normalises_like_the_model_config(tiny_checkpoint):
+    """Without an explicit processor the predictor serves with the config's pixel_mean / pixel_std (what training
+    normalised with), not the processor class's defaults."""
+    model = SignedClickPredictor.from_pretrained(str(tiny_checkpoint)).model
+    model.config.pixel_mean, model.config.pixel_std = [0.485, 0.456, 0.406], [0.229, 0.224, 0.225]
+    processor = SignedClickPredictor(model).processor
+    assert processor.image_mean == [0.485, 0.456, 0.406] and processor.image_std == [0.229, 0.224, 0.225]
+    assert processor.size == model.config.image_size

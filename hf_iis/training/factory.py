@@ -77,8 +77,7 @@ def _check_saved_processor(folder: Path, config: SignedClickConfig) -> None:
 
 def image_processor_for(config: SignedClickConfig) -> SignedClickImageProcessor:
     """The serving image processor of a model config: its input size and its pixel normalisation."""
-    return SignedClickImageProcessor(size=config.image_size, image_mean=list(config.pixel_mean),
-                                     image_std=list(config.pixel_std))
+    return SignedClickImageProcessor.for_model_config(config)
 
 
 def input_format_for(config: SignedClickConfig) -> InputFormat:
