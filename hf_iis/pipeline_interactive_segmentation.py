@@ -29,7 +29,8 @@ from transformers import AutoModel, Pipeline
 
 from .checkpoint_paths import quiet_default_loading
 from .image_io import DEFAULT_MAX_PIXELS, is_whole_number, load_image, validate_clicks, validate_prev_mask
-from .predictor import SignedClickPredictor, mask_score
+from .predictor import mask_score
+from .predictors import predictor_for
 from .triangulation import MAX_AUXILIARY_PIXELS, SAMPLINGS
 from .tta import resolve_views
 
@@ -94,7 +95,7 @@ class InteractiveSegmentationPipeline(Pipeline):
     def __init__(self, *args, max_pixels: int | None = DEFAULT_MAX_PIXELS, **kwargs) -> None:
         super().__init__(*args, **kwargs)
         self.max_pixels = max_pixels
-        self.predictor = SignedClickPredictor(self.model, self.image_processor, max_pixels=max_pixels)
+        self.predictor = predictor_for(self.model, self.image_processor, max_pixels=max_pixels)  # teacher or student
 
     def _sanitize_parameters(
         self,
