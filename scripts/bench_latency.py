@@ -29,6 +29,7 @@ from PIL import Image
 
 from hf_iis import SignedClickConfig, SignedClickImageProcessor, SignedClickModel, SignedClickPredictor
 from hf_iis.data.layouts import default_data_root
+from hf_iis.predictors import load_predictor
 
 
 def _no_sync() -> None:
@@ -80,7 +81,7 @@ def main() -> None:
         predictor = SignedClickPredictor(SignedClickModel(config), SignedClickImageProcessor(size=config.image_size))
         model_name = "random-init default architecture"
     else:
-        predictor = SignedClickPredictor.from_pretrained(args.model)
+        predictor = load_predictor(args.model)  # teacher or student (hf_iis/predictors.py)
         model_name = args.model or "embedded default"
     predictor.model.to(args.device)
     image = _load_480p(args.data_root)
