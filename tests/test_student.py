@@ -3,6 +3,7 @@ and bad input."""
 
 from __future__ import annotations
 
+import json
 import math
 
 import numpy as np
@@ -188,3 +189,21 @@ def test_bad_input(seg, image, student_folder):
         hf_iis.SignedClickStudentConfig(stride=2)
     with pytest.raises(ValueError, match="input_points"):
         tiny_student()(pixel_values=torch.zeros(1, 3, 64, 64))
+
+
+def test_evaluate_and_bench_latency_take_a_student_folder(student_folder, data_root, tmp_path, monkeypatch):
+    from tests.conftest import load_script
+
+    out = tmp_path / "eval"
+    argv = ["--model", str(student_folder), "--datasets", "GrabCut", "--protocols", "miou1", "--limit", "2",
+            "--peers", "none", "--tta", "1,2", "--triangulation", "0,4", "--sampling", "uniform,foreground",
+            "--overlays", "0", "--no-progress", "--out", str(out)]
+    assert load_script("evaluate").main(argv) == 0
+    rows = json.loads((out / "results.json").read_text())["results"]
+    assert len(rows) == 6 and all(0 <= r["metrics"]["mIoU@1 center"] <= 100 for r in rows)
+    monkeypatch.setattr("sys.argv", ["bench_latency.py", "--model", str(student_folder), "--repeats", "1",
+                                     "--threads", "1", "--data-root", str(data_root), "--out",
+                                     str(tmp_path / "latency.json")])
+    load_script("bench_latency").main()
+    latency = json.loads((tmp_path / "latency.json").read_text())
+    assert latency["input_size"] == 64 and "tta=4,triangulation=16" in latency["grid_ms"]["warm"]
