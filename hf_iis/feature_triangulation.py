@@ -113,8 +113,8 @@ class FeatureTriangulator:
             self._cache = [(slice(0, self.aux_index.numel()), *self._matrices(self.aux_index))]
 
     def _matrices(self, idx: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        pos = torch.sigmoid(self.model.pairwise_logits(self.embeddings, idx, self.all_index, 1))
-        neg = torch.sigmoid(self.model.pairwise_logits(self.embeddings, idx, self.all_index, -1))
+        pos = self.model.pairwise_logits(self.embeddings, idx, self.all_index, 1).sigmoid_()
+        neg = self.model.pairwise_logits(self.embeddings, idx, self.all_index, -1).sigmoid_()
         return pos, neg
 
     def blocks(self) -> Iterator[tuple[slice, torch.Tensor, torch.Tensor]]:

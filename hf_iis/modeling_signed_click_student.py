@@ -79,6 +79,11 @@ class SignedClickStudentOutput(ModelOutput):
     image_embeddings: StudentImageEmbeddings | None = None
 
 
+INITIAL_BIAS = -2.0
+"""b+, b− and u start at logit −2 (P ≈ 0.12): a click selects a small part of the image (the teacher's maps average
+7 % on the first cached corpus images), so distillation starts near the targets' scale."""
+
+
 def sample_grid(grid: torch.Tensor, points: torch.Tensor, stride: int) -> torch.Tensor:
     """Bilinear values of `grid` (B, C, h, w) at `points` (B, P, 2) (x, y) in input pixels -> (B, P, C).
 
@@ -139,17 +144,20 @@ class SignedSimilarityHead(nn.Module):
         with torch.no_grad():
             self.positive.weight.copy_(torch.eye(self.positive.in_features))
             self.negative.weight.copy_(-torch.eye(self.negative.in_features))
-            self.positive_bias.zero_()
-            self.negative_bias.zero_()
+            self.positive_bias.fill_(INITIAL_BIAS)
+            self.negative_bias.fill_(INITIAL_BIAS)
 
     def logits(self, queries: torch.Tensor, signs: torch.Tensor, keys: torch.Tensor, prior: torch.Tensor
                ) -> torch.Tensor:
         """queries (..., Q, D) = φ(x), signs (..., Q) ±1, keys (..., D, M) = φ(y), prior (..., 1, M) = u(y)
         -> (..., Q, M) logits f_{s}(x)(y)."""
         negative = (signs < 0)[..., None]
-        q = torch.where(negative, self.negative(queries), self.positive(queries))
-        bias = torch.where(negative, self.negative_bias, self.positive_bias)
-        return torch.matmul(q, keys) * self.scale + bias + negative * prior
+        q = torch.where(negative, self.negative(queries), self.positive(queries)) * self.scale
+        bias = torch.where(negative, self.negative_bias, self.positive_bias).to(q.dtype)
+        # one product: [q/√D, b, 1{s<0}] @ [φ; 1; u], so bias and prior cost no extra pass over (Q, M)
+        q = torch.cat([q, bias, negative.to(q.dtype)], dim=-1)
+        keys = torch.cat([keys, torch.ones_like(prior), prior.to(keys.dtype)], dim=-2)
+        return torch.matmul(q, keys)
 
 
 class SignedClickStudentModel(PreTrainedModel):
@@ -168,7 +176,9 @@ class SignedClickStudentModel(PreTrainedModel):
             module._keeps_own_init = True
         self.neck = StudentNeck(self.backbone.feature_info.channels(), config.neck_dim, config.stride)
         self.embed = nn.Conv2d(config.neck_dim, config.embed_dim, 1)
+        self.embed._init_std = 1.0 / math.sqrt(config.neck_dim)  # |φ|² ≈ D/2 at init: self-logit ≈ √D/2, not ≈ 2√D
         self.prior = nn.Conv2d(config.neck_dim, 1, 1)
+        self.prior._init_std, self.prior._init_bias = 1.0 / math.sqrt(config.neck_dim), INITIAL_BIAS  # u ≈ −2 ± 0.7
         self.head = SignedSimilarityHead(config.embed_dim)
         self.post_init()
 
@@ -178,9 +188,12 @@ class SignedClickStudentModel(PreTrainedModel):
         if isinstance(module, SignedSimilarityHead):
             module.reset_parameters()  # A = I, B = −I (applied after its Linear children: apply() is post-order)
         elif isinstance(module, (nn.Conv2d, nn.Linear)):
-            nn.init.kaiming_normal_(module.weight, mode="fan_out", nonlinearity="relu")
+            if hasattr(module, "_init_std"):
+                nn.init.normal_(module.weight, std=module._init_std)
+            else:
+                nn.init.kaiming_normal_(module.weight, mode="fan_out", nonlinearity="relu")
             if module.bias is not None:
-                nn.init.zeros_(module.bias)
+                nn.init.constant_(module.bias, getattr(module, "_init_bias", 0.0))
         elif isinstance(module, nn.BatchNorm2d):
             nn.init.ones_(module.weight)
             nn.init.zeros_(module.bias)

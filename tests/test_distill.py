@@ -125,7 +125,7 @@ def test_d4_views_move_image_clicks_and_maps_together(cache):
 
 def _cfg(out: Path, cache: Path, *overrides: str):
     return load_distill_config(None, [f"cache={cache}", f"output_dir={out}", "preset=tiny", "batch_size=4",
-                                      "warmup_steps=2", "lr=3e-3", "backbone_lr=3e-3", "log_every=5",
+                                      "warmup_steps=2", "lr=1e-2", "backbone_lr=1e-2", "log_every=5",
                                       "save_every_minutes=0", "num_threads=1", *overrides])
 
 
