@@ -26,6 +26,10 @@ _LAZY_ATTRIBUTES = {
     "SignedClickModel": "modeling_signed_click",
     "SignedClickPredictor": "predictor",
     "SignedClickSegmenterOutput": "modeling_signed_click",
+    "SignedClickStudentConfig": "configuration_signed_click_student",
+    "SignedClickStudentModel": "modeling_signed_click_student",
+    "SignedClickStudentPredictor": "student_predictor",
+    "load_predictor": "predictors",
 }
 
 __all__ = [
@@ -36,8 +40,12 @@ __all__ = [
     "SignedClickModel",
     "SignedClickPredictor",
     "SignedClickSegmenterOutput",
+    "SignedClickStudentConfig",
+    "SignedClickStudentModel",
+    "SignedClickStudentPredictor",
     "load_checkpoint",
     "load_pipeline",
+    "load_predictor",
 ]
 
 _state = "pending"  # -> "running" -> "done"
@@ -77,14 +85,21 @@ def _register_with_transformers() -> None:
         from transformers.pipelines import PIPELINE_REGISTRY
 
         from .configuration_signed_click import SignedClickConfig
+        from .configuration_signed_click_student import SignedClickStudentConfig
         from .image_processing_signed_click import SignedClickImageProcessor
         from .modeling_signed_click import SignedClickModel
+        from .modeling_signed_click_student import SignedClickStudentModel
         from .pipeline_interactive_segmentation import CheckedAutoModel, InteractiveSegmentationPipeline
 
         AutoConfig.register(SignedClickConfig.model_type, SignedClickConfig, exist_ok=True)
         AutoModel.register(SignedClickConfig, SignedClickModel, exist_ok=True)
         AutoImageProcessor.register(SignedClickConfig, image_processor_classes={"pil": SignedClickImageProcessor},
                                     exist_ok=True)
+        # the distilled student (issue 13): same image processor, same pipeline (hf_iis/predictors.py dispatches)
+        AutoConfig.register(SignedClickStudentConfig.model_type, SignedClickStudentConfig, exist_ok=True)
+        AutoModel.register(SignedClickStudentConfig, SignedClickStudentModel, exist_ok=True)
+        AutoImageProcessor.register(SignedClickStudentConfig,
+                                    image_processor_classes={"pil": SignedClickImageProcessor}, exist_ok=True)
         PIPELINE_REGISTRY.register_pipeline(
             "interactive-segmentation",
             pipeline_class=InteractiveSegmentationPipeline,

@@ -89,8 +89,16 @@ def looks_like_hub_repo_id(text: str) -> bool:
     return not Path(parts[0]).is_dir()
 
 
+def _model_type(source: str) -> str | None:
+    """The `model_type` in a checkpoint's config.json (a folder, or a hub repo id)."""
+    from transformers import PretrainedConfig
+
+    return PretrainedConfig.get_config_dict(source)[0].get("model_type")
+
+
 def load_checkpoint(path: str | Path | None = None):
-    """(SignedClickModel, SignedClickImageProcessor) from a checkpoint folder, a hub repo id or None (the default).
+    """(SignedClickModel, SignedClickImageProcessor) from a checkpoint folder, a hub repo id or None (the default);
+    a student checkpoint (model_type "signed_click_student") gives a SignedClickStudentModel instead.
 
     Loading goes through this package's classes, so a folder written for the hub (`hf-iis export`, with `auto_map`
     and `custom_pipelines` for trust_remote_code) loads like any checkpoint, and damaged or unreachable weights
@@ -103,8 +111,11 @@ def load_checkpoint(path: str | Path | None = None):
 
     source = resolve_checkpoint(path)
     try:
+        model_class = SignedClickModel
+        if _model_type(source) == "signed_click_student":  # the distilled student (modeling_signed_click_student)
+            from .modeling_signed_click_student import SignedClickStudentModel as model_class
         with quiet_default_loading(source):
-            model = SignedClickModel.from_pretrained(source)
+            model = model_class.from_pretrained(source)
         return model, SignedClickImageProcessor.from_pretrained(source)
     except (SafetensorError, OSError, RuntimeError, ValueError, KeyError) as error:
         first_line = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__

@@ -29,7 +29,7 @@ from transformers import AutoModel, Pipeline
 
 from .checkpoint_paths import quiet_default_loading
 from .image_io import DEFAULT_MAX_PIXELS, check_points_per_batch, check_threshold, load_image
-from .predictor import SignedClickPredictor
+from .predictors import predictor_for
 from .triangulation import SAMPLINGS, check_num_auxiliary
 from .tta import resolve_views
 
@@ -91,7 +91,7 @@ class InteractiveSegmentationPipeline(Pipeline):
     def __init__(self, *args, max_pixels: int | None = DEFAULT_MAX_PIXELS, **kwargs) -> None:
         super().__init__(*args, **kwargs)
         self.max_pixels = max_pixels
-        self.predictor = SignedClickPredictor(self.model, self.image_processor, max_pixels=max_pixels)
+        self.predictor = predictor_for(self.model, self.image_processor, max_pixels=max_pixels)  # teacher or student
 
     def _sanitize_parameters(
         self,

@@ -30,8 +30,16 @@ from PIL import Image
 from hf_iis import SignedClickConfig, SignedClickImageProcessor, SignedClickModel, SignedClickPredictor
 from hf_iis.data.layouts import default_data_root
 from hf_iis.predictor_views import decode_probabilities
+from hf_iis.predictors import is_student, load_predictor
 
 REPO_DATA_ROOT = Path(__file__).resolve().parents[2] / "shared" / "data"  # ../shared/data beside the repository
+
+
+def decode_sets(predictor, emb, points, labels):
+    """N click sets decoded on one cached view: the teacher's decoder passes or the student's dot products."""
+    if is_student(predictor.model):
+        return predictor._decode_batched(emb, points, labels)
+    return decode_probabilities(predictor.model, emb, points, labels, points_per_batch=predictor.points_per_batch)
 
 
 def _no_sync() -> None:
@@ -85,7 +93,7 @@ def main() -> None:
         predictor = SignedClickPredictor(SignedClickModel(config), SignedClickImageProcessor(size=config.image_size))
         model_name = "random-init default architecture"
     else:
-        predictor = SignedClickPredictor.from_pretrained(args.model)
+        predictor = load_predictor(args.model)  # teacher or student (hf_iis/predictors.py)
         model_name = args.model or "embedded default"
     predictor.model.to(args.device)
     image = _load_480p(args.data_root)
@@ -115,8 +123,7 @@ def main() -> None:
         points = (torch.rand(n, 1, 2, generator=gen) * (predictor.processor.size - 1)).to(predictor.device)
         labels = torch.ones(n, 1, dtype=torch.long, device=predictor.device)
         with torch.inference_mode():
-            ms = median_ms(lambda p=points, lab=labels: decode_probabilities(
-                predictor.model, emb, p, lab, points_per_batch=predictor.points_per_batch), args.repeats)
+            ms = median_ms(lambda p=points, lab=labels: decode_sets(predictor, emb, p, lab), args.repeats)
         results[f"decode_batch{n}_ms"] = ms
     results["extra_decode_ms"] = (results["decode_batch64_ms"] - results["decode_batch1_ms"]) / 63
 

@@ -85,11 +85,11 @@ class _Method:
 
 
 def _model_methods(cfg: EvalConfig) -> tuple[list[_Method], dict[str, Any]]:
-    from hf_iis.predictor import SignedClickPredictor
+    from hf_iis.predictors import load_predictor
 
     methods, predictors = [], {}
     for path in cfg.models:
-        predictor = SignedClickPredictor.from_pretrained(path)
+        predictor = load_predictor(path)  # a teacher or a distilled student checkpoint
         predictors[path] = predictor
         for tta, tri in itertools.product(cfg.tta, cfg.triangulation):
             for sampling in cfg.sampling if tri else cfg.sampling[:1]:

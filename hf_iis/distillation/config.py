@@ -1,0 +1,73 @@
+"""Distillation settings: one flat dataclass read from YAML (configs/distill_student.yaml), overridden by
+`key=value` strings (values parsed as YAML; dotted keys reach into the dict fields, e.g. `student.embed_dim=64`)."""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+
+@dataclass
+class DistillConfig:
+    cache: str | None = None  # the teacher-target cache folder (scripts/distill.py cache --out)
+    output_dir: str = "runs/student"
+    preset: str = "lite0"  # SignedClickStudentConfig.from_preset name
+    student: dict[str, Any] = field(default_factory=dict)  # config overrides, e.g. {embed_dim: 64, stride: 8}
+    init_from: str | None = None  # a student folder to continue from instead of a fresh model
+    batch_size: int = 8  # images per process per step
+    views: list[str] | None = None  # D4 view names for augmentation (None = all eight)
+    view_prob: float = 0.5
+    lr: float = 1e-3  # neck, embeddings and heads
+    backbone_lr: float = 1e-4
+    weight_decay: float = 1e-4
+    warmup_steps: int = 100
+    max_steps: int = 3000
+    max_grad_norm: float = 1.0
+    loss_weights: dict[str, float] = field(default_factory=lambda: {"bce": 1.0, "soft_iou": 0.5})
+    sequence_weight: float = 0.5  # weight of the click-sequence (naive-Bayes) term against the single clicks
+    mixed_precision: str = "no"
+    save_every_minutes: float = 5.0  # checkpoint (accelerate save_state) at most this long apart; 0 = off
+    save_every: int = 0  # and / or every this many steps; 0 = off
+    keep_checkpoints: int = 2
+    log_every: int = 10
+    seed: int = 0
+    num_threads: int | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    def save(self, path: str | Path) -> None:
+        Path(path).write_text(yaml.safe_dump(self.to_dict(), sort_keys=False))
+
+
+def load_distill_config(path: str | Path | None = None, overrides: list[str] | None = None) -> DistillConfig:
+    """Defaults < YAML file < overrides. Unknown keys raise `KeyError` naming the known ones."""
+    values: dict[str, Any] = (yaml.safe_load(Path(path).read_text()) or {}) if path is not None else {}
+    for item in overrides or []:
+        if "=" not in item:
+            raise ValueError(f"override {item!r} is not key=value")
+        key, raw = item.split("=", 1)
+        parts = key.strip().split(".")
+        node = values
+        for part in parts[:-1]:
+            if not isinstance(node.get(part), dict):
+                node[part] = {}
+            node = node[part]
+        node[parts[-1]] = yaml.safe_load(raw)
+    known = {f.name: f for f in dataclasses.fields(DistillConfig)}
+    unknown = sorted(set(values) - set(known))
+    if unknown:
+        raise KeyError(f"unknown distillation config keys {unknown}; known keys: {sorted(known)}")
+    kwargs = {}
+    for name, value in values.items():
+        kinds = str(known[name].type)
+        if name == "mixed_precision" and value is False:
+            value = "no"  # YAML 1.1 reads `no` as False
+        if isinstance(value, str) and ("float" in kinds or "int" in kinds) and "str" not in kinds:
+            value = float(value) if "float" in kinds else int(value)  # YAML 1.1 reads 3e-4 as a string
+        kwargs[name] = value
+    return DistillConfig(**kwargs)

@@ -1,0 +1,254 @@
+"""`SignedClickStudentPredictor`: the teacher predictor's API on the feature-space student.
+
+    predictor = SignedClickStudentPredictor.from_pretrained(folder)
+    predictor.set_image(image)                          # φ and u computed lazily, once per TTA view
+    predictor.predict([(x, y, 1), (x2, y2, -1)], tta=4, triangulation=1).probabilities
+
+Per view, a click set costs sampling φ at the clicks and one (P x D) @ (D x h·w) product; the click maps combine by
+naive Bayes (`SignedClickStudentModel.combine_clicks`), are upsampled in logit space from the stride-s grid to the
+input, mapped back from the view and averaged over views (`hf_iis.tta`). `triangulation=K` with any K ≥ 1 switches
+on the exact feature-space estimator (`hf_iis.feature_triangulation`): every pixel of the auxiliary grid is used,
+so K itself (and `seed`) do not matter; it is the K → ∞ limit of the teacher's sampled estimator. Its matrices
+(8·|Y|·h·w bytes per view: 82 MB at 320 px, stride 4, auxiliary stride 8) are cached per view within
+`triangulation_cache_mb` (default 384: the four views of tta=4); views beyond it are recomputed at every call.
+
+`prev_mask` is validated and then not used: the student's multi-click map is a function of the clicks alone (naive
+Bayes over the clicks), so the previous map carries no information it lacks. As in the teacher, a click set without
+a positive click selects nothing (empty mask, score 0) while `probabilities` keeps the model's f− map.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import time
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from .feature_triangulation import FEATURE_SAMPLINGS, FeatureTriangulator
+from .image_io import (
+    DEFAULT_MAX_PIXELS,
+    check_points_per_batch,
+    check_threshold,
+    is_whole_number,
+    load_image,
+    validate_clicks,
+    validate_prev_logits,
+    validate_prev_mask,
+)
+from .image_processing_signed_click import SignedClickImageProcessor
+from .modeling_signed_click_student import SignedClickStudentModel, StudentImageEmbeddings
+from .prediction import Prediction, has_positive_click, mask_score
+from .triangulation import MAX_AUXILIARY_PIXELS
+from .tta import View, combine_views, resolve_views
+
+
+def _logit(p: torch.Tensor) -> torch.Tensor:
+    return torch.logit(p.clamp(1e-6, 1 - 1e-6))
+
+
+def _combine(per_view: torch.Tensor, combine: str, with_spread: bool) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """`tta.combine_views`, skipping the spread when it is not asked for (torch's std over views costs ~10 ms at
+    320 x 320, ten times a cached click)."""
+    if with_spread or combine not in ("probability", "logit"):
+        return combine_views(per_view, combine)
+    return (per_view.mean(0) if combine == "probability" else torch.sigmoid(_logit(per_view).mean(0))), None
+
+
+class SignedClickStudentPredictor:
+    """Caches the student's embeddings (and triangulation matrices) per (image, view); clicks are dot products."""
+
+    def __init__(self, model: SignedClickStudentModel, image_processor: SignedClickImageProcessor | None = None,
+                 points_per_batch: int = 64, max_pixels: int | None = DEFAULT_MAX_PIXELS,
+                 triangulation_cache_mb: float = 384.0) -> None:
+        dtype = next(model.parameters()).dtype
+        if dtype != torch.float32:
+            raise ValueError(f"hf_iis models run in float32, this one is in {dtype}: load it without a reduced dtype")
+        self.model = model.eval()
+        self.processor = image_processor or SignedClickImageProcessor(size=model.config.image_size)
+        self.points_per_batch = points_per_batch
+        self.max_pixels = max_pixels
+        self.triangulation_cache_bytes = int(triangulation_cache_mb * 2**20)
+        self._image_key: str | None = None
+        self._pixel_values: torch.Tensor | None = None
+        self._embeddings: dict[str, StudentImageEmbeddings] = {}
+        self._triangulators: dict[str, tuple[StudentImageEmbeddings, FeatureTriangulator]] = {}
+        self.encode_count = 0
+
+    @classmethod
+    def from_pretrained(cls, path, **kwargs) -> SignedClickStudentPredictor:
+        """Load a student checkpoint folder (or hub id)."""
+        from .checkpoint_paths import load_checkpoint
+
+        model, processor = load_checkpoint(path)
+        if not isinstance(model, SignedClickStudentModel):
+            raise ValueError(f"{path} holds a {type(model).__name__}, not a student: use hf_iis.predictors."
+                             f"load_predictor, which picks the predictor for either")
+        return cls(model, processor, **kwargs)
+
+    @property
+    def device(self) -> torch.device:
+        return next(self.model.parameters()).device
+
+    @property
+    def stride(self) -> int:
+        return int(self.model.config.stride)
+
+    def set_image(self, image) -> None:
+        """Validate and preprocess `image`; the same pixels again keep the cached embeddings."""
+        self.set_loaded_image(load_image(image, self.max_pixels))
+
+    def set_loaded_image(self, array: np.ndarray) -> None:
+        """`set_image` for an array `image_io.load_image` has already returned and checked (the pipeline's
+        `preprocess`), so that the image is checked once per call."""
+        if not (isinstance(array, np.ndarray) and array.dtype == np.uint8 and array.ndim == 3 and array.shape[2] == 3):
+            raise ValueError("set_loaded_image takes the (H, W, 3) uint8 array that image_io.load_image returns; "
+                             "pass anything else to set_image")
+        key = hashlib.blake2b(np.ascontiguousarray(array).tobytes(), digest_size=16).hexdigest() + str(array.shape)
+        if key == self._image_key:
+            return
+        processed = self.processor.preprocess(array, return_tensors="pt")
+        self._pixel_values = processed["pixel_values"].to(self.device)
+        self.original_size = tuple(int(v) for v in processed["original_sizes"][0])
+        self.reshaped_size = tuple(int(v) for v in processed["reshaped_input_sizes"][0])
+        self._valid = self.processor.valid_region(self.reshaped_size).to(self.device)
+        self._embeddings, self._triangulators = {}, {}
+        self._image_key = key
+
+    def _require_image(self) -> None:
+        if self._pixel_values is None:
+            raise ValueError("no image set: call set_image(image) before predict")
+
+    @torch.inference_mode()
+    def view_embeddings(self, views: list[View]) -> dict[str, StudentImageEmbeddings]:
+        """Embeddings of the given views, encoding only the missing ones, one encoder batch per input size."""
+        self._require_image()
+        missing = [v for v in views if v.name not in self._embeddings]
+        size = self.processor.size
+        for out_size in sorted({v.output_size(size) for v in missing}):
+            group = [v for v in missing if v.output_size(size) == out_size]
+            embeddings = self.model.encode_image(torch.cat([v.apply_image(self._pixel_values) for v in group]))
+            self.encode_count += 1
+            for i, view in enumerate(group):
+                self._embeddings[view.name] = embeddings.index(slice(i, i + 1))
+        return {v.name: self._embeddings[v.name] for v in views}
+
+    # ------------------------------------------------------------------ maps
+    def _to_input(self, grid_logits: torch.Tensor) -> torch.Tensor:
+        """(N, h, w) grid logits -> (N, h·s, w·s) probabilities, upsampled in logit space."""
+        h, w = grid_logits.shape[-2:]
+        up = F.interpolate(grid_logits[:, None].float(), size=(h * self.stride, w * self.stride), mode="bilinear",
+                           align_corners=False)
+        return torch.sigmoid(up[:, 0])
+
+    def _decode_batched(self, emb: StudentImageEmbeddings, points: torch.Tensor, labels: torch.Tensor,
+                        prev_masks=None) -> torch.Tensor:
+        """σ of N click sets' combined maps at input resolution (N, S, S), `points_per_batch` sets at a time."""
+        out = []
+        for start in range(0, points.shape[0], self.points_per_batch):
+            stop = start + self.points_per_batch
+            out.append(self._to_input(self.model.decode(emb, points[start:stop], labels[start:stop])[:, 0]))
+        return torch.cat(out)
+
+    def _triangulator(self, view: View, emb: StudentImageEmbeddings) -> FeatureTriangulator:
+        cached = self._triangulators.get(view.name)
+        if cached is not None and cached[0] is emb:
+            return cached[1]
+        valid = view.apply_image(self._valid.float(), mode="nearest")
+        valid = F.avg_pool2d(valid, self.stride)[0, 0] > 0.5
+        used = sum(t.matrix_bytes for _, t in self._triangulators.values() if t.cached)
+        step = self.model.config.triangulation_stride // self.stride
+        triangulator = FeatureTriangulator(self.model, emb, valid, step,
+                                           max_cache_bytes=max(0, self.triangulation_cache_bytes - used))
+        self._triangulators[view.name] = (emb, triangulator)
+        return triangulator
+
+    @torch.inference_mode()
+    def predict(self, clicks, prev_mask=None, tta: int | str | list[str] | None = 1, triangulation: int = 0,
+                triangulation_sampling: str = "uniform", triangulation_blend: float | None = None,
+                combine: str = "probability", seed: int = 0, return_uncertainty: bool = False, *,
+                prev_logits=None, threshold: float = 0.5, points_per_batch: int | None = None) -> Prediction:
+        """Probability map for one set of signed clicks [(x, y, sign), ...] in original pixels (see the module
+        docstring; the arguments are the teacher predictor's: `prev_mask` / `prev_logits` are checked and not used,
+        `points_per_batch` has nothing to split for one click set)."""
+        start = time.perf_counter()
+        self._require_image()
+        height, width = self.original_size
+        clicks = validate_clicks(clicks, width, height)
+        threshold = check_threshold(threshold)
+        if points_per_batch is not None:
+            check_points_per_batch(points_per_batch)
+        if prev_mask is not None and prev_logits is not None:
+            raise ValueError("pass prev_mask or prev_logits, not both")
+        validate_prev_mask(prev_mask, width, height)  # accepted, not used (module docstring)
+        if prev_logits is not None:
+            validate_prev_logits(prev_logits, self.processor.size)
+        if triangulation_blend is None:
+            triangulation_blend = float(getattr(self.model.config, "triangulation_blend", 0.0))
+        if not 0.0 <= float(triangulation_blend) <= 1.0:
+            raise ValueError(f"triangulation_blend must be in [0, 1], got {triangulation_blend}")
+        if not is_whole_number(triangulation) or not 0 <= int(triangulation) <= MAX_AUXILIARY_PIXELS:
+            raise ValueError(f"triangulation must be a whole number of auxiliary pixels in "
+                             f"[0, {MAX_AUXILIARY_PIXELS}], got {triangulation!r}")
+        if triangulation and triangulation_sampling not in FEATURE_SAMPLINGS:
+            raise ValueError(f"unknown triangulation sampling {triangulation_sampling!r}; use one of "
+                             f"{FEATURE_SAMPLINGS}")
+        views = resolve_views(tta)
+        size = self.processor.size
+        points = self.processor.points_to_input(torch.tensor([[c[0], c[1]] for c in clicks], device=self.device),
+                                                self.original_size, self.reshaped_size)
+        labels = torch.tensor([[c[2] for c in clicks]], device=self.device)
+        encoded_views = sum(view.name not in self._embeddings for view in views)
+        embeddings = self.view_embeddings(views)
+        per_view, spreads = [], []
+        for view in views:
+            emb = embeddings[view.name]
+            grid = self.model.decode(emb, view.apply_points(points, size)[None], labels)[:, 0]  # (1, h, w) logits
+            if triangulation:
+                direct = torch.sigmoid(grid)
+                estimate, spread = self._triangulator(view, emb)(direct, triangulation_sampling, return_uncertainty)
+                estimate = triangulation_blend * direct + (1.0 - triangulation_blend) * estimate
+                grid = _logit(estimate)
+                if spread is not None:
+                    up = F.interpolate(spread[:, None], scale_factor=self.stride, mode="bilinear", align_corners=False)
+                    spreads.append(view.invert_map(up[0, 0], size))
+            per_view.append(view.invert_map(self._to_input(grid)[0], size))
+        mean, spread = _combine(torch.stack(per_view), combine, return_uncertainty)
+        if len(views) == 1 and spreads:
+            spread = spreads[0]
+        to_original = self.processor.map_to_original
+        probabilities = to_original(mean[None, None], self.original_size, self.reshaped_size)[0, 0].clamp(0, 1)
+        probabilities = probabilities.cpu().numpy().astype(np.float32)
+        uncertainty = None
+        if return_uncertainty and (len(views) > 1 or triangulation):
+            uncertainty = to_original(spread[None, None], self.original_size, self.reshaped_size)[0, 0]
+            uncertainty = uncertainty.clamp_min(0).cpu().numpy().astype(np.float32)
+        prediction = Prediction(probabilities, uncertainty, views=[v.name for v in views],
+                                has_positive_click=has_positive_click(clicks), encoded_views=encoded_views,
+                                threshold=threshold)
+        prediction.score = mask_score(probabilities, prediction.mask())
+        prediction.seconds = time.perf_counter() - start
+        return prediction
+
+    @torch.inference_mode()
+    def predict_single_clicks(self, points, sign: int = 1, tta: int | str | list[str] | None = 1) -> np.ndarray:
+        """K independent single clicks, (K, H, W) float32: f+(x_i) for sign +1, f−(x_i) for −1."""
+        self._require_image()
+        height, width = self.original_size
+        points = np.asarray(points, dtype=np.float32).reshape(-1, 2)
+        validate_clicks([(float(x), float(y), sign) for x, y in points], width, height)
+        views = resolve_views(tta)
+        size = self.processor.size
+        input_points = self.processor.points_to_input(torch.from_numpy(points).to(self.device), self.original_size,
+                                                      self.reshaped_size)
+        labels = torch.full((points.shape[0], 1), int(sign), dtype=torch.long, device=self.device)
+        embeddings = self.view_embeddings(views)
+        total = None
+        for view in views:
+            maps = self._decode_batched(embeddings[view.name], view.apply_points(input_points, size)[:, None], labels)
+            maps = view.invert_map(maps, size)
+            total = maps if total is None else total + maps
+        mean = (total / len(views))[:, None]
+        out = self.processor.map_to_original(mean, self.original_size, self.reshaped_size)[:, 0]
+        return out.clamp(0, 1).cpu().numpy().astype(np.float32)

@@ -1,0 +1,113 @@
+"""Distil the signed-click teacher into the feature-space student (issue 13): build the teacher-target cache, then
+train on it.
+
+    python scripts/distill.py cache --teacher hf_iis/checkpoints/default --corpus data_cache/corpus_v2 \
+        --image-dir /work/extra_data/CCP/photos --out data_cache/distill_v1 --images 4000 --clicks 16 --tta 4
+    python scripts/distill.py train --config configs/distill_student.yaml --cache data_cache/distill_v1 \
+        --output-dir runs/student --max-steps 3000
+    python scripts/distill.py train --config configs/distill_student.yaml --cache data_cache/distill_v1 \
+        --output-dir runs/student --resume                       # continue the latest checkpoint
+    accelerate launch --config_file configs/accelerate/cpu_2proc.yaml scripts/distill.py train ...
+
+`cache` resumes too: rerun the same command and the shards already written are skipped. The student ends in
+<output-dir>/final: `pipeline("interactive-segmentation", model="<output-dir>/final")`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import time
+
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")  # as scripts/train.py: idle OpenMP threads sleep
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    sub = parser.add_subparsers(dest="command", required=True)
+    cache = sub.add_parser("cache", help="teacher maps for random clicks on unlabelled images -> parquet shards")
+    cache.add_argument("--teacher", default=None, help="teacher checkpoint folder (default: the embedded model)")
+    cache.add_argument("--corpus", action="append", default=[], help="parquet corpus folder: its train split's "
+                       "images (masks ignored; the validation split is never read); repeatable")
+    cache.add_argument("--image-dir", action="append", default=[], help="a folder of unlabelled images; "
+                       "repeatable (in a CCP folder the annotated photos 0001-1004 are skipped)")
+    cache.add_argument("--out", required=True, help="cache folder")
+    cache.add_argument("--images", type=int, default=None, help="at most N images (a seeded shuffle; default all)")
+    cache.add_argument("--clicks", type=int, default=16, help="single clicks per image, half positive (default 16)")
+    cache.add_argument("--sequences", type=int, default=4, help="click sequences per image (default 4)")
+    cache.add_argument("--sequence-clicks", type=int, default=3, help="clicks of the longest sequence (default 3)")
+    cache.add_argument("--tta", type=int, default=4, help="teacher TTA views (default 4: its best setting)")
+    cache.add_argument("--triangulation", type=int, default=0, help="teacher triangulation pixels (default 0)")
+    cache.add_argument("--stride", type=int, default=4, choices=(4, 8), help="target grid stride (default 4)")
+    cache.add_argument("--shard-size", type=int, default=64)
+    cache.add_argument("--seed", type=int, default=0)
+    cache.add_argument("--threads", type=int, default=None)
+    cache.add_argument("--no-progress", action="store_true")
+    train = sub.add_parser("train", help="train the student on a cache")
+    train.add_argument("--config", default=None, help="YAML (configs/distill_student.yaml)")
+    train.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE")
+    train.add_argument("--cache", default=None, help="= cache")
+    train.add_argument("--output-dir", default=None, help="= output_dir")
+    train.add_argument("--max-steps", type=int, default=None, help="= max_steps")
+    train.add_argument("--resume", nargs="?", const=True, default=False,
+                       help="continue the latest checkpoint of the run folder (or the given checkpoint)")
+    train.add_argument("--no-progress", action="store_true")
+    return parser.parse_args(argv)
+
+
+def run_cache(args: argparse.Namespace) -> int:
+    import torch
+
+    from hf_iis.checkpoint_paths import DEFAULT_CHECKPOINT
+    from hf_iis.distillation.cache import build_cache
+    from hf_iis.distillation.sources import corpus_images, folder_images, open_corpus, select_images
+    from hf_iis.distillation.teacher_targets import TargetSpec
+    from hf_iis.predictors import load_predictor
+
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    if not args.corpus and not args.image_dir:
+        raise ValueError("give at least one --corpus or --image-dir")
+    corpora = {folder: open_corpus(folder) for folder in args.corpus}
+    refs = [r for folder, data in corpora.items() for r in corpus_images(folder, data)]
+    refs += [r for folder in args.image_dir for r in folder_images(folder)]
+    refs = select_images(refs, args.images, args.seed)
+    teacher = load_predictor(args.teacher)
+    if type(teacher).__name__ != "SignedClickPredictor":
+        raise ValueError("--teacher must be a teacher checkpoint (a SignedClickModel), not a student")
+    spec = TargetSpec(args.clicks, args.sequences, args.sequence_clicks, args.tta, args.triangulation)
+    started = time.perf_counter()
+    info = build_cache(teacher, str(args.teacher or DEFAULT_CHECKPOINT), refs, args.out, spec, args.stride, corpora,
+                       args.seed, args.shard_size, progress=not args.no_progress)
+    seconds = time.perf_counter() - started
+    done = info["rows_written_now"] + info["skipped_now"]
+    print(json.dumps({**info, "seconds": round(seconds, 1),
+                      "seconds_per_image": round(seconds / done, 3) if done else None}))
+    return 0
+
+
+def run_train(args: argparse.Namespace) -> int:
+    from hf_iis.distillation.config import load_distill_config
+    from hf_iis.distillation.trainer import distill
+
+    shortcuts = {"cache": args.cache, "output_dir": args.output_dir, "max_steps": args.max_steps}
+    overrides = list(args.overrides) + [f"{k}={v}" for k, v in shortcuts.items() if v is not None]
+    summary = distill(load_distill_config(args.config, overrides), resume=args.resume,
+                      progress=not args.no_progress)
+    print(json.dumps(summary))
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    try:
+        return run_cache(args) if args.command == "cache" else run_train(args)
+    except (FileNotFoundError, KeyError, ValueError) as error:
+        print(f"distill.py: error: {error}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,155 @@
+"""Distillation end to end on tiny data: unlabelled sources (and what they refuse), the teacher-target cache (and its
+resumption), a few training steps lowering the loss, exact resumption, and a final folder the pipeline loads."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+from safetensors.torch import load_file
+from transformers import pipeline
+
+from hf_iis.distillation.batches import CacheBatches, row_to_sample
+from hf_iis.distillation.cache import decode_maps, read_cache
+from hf_iis.distillation.config import load_distill_config
+from hf_iis.distillation.sources import corpus_images, folder_images, open_corpus
+from hf_iis.distillation.trainer import distill
+from hf_iis.image_processing_signed_click import SignedClickImageProcessor
+from hf_iis.training.toy import write_corpus
+from hf_iis.training.tracking import read_jsonl
+from hf_iis.tta import VIEWS_BY_NAME
+from tests.conftest import load_script
+
+
+def synthetic_image(rng: np.random.Generator, height: int = 80, width: int = 96) -> np.ndarray:
+    image = np.full((height, width, 3), rng.integers(0, 255, 3), dtype=np.uint8)
+    for _ in range(3):
+        y, x = rng.integers(0, height - 20), rng.integers(0, width - 20)
+        image[y : y + rng.integers(10, 40), x : x + rng.integers(10, 40)] = rng.integers(0, 255, 3)
+    return image
+
+
+@pytest.fixture(scope="module")
+def sources(tmp_path_factory) -> dict[str, Path]:
+    rng = np.random.default_rng(0)
+    root = tmp_path_factory.mktemp("sources")
+    mask = Image.fromarray(np.full((80, 96), 255, np.uint8))
+    rows = [{"image": Image.fromarray(synthetic_image(rng)), "masks": [mask], "ignore": None, "id": f"img{i}",
+             "source": "synthetic"} for i in range(8)]
+    corpus = write_corpus(root / "corpus", {"train": rows[:6], "validation": rows[6:]})
+    photos = root / "CCP" / "photos"  # a Clothing Co-Parsing layout: 0001-1004 are annotated, later ones are not
+    photos.mkdir(parents=True)
+    for name in ("0005", "0950", "1200", "2001"):
+        Image.fromarray(synthetic_image(rng, 90, 60)).save(photos / f"{name}.jpg")
+    return {"corpus": corpus, "photos": photos}
+
+
+@pytest.fixture(scope="module")
+def cache(sources, tiny_checkpoint, tmp_path_factory) -> Path:
+    out = tmp_path_factory.mktemp("cache") / "distill"
+    argv = ["cache", "--teacher", str(tiny_checkpoint), "--corpus", str(sources["corpus"]), "--image-dir",
+            str(sources["photos"]), "--out", str(out), "--clicks", "6", "--sequences", "2", "--tta", "2",
+            "--shard-size", "3", "--no-progress"]
+    assert load_script("distill").main(argv) == 0
+    return out
+
+
+def test_sources_keep_benchmarks_and_validation_out(sources, tmp_path):
+    assert [r.id for r in folder_images(sources["photos"])] == ["1200", "2001"]  # CCP 0001-1004 skipped
+    assert len(corpus_images(sources["corpus"])) == 6  # the train split only
+    with pytest.raises(ValueError, match="train split only"):
+        open_corpus(sources["corpus"], "validation")
+    benchmark = tmp_path / "GrabCut" / "images"
+    benchmark.mkdir(parents=True)
+    with pytest.raises(ValueError, match="benchmark folder"):
+        folder_images(benchmark)
+
+
+def test_cache_rows_hold_teacher_maps_on_the_grid(cache, tiny_checkpoint, sources):
+    dataset, info = read_cache(cache)
+    assert len(dataset) == 8 and info["stride"] == 4 and info["image_size"] == 64
+    assert info["spec"]["tta"] == 2 and info["teacher"] == str(tiny_checkpoint)
+    row = dataset[0]
+    assert max(row["image"].size) == 64 and row["grid"] == [16, 16]
+    single = decode_maps(row["single_targets"], row["grid"])
+    assert single.shape == (6, 16, 16) and 0 <= single.min() <= single.max() <= 1
+    assert len(row["sequences"]) == 2 and all(2 <= len(s) <= 3 for s in row["sequences"])
+    assert len(row["points"]) == len(row["labels"]) == 6 + sum(len(s) - 1 for s in row["sequences"])
+    assert row["labels"][:6] == [1, 1, 1, -1, -1, -1]
+    # the teacher's own single-click map at tta=2, averaged over 4 x 4 cells, is the target
+    from hf_iis.predictors import load_predictor
+
+    teacher = load_predictor(tiny_checkpoint)
+    teacher.set_image(np.asarray(row["image"]))
+    direct = teacher.predict_single_clicks(np.array([row["points"][0]]), sign=1, tta=2)[0]
+    h, w = direct.shape
+    padded = np.zeros((64, 64), np.float32)
+    padded[:h, :w] = direct
+    expected = padded.reshape(16, 4, 16, 4).mean((1, 3))
+    assert np.abs(single[0] - expected).max() <= 1 / 255 + 1e-6
+
+
+def test_cache_build_resumes_and_refuses_other_settings(cache, sources, tiny_checkpoint, capsys):
+    shards = sorted(cache.glob("train-*.parquet"))
+    stamps = [p.stat().st_mtime_ns for p in shards]
+    argv = ["cache", "--teacher", str(tiny_checkpoint), "--corpus", str(sources["corpus"]), "--image-dir",
+            str(sources["photos"]), "--out", str(cache), "--clicks", "6", "--sequences", "2", "--tta", "2",
+            "--shard-size", "3", "--no-progress"]
+    assert load_script("distill").main(argv) == 0
+    assert [p.stat().st_mtime_ns for p in shards] == stamps  # nothing recomputed
+    assert json.loads(capsys.readouterr().out.strip().splitlines()[-1])["rows_written_now"] == 0
+    argv[argv.index("--tta") + 1] = "4"
+    assert load_script("distill").main(argv) == 2
+    assert "other settings" in capsys.readouterr().err
+
+
+def test_d4_views_move_image_clicks_and_maps_together(cache):
+    dataset, _ = read_cache(cache)
+    processor = SignedClickImageProcessor(size=64)
+    row = dataset[1]
+    plain = row_to_sample(row, processor, 4)
+    flipped = row_to_sample(row, processor, 4, VIEWS_BY_NAME["rot90"])
+    view = VIEWS_BY_NAME["rot90"]
+    assert torch.equal(view.invert_map(flipped["single"], 16), plain["single"])
+    assert torch.equal(view.invert_map(flipped["pixel_values"], 64), plain["pixel_values"])
+    assert torch.allclose(view.invert_points(flipped["points"], 64), plain["points"])
+    batches = CacheBatches(dataset, processor, 4, batch_size=3, seed=0)
+    batch = next(batches)
+    assert batch["pixel_values"].shape == (3, 3, 64, 64) and batch["valid"].shape == (3, 1, 16, 16)
+    assert batches.state() == {"epoch": 0, "position": 1}
+
+
+def _cfg(out: Path, cache: Path, *overrides: str):
+    return load_distill_config(None, [f"cache={cache}", f"output_dir={out}", "preset=tiny", "batch_size=4",
+                                      "warmup_steps=2", "lr=1e-2", "backbone_lr=1e-2", "log_every=5",
+                                      "save_every_minutes=0", "num_threads=1", *overrides])
+
+
+def test_a_few_steps_lower_the_distillation_loss_and_the_student_loads(cache, tmp_path):
+    summary = distill(_cfg(tmp_path / "run", cache, "max_steps=30"), progress=False)
+    log = [r for r in read_jsonl(tmp_path / "run" / "log.jsonl") if "train/loss" in r]
+    first, last = log[0], log[-1]
+    assert last["train/loss"] < 0.8 * first["train/loss"], (first, last)
+    assert last["train/single_kl"] < first["train/single_kl"]
+    final = Path(summary["final"])
+    seg = pipeline("interactive-segmentation", model=str(final))
+    image = synthetic_image(np.random.default_rng(5))
+    out = seg(image, clicks=[(20, 30, 1), (70, 10, -1)], tta=2)
+    assert out["probabilities"].shape == image.shape[:2]
+    assert seg.model.config.teacher_scaling == {"tta": 2, "triangulation": 0}
+
+
+def test_resume_continues_exactly(cache, tmp_path):
+    distill(_cfg(tmp_path / "straight", cache, "max_steps=8"), progress=False)
+    crashed = _cfg(tmp_path / "resumed", cache, "max_steps=8", "save_every=4")
+    assert distill(crashed, progress=False, crash_at_step=5)["crashed"]
+    assert (tmp_path / "resumed" / "checkpoints" / "step_00000004").is_dir()
+    assert distill(crashed, resume=True, progress=False)["steps_run"] == 4  # steps 5..8 from the step-4 checkpoint
+    straight = load_file(tmp_path / "straight" / "final" / "model.safetensors")
+    resumed = load_file(tmp_path / "resumed" / "final" / "model.safetensors")
+    assert straight.keys() == resumed.keys()
+    assert all(torch.equal(straight[k], resumed[k]) for k in straight)
