@@ -22,7 +22,16 @@ from tests.conftest import REPO_ROOT
 
 SHIPPED = REPO_ROOT / "hf_iis" / "checkpoints"
 TINY = REPO_ROOT / "configs" / "tiny.yaml"
-RUN_CONFIGS = sorted((REPO_ROOT / "configs").glob("*.yaml")) + sorted((REPO_ROOT / "model_cards").rglob("config.yaml"))
+
+
+def _is_training_config(path) -> bool:
+    """scripts/train.py configs (a `model` or `data` section); distillation configs (`cache:`) are another format."""
+    keys = set(yaml.safe_load(path.read_text()) or {})
+    return bool(keys & {"model", "data"}) and "cache" not in keys
+
+
+RUN_CONFIGS = [p for p in sorted((REPO_ROOT / "configs").glob("*.yaml"))
+               + sorted((REPO_ROOT / "model_cards").rglob("config.yaml")) if _is_training_config(p)]
 
 
 # ----------------------------------------------------------------------------------------------- loss weights
