@@ -31,3 +31,12 @@ $PY scripts/compare_checkpoints.py --baseline hf_iis/checkpoints/lite0 --corpus 
     --candidate no_saliency=runs/ablation_no_saliency/final --candidate maps=runs/ablation_maps/final \
     --candidate maps_decoder=runs/ablation_maps_decoder/step150 --metrics center,random --threads 2 --no-progress \
     --out "$OUT"
+
+# The equal-length control: the no-saliency run continued on the same schedule to step 1200 (the shipped model's
+# 800 + 400 steps), against the shipped model itself (~25 min of training at 1.4 s/step + ~12 min of comparison).
+$PY scripts/train.py --config $CONFIG --output-dir runs/ablation_no_saliency --max-steps 1200 --resume \
+    --set stop_at_step=1200 --set model.saliency_encoder=null --set save_every=150 --set eval_every=300 \
+    --no-progress > "$OUT/train_no_saliency_leg2.log" 2>&1
+$PY scripts/compare_checkpoints.py --baseline hf_iis/checkpoints/default \
+    --candidate no_saliency_1200=runs/ablation_no_saliency/final --corpus data_cache/corpus_v2 \
+    --metrics center,random --threads 2 --no-progress --out "$OUT/no_saliency_1200"
