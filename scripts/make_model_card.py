@@ -33,7 +33,7 @@ DATA_NOTES = (
     "dropped by the converter), Clothing Co-Parsing photos 0001-0900 (person and garment regions), the Weizmann "
     "horses (328) and CamVid train+val (connected regions per class): research use. CCP 0901-1004 and the CamVid test "
     "split are the region benchmarks and were never trained on.\n"
-    "- Leak check (`../shared/tools/leak_check.py`, thumbnails in all 8 flips/rotations against GrabCut, Berkeley and "
+    "- Leak check (the project's `leak_check.py`, thumbnails in all 8 flips/rotations against GrabCut, Berkeley and "
     "BSDS500 train+val): 0 flagged in every training source (`docs/data_leak_check.md`).\n"
     "- Benchmarks GrabCut (Microsoft Research) and Berkeley (BSDS) were never used for training; BSDS500's train/val "
     "images (the source of Berkeley) are not in the training data.\n"

@@ -22,8 +22,13 @@ $PY scripts/compare_checkpoints.py --baseline $LITE --corpus data_cache/corpus_v
 
 # latency, new default beside the first model
 mkdir -p outputs/bench
-$PY scripts/bench_latency.py --model $MODEL --repeats 9 --out outputs/bench/latency.json | tee outputs/bench_latency.txt
-$PY scripts/bench_latency.py --model $LITE --repeats 9 --out outputs/bench/latency_lite0.json | tee outputs/bench_latency_lite0.txt
+$PY scripts/bench_latency.py --model $MODEL --threads 2 --out outputs/bench/latency_default.json | tee outputs/bench/latency_default.log
+$PY scripts/bench_latency.py --model $LITE --threads 2 --out outputs/bench/latency_lite0.json | tee outputs/bench/latency_lite0.log
+
+# which U²-Net-p features matter (the ablation, ~1 h 15 min on 2 cores) and the scaling study on validation
+bash scripts/ablation_saliency.sh
+$PY scripts/analyze_scaling.py --model $MODEL --corpus data_cache/corpus_v2 --limit 100 --triangulation 4,16 \
+    --threads 1 --out outputs/analysis/default_v2_100
 
 # peers alone on all five benchmarks (saliency baselines, OpenCV GrabCut), NoC and random clicks on fixed subsets
 $PY scripts/evaluate.py --model none --datasets GrabCut,Berkeley,$REGIONS \
@@ -52,4 +57,5 @@ $PY scripts/make_model_card.py --eval outputs/eval/main/results.json --eval outp
     --eval outputs/eval/regions/results.json \
     --object-centred outputs/eval/object_centred.md --run "model_cards/u2netp_run/stage1=2 CPU cores (x86_64)" \
     --run "model_cards/u2netp_run/stage2=2 CPU cores (x86_64)" \
+    --analysis outputs/analysis/default_v2_100/analysis.md \
     --out model_cards/default.md --copy-to $MODEL/README.md
