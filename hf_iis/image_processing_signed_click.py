@@ -40,7 +40,7 @@ class SignedClickImageProcessor(PilBackend):
         self.image_std = list(image_std) if image_std is not None else [0.5, 0.5, 0.5]
 
     @classmethod
-    def for_model_config(cls, config) -> "SignedClickImageProcessor":
+    def for_model_config(cls, config) -> SignedClickImageProcessor:
         """The serving processor of a model config: its input size and its pixel normalisation (`pixel_mean` /
         `pixel_std`), the one training normalises with too (`hf_iis.training.factory.input_format_for`)."""
         mean = getattr(config, "pixel_mean", None)

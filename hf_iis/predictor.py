@@ -20,7 +20,6 @@ region that avoids these pixels", which is what `prev_mask` should carry into th
 
 from __future__ import annotations
 
-import hashlib
 import time
 from pathlib import Path
 
@@ -28,16 +27,12 @@ import numpy as np
 import torch
 
 from .image_io import (
-    DEFAULT_MAX_PIXELS,
     check_points_per_batch,
     check_threshold,
-    load_image,
     validate_clicks,
     validate_prev_logits,
     validate_prev_mask,
 )
-from .image_processing_signed_click import SignedClickImageProcessor
-from .modeling_signed_click import SignedClickImageEmbeddings, SignedClickModel
 from .prediction import Prediction, has_positive_click, mask_score
 from .predictor_views import (
     InputFramePrediction,
@@ -47,35 +42,19 @@ from .predictor_views import (
     triangulate_sets,
 )
 from .triangulation import check_num_auxiliary
-from .tta import View, combine_views, resolve_views
+from .tta import combine_views, resolve_views
+from .view_cache import CachedImageViews
 
 __all__ = ["Prediction", "SignedClickPredictor", "has_positive_click", "mask_score"]
 
 
-class SignedClickPredictor:
-    """Caches image embeddings per (image, view); decodes click sets, triangulation pixels and views in batches."""
+class SignedClickPredictor(CachedImageViews):
+    """Caches image embeddings per (image, view) (`CachedImageViews`); decodes click sets, triangulation pixels and
+    views in batches.
 
-    def __init__(
-        self,
-        model: SignedClickModel,
-        image_processor: SignedClickImageProcessor | None = None,
-        points_per_batch: int = 64,
-        max_pixels: int | None = DEFAULT_MAX_PIXELS,
-    ) -> None:
-        dtype = next(model.parameters()).dtype
-        if dtype != torch.float32:
-            # the click encoding, the affinity sampling and the view maps are float32 throughout; a half-precision
-            # model would fail deep inside a convolution, so say so here
-            raise ValueError(f"hf_iis models run in float32, this one is in {dtype}: load it without a reduced "
-                             f"dtype (e.g. pipeline(..., dtype=torch.float32)); on a GPU, device=0 is the speed-up")
-        self.model = model.eval()
-        self.processor = image_processor or SignedClickImageProcessor.for_model_config(model.config)
-        self.points_per_batch = check_points_per_batch(points_per_batch)  # the default of every call
-        self.max_pixels = max_pixels
-        self._image_key: str | None = None
-        self._pixel_values: torch.Tensor | None = None
-        self._embeddings: dict[str, SignedClickImageEmbeddings] = {}
-        self.encode_count = 0  # number of encoder batches run; lets callers and tests verify the cache
+    Args: model, image_processor (default: the model config's), points_per_batch (click sets per decoder call),
+    max_pixels (the image budget).
+    """
 
     @classmethod
     def from_pretrained(cls, path: str | Path | None = None, **kwargs) -> SignedClickPredictor:
@@ -84,52 +63,6 @@ class SignedClickPredictor:
 
         model, processor = load_checkpoint(path)
         return cls(model, processor, **kwargs)
-
-    @property
-    def device(self) -> torch.device:
-        return next(self.model.parameters()).device
-
-    # ------------------------------------------------------------------ image
-    def set_image(self, image) -> None:
-        """Validate and preprocess `image` (path, PIL image or (H, W, 3) uint8 array); embeddings are computed
-        lazily per view. Passing the same pixels again keeps the cached embeddings."""
-        self.set_loaded_image(load_image(image, self.max_pixels))
-
-    def set_loaded_image(self, array: np.ndarray) -> None:
-        """`set_image` for an array `image_io.load_image` has already returned and checked (the pipeline loads the
-        image in its `preprocess`), so that the image is checked once per call."""
-        if not (isinstance(array, np.ndarray) and array.dtype == np.uint8 and array.ndim == 3 and array.shape[2] == 3):
-            raise ValueError("set_loaded_image takes the (H, W, 3) uint8 array that image_io.load_image returns; "
-                             "pass anything else to set_image")
-        key = hashlib.blake2b(np.ascontiguousarray(array).tobytes(), digest_size=16).hexdigest() + str(array.shape)
-        if key == self._image_key:
-            return
-        processed = self.processor.preprocess(array, return_tensors="pt")
-        self._pixel_values = processed["pixel_values"].to(self.device)
-        self.original_size = tuple(int(v) for v in processed["original_sizes"][0])
-        self.reshaped_size = tuple(int(v) for v in processed["reshaped_input_sizes"][0])
-        self._valid = self.processor.valid_region(self.reshaped_size).to(self.device)
-        self._embeddings = {}
-        self._image_key = key
-
-    def _require_image(self) -> None:
-        if self._pixel_values is None:
-            raise ValueError("no image set: call set_image(image) before predict")
-
-    @torch.inference_mode()
-    def view_embeddings(self, views: list[View]) -> dict[str, SignedClickImageEmbeddings]:
-        """Embeddings of the given views, encoding only the missing ones, one encoder batch per input size."""
-        self._require_image()
-        missing = [v for v in views if v.name not in self._embeddings]
-        size = self.processor.size
-        for out_size in sorted({v.output_size(size) for v in missing}):
-            group = [v for v in missing if v.output_size(size) == out_size]
-            batch = torch.cat([v.apply_image(self._pixel_values) for v in group])
-            embeddings = self.model.encode_image(batch)
-            self.encode_count += 1
-            for i, view in enumerate(group):
-                self._embeddings[view.name] = embeddings.index(slice(i, i + 1))
-        return {v.name: self._embeddings[v.name] for v in views}
 
     # ---------------------------------------------------------------- tensors in the model-input frame
     @torch.inference_mode()

@@ -19,7 +19,6 @@ a positive click selects nothing (empty mask, score 0) while `probabilities` kee
 
 from __future__ import annotations
 
-import hashlib
 import time
 
 import numpy as np
@@ -32,7 +31,6 @@ from .image_io import (
     check_points_per_batch,
     check_threshold,
     is_whole_number,
-    load_image,
     validate_clicks,
     validate_prev_logits,
     validate_prev_mask,
@@ -42,6 +40,7 @@ from .modeling_signed_click_student import SignedClickStudentModel, StudentImage
 from .prediction import Prediction, has_positive_click, mask_score
 from .triangulation import MAX_AUXILIARY_PIXELS
 from .tta import View, combine_views, resolve_views
+from .view_cache import CachedImageViews
 
 
 def _logit(p: torch.Tensor) -> torch.Tensor:
@@ -56,25 +55,15 @@ def _combine(per_view: torch.Tensor, combine: str, with_spread: bool) -> tuple[t
     return (per_view.mean(0) if combine == "probability" else torch.sigmoid(_logit(per_view).mean(0))), None
 
 
-class SignedClickStudentPredictor:
+class SignedClickStudentPredictor(CachedImageViews):
     """Caches the student's embeddings (and triangulation matrices) per (image, view); clicks are dot products."""
 
     def __init__(self, model: SignedClickStudentModel, image_processor: SignedClickImageProcessor | None = None,
                  points_per_batch: int = 64, max_pixels: int | None = DEFAULT_MAX_PIXELS,
                  triangulation_cache_mb: float = 384.0) -> None:
-        dtype = next(model.parameters()).dtype
-        if dtype != torch.float32:
-            raise ValueError(f"hf_iis models run in float32, this one is in {dtype}: load it without a reduced dtype")
-        self.model = model.eval()
-        self.processor = image_processor or SignedClickImageProcessor(size=model.config.image_size)
-        self.points_per_batch = points_per_batch
-        self.max_pixels = max_pixels
+        super().__init__(model, image_processor, points_per_batch, max_pixels)
         self.triangulation_cache_bytes = int(triangulation_cache_mb * 2**20)
-        self._image_key: str | None = None
-        self._pixel_values: torch.Tensor | None = None
-        self._embeddings: dict[str, StudentImageEmbeddings] = {}
         self._triangulators: dict[str, tuple[StudentImageEmbeddings, FeatureTriangulator]] = {}
-        self.encode_count = 0
 
     @classmethod
     def from_pretrained(cls, path, **kwargs) -> SignedClickStudentPredictor:
@@ -88,51 +77,11 @@ class SignedClickStudentPredictor:
         return cls(model, processor, **kwargs)
 
     @property
-    def device(self) -> torch.device:
-        return next(self.model.parameters()).device
-
-    @property
     def stride(self) -> int:
         return int(self.model.config.stride)
 
-    def set_image(self, image) -> None:
-        """Validate and preprocess `image`; the same pixels again keep the cached embeddings."""
-        self.set_loaded_image(load_image(image, self.max_pixels))
-
-    def set_loaded_image(self, array: np.ndarray) -> None:
-        """`set_image` for an array `image_io.load_image` has already returned and checked (the pipeline's
-        `preprocess`), so that the image is checked once per call."""
-        if not (isinstance(array, np.ndarray) and array.dtype == np.uint8 and array.ndim == 3 and array.shape[2] == 3):
-            raise ValueError("set_loaded_image takes the (H, W, 3) uint8 array that image_io.load_image returns; "
-                             "pass anything else to set_image")
-        key = hashlib.blake2b(np.ascontiguousarray(array).tobytes(), digest_size=16).hexdigest() + str(array.shape)
-        if key == self._image_key:
-            return
-        processed = self.processor.preprocess(array, return_tensors="pt")
-        self._pixel_values = processed["pixel_values"].to(self.device)
-        self.original_size = tuple(int(v) for v in processed["original_sizes"][0])
-        self.reshaped_size = tuple(int(v) for v in processed["reshaped_input_sizes"][0])
-        self._valid = self.processor.valid_region(self.reshaped_size).to(self.device)
-        self._embeddings, self._triangulators = {}, {}
-        self._image_key = key
-
-    def _require_image(self) -> None:
-        if self._pixel_values is None:
-            raise ValueError("no image set: call set_image(image) before predict")
-
-    @torch.inference_mode()
-    def view_embeddings(self, views: list[View]) -> dict[str, StudentImageEmbeddings]:
-        """Embeddings of the given views, encoding only the missing ones, one encoder batch per input size."""
-        self._require_image()
-        missing = [v for v in views if v.name not in self._embeddings]
-        size = self.processor.size
-        for out_size in sorted({v.output_size(size) for v in missing}):
-            group = [v for v in missing if v.output_size(size) == out_size]
-            embeddings = self.model.encode_image(torch.cat([v.apply_image(self._pixel_values) for v in group]))
-            self.encode_count += 1
-            for i, view in enumerate(group):
-                self._embeddings[view.name] = embeddings.index(slice(i, i + 1))
-        return {v.name: self._embeddings[v.name] for v in views}
+    def _reset_image_state(self) -> None:
+        self._triangulators = {}  # the pairwise matrices belong to the previous image
 
     # ------------------------------------------------------------------ maps
     def _to_input(self, grid_logits: torch.Tensor) -> torch.Tensor:

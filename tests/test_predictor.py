@@ -232,6 +232,7 @@ def test_bad_input_is_a_value_error_naming_the_problem(tiny_checkpoint, predicto
 def test_a_pipeline_call_checks_its_inputs_once_and_scores_once(tiny_checkpoint, image, monkeypatch):
     import hf_iis.pipeline_interactive_segmentation as pipeline_module
     import hf_iis.predictor as predictor_module
+    import hf_iis.view_cache as view_cache_module  # set_image / set_loaded_image live there
 
     seg = pipeline("interactive-segmentation", model=str(tiny_checkpoint))
     calls: dict[str, int] = {}
@@ -241,7 +242,7 @@ def test_a_pipeline_call_checks_its_inputs_once_and_scores_once(tiny_checkpoint,
         monkeypatch.setattr(module, name, lambda *a, **k: calls.update({name: calls.get(name, 0) + 1}) or
                             original(*a, **k))
 
-    for module, name in ((pipeline_module, "load_image"), (predictor_module, "load_image"),
+    for module, name in ((pipeline_module, "load_image"), (view_cache_module, "load_image"),
                          (predictor_module, "validate_clicks"), (predictor_module, "validate_prev_mask"),
                          (predictor_module, "mask_score")):
         count(module, name)

@@ -1,0 +1,87 @@
+"""`CachedImageViews`: the image side every predictor shares (SAM's `set_image`): validate and preprocess an image
+once, then compute its embeddings lazily, once per TTA view, one encoder batch per input size.
+
+The teacher (`predictor.SignedClickPredictor`) and the student (`student_predictor.SignedClickStudentPredictor`)
+subclass it and differ only in what they do with the cached embeddings; `_reset_image_state` lets a subclass drop
+its own per-image caches when a new image arrives.
+"""
+
+from __future__ import annotations
+
+import hashlib
+
+import numpy as np
+import torch
+
+from .image_io import DEFAULT_MAX_PIXELS, check_points_per_batch, load_image
+from .image_processing_signed_click import SignedClickImageProcessor
+from .tta import View
+
+
+class CachedImageViews:
+    """Holds the current image (preprocessed, on the model's device) and its embeddings per view name."""
+
+    def __init__(self, model, image_processor: SignedClickImageProcessor | None = None, points_per_batch: int = 64,
+                 max_pixels: int | None = DEFAULT_MAX_PIXELS) -> None:
+        dtype = next(model.parameters()).dtype
+        if dtype != torch.float32:
+            # the click encoding, the affinity sampling and the view maps are float32 throughout; a half-precision
+            # model would fail deep inside a convolution, so say so here
+            raise ValueError(f"hf_iis models run in float32, this one is in {dtype}: load it without a reduced "
+                             f"dtype (e.g. pipeline(..., dtype=torch.float32)); on a GPU, device=0 is the speed-up")
+        self.model = model.eval()
+        self.processor = image_processor or SignedClickImageProcessor.for_model_config(model.config)
+        self.points_per_batch = check_points_per_batch(points_per_batch)  # the default of every call
+        self.max_pixels = max_pixels
+        self._image_key: str | None = None
+        self._pixel_values: torch.Tensor | None = None
+        self._embeddings: dict = {}
+        self.encode_count = 0  # number of encoder batches run; lets callers and tests verify the cache
+
+    @property
+    def device(self) -> torch.device:
+        return next(self.model.parameters()).device
+
+    def set_image(self, image) -> None:
+        """Validate and preprocess `image` (path, PIL image or (H, W, 3) uint8 array); embeddings are computed
+        lazily per view. Passing the same pixels again keeps the cached embeddings."""
+        self.set_loaded_image(load_image(image, self.max_pixels))
+
+    def set_loaded_image(self, array: np.ndarray) -> None:
+        """`set_image` for an array `image_io.load_image` has already returned and checked (the pipeline loads the
+        image in its `preprocess`), so that the image is checked once per call."""
+        if not (isinstance(array, np.ndarray) and array.dtype == np.uint8 and array.ndim == 3 and array.shape[2] == 3):
+            raise ValueError("set_loaded_image takes the (H, W, 3) uint8 array that image_io.load_image returns; "
+                             "pass anything else to set_image")
+        key = hashlib.blake2b(np.ascontiguousarray(array).tobytes(), digest_size=16).hexdigest() + str(array.shape)
+        if key == self._image_key:
+            return
+        processed = self.processor.preprocess(array, return_tensors="pt")
+        self._pixel_values = processed["pixel_values"].to(self.device)
+        self.original_size = tuple(int(v) for v in processed["original_sizes"][0])
+        self.reshaped_size = tuple(int(v) for v in processed["reshaped_input_sizes"][0])
+        self._valid = self.processor.valid_region(self.reshaped_size).to(self.device)
+        self._embeddings = {}
+        self._reset_image_state()
+        self._image_key = key
+
+    def _reset_image_state(self) -> None:
+        """Drop a subclass's own per-image caches (called when a new image is set)."""
+
+    def _require_image(self) -> None:
+        if self._pixel_values is None:
+            raise ValueError("no image set: call set_image(image) before predict")
+
+    @torch.inference_mode()
+    def view_embeddings(self, views: list[View]) -> dict:
+        """Embeddings of the given views, encoding only the missing ones, one encoder batch per input size."""
+        self._require_image()
+        missing = [v for v in views if v.name not in self._embeddings]
+        size = self.processor.size
+        for out_size in sorted({v.output_size(size) for v in missing}):
+            group = [v for v in missing if v.output_size(size) == out_size]
+            embeddings = self.model.encode_image(torch.cat([v.apply_image(self._pixel_values) for v in group]))
+            self.encode_count += 1
+            for i, view in enumerate(group):
+                self._embeddings[view.name] = embeddings.index(slice(i, i + 1))
+        return {v.name: self._embeddings[v.name] for v in views}
