@@ -205,8 +205,12 @@ def test_two_process_cpu_run(corpus, tmp_path):
            "--mixed_precision", "no", "--dynamo_backend", "no", "--main_process_port", str(_free_port()),
            "scripts/train.py", "--config", TINY, "--data", str(corpus), "--output-dir", str(run), "--no-progress",
            "--set", "optim.max_steps=4", "--set", "save_every=2", "--set", "eval_every=2"]
-    done = subprocess.run(cmd, cwd=REPO_ROOT, env=dict(_env(), ACCELERATE_USE_CPU="1"), capture_output=True,
-                          text=True, timeout=400)
+    try:
+        done = subprocess.run(cmd, cwd=REPO_ROOT, env=dict(_env(), ACCELERATE_USE_CPU="1"), capture_output=True,
+                              text=True, timeout=300)
+    except subprocess.TimeoutExpired as hung:  # say where it stopped: a hang at exit looks like a finished run
+        out = (hung.stdout or b"").decode(errors="replace") if isinstance(hung.stdout, bytes) else (hung.stdout or "")
+        pytest.fail(f"2-process run did not exit in 300 s; last stdout: {out[-1500:]}")
     assert done.returncode == 0, done.stderr[-3000:]
     summaries = [json.loads(line) for line in done.stdout.splitlines() if line.startswith('{"step"')]
     assert [s["world_size"] for s in summaries] == [2]  # printed by the main process only

@@ -129,7 +129,7 @@ class Trainer:
         if self._bar is not None:
             self._bar.close()
         if reason == "crashed":
-            acc.end_training()
+            self._finish()
             return {"step": self.global_step, "crashed": True, "run_dir": str(self.run_dir)}
         sec_per_step = (time.time() - self._t_start) / max(1, self._steps_done)
         self.validate()
@@ -272,8 +272,15 @@ class Trainer:
         acc.log({"summary": json.dumps(summary)}, step=self.global_step)
         acc.print(f"skipped rows / masks: {summary['skipped']}")
         acc.print(json.dumps(summary))
-        acc.end_training()
+        self._finish()
         return summary
+
+    def _finish(self) -> None:
+        """Stop the trackers and tear down the process group, all ranks together: accelerate's end_training destroys
+        the group without a barrier, and a rank that destroys it while the main process is still logging can leave
+        the other hanging at exit (seen once in CI: the summary printed, then the launch never returned)."""
+        self.accelerator.wait_for_everyone()
+        self.accelerator.end_training()
 
 
 def _any_rank(accelerator, flag: bool) -> bool:
