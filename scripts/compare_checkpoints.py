@@ -3,7 +3,7 @@ r"""Choose between checkpoints on the training corpus's VALIDATION split (never 
     python scripts/compare_checkpoints.py --baseline hf_iis/checkpoints/default \
         --candidate s384=runs/stage3_384/final --candidate area=runs/stage3_area/final --out outputs/compare/stage3
 
-Every model sees the same validation masks and the same clicks: the center click (the standard clicker's first
+Teacher and student checkpoints (`hf_iis.predictors.load_predictor`) mix freely. Every model sees the same validation masks and the same clicks: the center click (the standard clicker's first
 click) decoded plainly and with tta=4, and three uniformly random positive clicks (the training loop's validation
 metric, seeds 0-2, each decoded on its own). For each candidate the table gives its mIoU@1 and the mean paired
 difference to the baseline with a 95 % bootstrap interval over masks (`hf_iis.evaluation.metrics.paired_difference`):
@@ -20,12 +20,12 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
-from hf_iis import SignedClickPredictor
 from hf_iis.clicker import center_click, random_click
 from hf_iis.evaluation.benchmarks import instances_from_samples, load_corpus_split
 from hf_iis.evaluation.metrics import binarize, iou, paired_difference
 from hf_iis.evaluation.protocols import instance_rng
 from hf_iis.evaluation.report import hardware_info, timestamp
+from hf_iis.predictors import load_predictor
 
 METRICS = ("center", "center tta=4", "random")
 SEEDS = (0, 1, 2)
@@ -33,8 +33,8 @@ SEEDS = (0, 1, 2)
 
 def score_model(folder: str | None, instances, progress: bool = True,
                 metrics: tuple[str, ...] = METRICS) -> dict[str, list[float]]:
-    """Per-mask IoU (percent) of one checkpoint for each of `metrics` (a subset of METRICS)."""
-    predictor = SignedClickPredictor.from_pretrained(folder)
+    """Per-mask IoU (percent) of one checkpoint (teacher or distilled student) for each of `metrics`."""
+    predictor = load_predictor(folder)
     scores = {m: [] for m in metrics}
     for inst in tqdm(instances, desc=f"validation {folder or 'default'}", disable=not progress):
         predictor.set_image(inst.image)

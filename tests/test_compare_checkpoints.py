@@ -46,3 +46,24 @@ def test_unknown_metric_is_refused(tmp_path):
     with pytest.raises(SystemExit):
         load_script("compare_checkpoints").main(["--candidate", "a=b", "--metrics", "center,tta8",
                                                  "--out", str(tmp_path)])
+
+
+def test_a_distilled_student_is_compared_like_a_teacher(tiny_checkpoint, data_root, tmp_path):
+    import torch
+
+    from hf_iis import SignedClickImageProcessor
+    from hf_iis.configuration_signed_click_student import SignedClickStudentConfig
+    from hf_iis.modeling_signed_click_student import SignedClickStudentModel
+
+    torch.manual_seed(0)
+    student = tmp_path / "student"
+    SignedClickStudentModel(SignedClickStudentConfig.from_preset("tiny")).save_pretrained(student)
+    SignedClickImageProcessor(size=64).save_pretrained(student)
+    rows = coco_mval_rows(data_root, n=3, max_side=96)
+    corpus = write_corpus(tmp_path / "corpus", {"train": rows[:1], "validation": rows[1:]})
+    out = tmp_path / "cmp"
+    argv = ["--baseline", str(tiny_checkpoint), "--candidate", f"student={student}", "--corpus", str(corpus),
+            "--threads", "1", "--no-progress", "--out", str(out)]
+    assert load_script("compare_checkpoints").main(argv) == 0
+    row = json.loads((out / "compare.json").read_text())["rows"][1]
+    assert row["name"] == "student" and all(0.0 <= row[m] <= 100.0 for m in ("center", "center tta=4", "random"))

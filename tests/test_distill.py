@@ -153,3 +153,28 @@ def test_resume_continues_exactly(cache, tmp_path):
     resumed = load_file(tmp_path / "resumed" / "final" / "model.safetensors")
     assert straight.keys() == resumed.keys()
     assert all(torch.equal(straight[k], resumed[k]) for k in straight)
+
+
+def test_backbone_from_a_teacher_seeds_the_student_and_refuses_other_architectures(cache, tiny_checkpoint, tmp_path):
+    from hf_iis.distillation.cache import read_cache
+    from hf_iis.distillation.trainer import build_student
+
+    _, info = read_cache(cache)
+    teacher = load_file(tiny_checkpoint / "model.safetensors")
+    student = build_student(_cfg(tmp_path, cache, f"backbone_from={tiny_checkpoint}"), info)
+    own = student.backbone.state_dict()
+    assert own and all(torch.equal(own[k], teacher[f"backbone.{k}"]) for k in own)
+    fresh = build_student(_cfg(tmp_path, cache), info).backbone.state_dict()
+    assert not all(torch.equal(own[k], fresh[k]) for k in own if own[k].is_floating_point())
+
+    with pytest.raises(ValueError, match="not both"):
+        build_student(_cfg(tmp_path, cache, f"backbone_from={tiny_checkpoint}", f"init_from={tiny_checkpoint}"), info)
+    with pytest.raises(FileNotFoundError, match="model.safetensors"):
+        build_student(_cfg(tmp_path, cache, f"backbone_from={tmp_path / 'nowhere'}"), info)
+    other = tmp_path / "other"
+    other.mkdir()
+    (other / "model.safetensors").write_bytes((tiny_checkpoint / "model.safetensors").read_bytes())
+    config = json.loads((tiny_checkpoint / "config.json").read_text())
+    (other / "config.json").write_text(json.dumps({**config, "backbone": "resnet18"}))
+    with pytest.raises(ValueError, match="same architecture"):
+        build_student(_cfg(tmp_path, cache, f"backbone_from={other}"), info)

@@ -18,6 +18,7 @@ class DistillConfig:
     preset: str = "lite0"  # SignedClickStudentConfig.from_preset name
     student: dict[str, Any] = field(default_factory=dict)  # config overrides, e.g. {embed_dim: 64, stride: 8}
     init_from: str | None = None  # a student folder to continue from instead of a fresh model
+    backbone_from: str | None = None  # a teacher folder whose (same-architecture) image backbone seeds a fresh student
     batch_size: int = 8  # images per process per step
     views: list[str] | None = None  # D4 view names for augmentation (None = all eight)
     view_prob: float = 0.5

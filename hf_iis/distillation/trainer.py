@@ -30,20 +30,46 @@ from .loss import distillation_loss
 
 
 def build_student(cfg: DistillConfig, info: dict[str, Any]) -> SignedClickStudentModel:
-    """A fresh student (preset + overrides, input size and stride from the cache) or `init_from`, checked against
-    the cache's input size and stride."""
+    """A fresh student (preset + overrides, input size and stride from the cache; its backbone from ImageNet or,
+    with `backbone_from`, from a teacher) or `init_from`, checked against the cache's input size and stride."""
+    if cfg.init_from and cfg.backbone_from:
+        raise ValueError("set init_from or backbone_from, not both: init_from already holds a trained backbone")
     if cfg.init_from:
         model = SignedClickStudentModel.from_pretrained(cfg.init_from)
     else:
         overrides = {"image_size": int(info["image_size"]), "stride": int(info["stride"]), **cfg.student}
         model = SignedClickStudentModel(SignedClickStudentConfig.from_preset(cfg.preset, **overrides))
-        if model.config.use_pretrained_backbone:
+        if cfg.backbone_from:
+            load_teacher_backbone(model, cfg.backbone_from)
+        elif model.config.use_pretrained_backbone:
             model.load_pretrained_backbone()
     c = model.config
     if (c.image_size, c.stride) != (int(info["image_size"]), int(info["stride"])):
         raise ValueError(f"the student (image_size {c.image_size}, stride {c.stride}) does not fit the cache "
                          f"(image_size {info['image_size']}, stride {info['stride']})")
     return model
+
+
+def load_teacher_backbone(student: SignedClickStudentModel, teacher_folder: str | Path) -> None:
+    """Copy the teacher's image backbone into the student's (same `backbone` name, same keys under `backbone.`).
+
+    Why: the teacher's backbone is click-free (it is encoded once per image) and was trained on masks, so it
+    already separates objects; ImageNet weights only classify. Raises ValueError when the architectures differ."""
+    from safetensors.torch import load_file
+
+    folder = Path(teacher_folder)
+    weights = folder / "model.safetensors"
+    if not weights.is_file():
+        raise FileNotFoundError(f"backbone_from: no model.safetensors in {folder} (a teacher save_pretrained folder)")
+    config = json.loads((folder / "config.json").read_text())
+    if config.get("backbone") != student.config.backbone:
+        raise ValueError(f"backbone_from: the teacher's backbone is {config.get('backbone')!r}, the student's "
+                         f"{student.config.backbone!r}; they must be the same architecture")
+    state = {k[len("backbone."):]: v for k, v in load_file(str(weights)).items() if k.startswith("backbone.")}
+    missing = sorted(set(student.backbone.state_dict()) - set(state))
+    if missing:
+        raise ValueError(f"backbone_from: {folder} lacks {len(missing)} backbone tensors, e.g. {missing[:3]}")
+    student.backbone.load_state_dict({k: state[k] for k in student.backbone.state_dict()}, strict=True)
 
 
 def build_optimizer(model: torch.nn.Module, cfg: DistillConfig) -> torch.optim.Optimizer:
