@@ -3,8 +3,9 @@ r"""Choose between checkpoints on the training corpus's VALIDATION split (never 
     python scripts/compare_checkpoints.py --baseline hf_iis/checkpoints/default \
         --candidate s384=runs/stage3_384/final --candidate area=runs/stage3_area/final --out outputs/compare/stage3
 
-Teacher and student checkpoints (`hf_iis.predictors.load_predictor`) mix freely. Every model sees the same validation masks and the same clicks: the center click (the standard clicker's first
-click) decoded plainly and with tta=4, and three uniformly random positive clicks (the training loop's validation
+Teacher and student checkpoints (`hf_iis.predictors.load_predictor`) mix freely. Every model sees the same
+validation masks and the same clicks: the center click (the standard clicker's first click) decoded plainly and
+with tta=4, and three uniformly random positive clicks (the training loop's validation
 metric, seeds 0-2, each decoded on its own). For each candidate the table gives its mIoU@1 and the mean paired
 difference to the baseline with a 95 % bootstrap interval over masks (`hf_iis.evaluation.metrics.paired_difference`):
 a difference whose interval contains 0 is not evidence either way. Writes compare.json and compare.md.

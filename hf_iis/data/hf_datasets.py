@@ -26,29 +26,27 @@ and counted in `ConversionStats`; empty and duplicate masks are dropped from kep
 
 from __future__ import annotations
 
-import hashlib
-import io
 import json
 import logging
 import math
-import re
 import tempfile
-import uuid
-from collections import Counter
 from collections.abc import Iterable, Iterator, Sequence
-from dataclasses import dataclass, field
 from itertools import chain, groupby
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
-from PIL import Image as PILImage
 
+from hf_iis.data.corpus_splits import (  # noqa: F401 - re-exported: the corpus API in one place
+    COCO_MVAL_NAME,
+    VALIDATION_SOURCES,
+    group_key,
+    split_of,
+    validation_score,
+)
 from hf_iis.data.extra_corpus import (
-    EXTRA_VALIDATION_FRACTIONS,
     EXTRA_VALIDATION_RULE,
     extra_sources,
-    is_extra_validation,
 )
 from hf_iis.data.extra_layouts import EXTRA_LAYOUTS
 from hf_iis.data.layouts import (
@@ -58,6 +56,11 @@ from hf_iis.data.layouts import (
     default_data_root,
     list_ids,
     read_sample,
+)
+from hf_iis.data.row_encoding import (  # noqa: F401 - re-exported
+    ConversionStats,
+    sample_to_row,
+    samples_to_dataset,
 )
 from hf_iis.data.rows import features, row_to_sample  # noqa: F401 - row_to_sample re-exported
 from hf_iis.data.sample import Sample, SampleError, dedupe
@@ -71,141 +74,9 @@ SPLITS = ("train", "validation")
 DEFAULT_SOURCES = ("coco_mval", "bsds500")
 EXTRA_SOURCES = ("ecssd", "ccp", "weizmann", "camvid")
 """Added to `DEFAULT_SOURCES` when `build_corpus` gets an `extra_root` (see `hf_iis.data.extra_corpus`)."""
-VALIDATION_SOURCES = ("coco_mval",)
-COCO_MVAL_NAME = re.compile(r"^(?P<category>.+?)(?P<index>\d{2})_(?P<coco_id>\d+)$")
 SourceSpec = str | tuple[str, str | Path] | tuple[str, str | Path, dict[str, Any]]
 
 
-@dataclass
-class ConversionStats:
-    """Counts from one conversion.
-
-    Attributes:
-        rows: rows written, by split.
-        masks: masks written, by split.
-        instances: source instances read successfully, by source.
-        skipped: instances / rows not written, by reason ("missing_file", "corrupt_image", "corrupt_mask",
-            "size_mismatch", "no_masks", "image_mismatch").
-        dropped_masks: masks left out of kept rows, by reason ("empty_mask", "duplicate").
-    """
-
-    rows: Counter = field(default_factory=Counter)
-    masks: Counter = field(default_factory=Counter)
-    instances: Counter = field(default_factory=Counter)
-    skipped: Counter = field(default_factory=Counter)
-    dropped_masks: Counter = field(default_factory=Counter)
-
-    def skip(self, reason: str, message: str) -> None:
-        """Count a skipped instance / row and log a warning."""
-        self.skipped[reason] += 1
-        logger.warning("skipped (%s): %s", reason, message)
-
-    def to_dict(self) -> dict[str, dict[str, int]]:
-        return {k: dict(sorted(getattr(self, k).items())) for k in ("rows", "masks", "instances", "skipped",
-                                                                      "dropped_masks")}
-
-    def summary(self) -> str:
-        """Human-readable multi-line summary."""
-        lines = [f"{split}: {self.rows[split]} images, {self.masks[split]} masks" for split in sorted(self.rows)]
-        lines.append(f"instances read: {dict(sorted(self.instances.items()))}")
-        lines.append(f"skipped: {sum(self.skipped.values())} {dict(sorted(self.skipped.items()))}")
-        lines.append(f"dropped masks: {sum(self.dropped_masks.values())} {dict(sorted(self.dropped_masks.items()))}")
-        return "\n".join(lines)
-
-
-def _png(array: np.ndarray) -> dict[str, Any]:
-    buffer = io.BytesIO()
-    PILImage.fromarray(array).save(buffer, format="PNG")
-    return {"bytes": buffer.getvalue(), "path": None}
-
-
-def _mask_png(mask: np.ndarray) -> dict[str, Any]:
-    return _png(np.where(mask, 255, 0).astype(np.uint8))
-
-
-def sample_to_row(sample: Sample, stats: ConversionStats | None = None) -> dict[str, Any] | None:
-    """Encode a `Sample` as a row dict, or None (counted in `stats`) when it is not a valid training row."""
-    stats = stats if stats is not None else ConversionStats()
-    image = np.asarray(sample.image)
-    if image.ndim != 3 or image.shape[2] != 3 or image.dtype != np.uint8:
-        stats.skip("corrupt_image", f"{sample.source}/{sample.id}: image is {image.dtype} {image.shape}, "
-                                    "not (H, W, 3) uint8")
-        return None
-    others = [("mask", m) for m in sample.masks] + ([("ignore", sample.ignore)] if sample.ignore is not None else [])
-    for what, array in others:
-        if np.shape(array) != image.shape[:2]:
-            stats.skip("size_mismatch", f"{sample.source}/{sample.id}: {what} (H, W) = {np.shape(array)}, "
-                                        f"image {image.shape[:2]}")
-            return None
-    masks = [np.asarray(m, dtype=bool) for m in sample.masks]
-    kept = [m for m in masks if m.any()]
-    if len(kept) < len(masks):
-        stats.dropped_masks["empty_mask"] += len(masks) - len(kept)
-    if not kept:
-        stats.skip("no_masks", f"{sample.source}/{sample.id}: no non-empty mask")
-        return None
-    ignore = None if sample.ignore is None or not np.any(sample.ignore) else _mask_png(np.asarray(sample.ignore, bool))
-    if sample.image_file is not None and Path(sample.image_file).is_file():
-        image_cell = {"bytes": Path(sample.image_file).read_bytes(), "path": None}
-    else:
-        image_cell = _png(image)
-    return {"image": image_cell, "masks": [_mask_png(m) for m in kept], "ignore": ignore,
-            "id": str(sample.id), "source": str(sample.source)}
-
-
-def samples_to_dataset(samples: Iterable[Sample], stats: ConversionStats | None = None, split: str = "train",
-                       cache_dir: str | Path | None = None) -> Dataset:
-    """A `datasets.Dataset` with one row per valid `Sample` (built with `Dataset.from_generator`).
-
-    Invalid samples are skipped and counted in `stats` (pass one in to read the counts). `cache_dir` is where the
-    Arrow files go (default: the `datasets` cache); every call gets a fresh fingerprint, so nothing stale is reused.
-    """
-    from datasets import Dataset
-
-    stats = stats if stats is not None else ConversionStats()
-
-    def rows() -> Iterator[dict[str, Any]]:
-        for sample in samples:
-            row = sample_to_row(sample, stats)
-            if row is not None:
-                stats.rows[split] += 1
-                stats.masks[split] += len(row["masks"])
-                yield row
-
-    stream = rows()
-    first = next(stream, None)
-    if first is None:
-        return Dataset.from_dict({k: [] for k in features()}, features=features(), split=split)
-    full = chain([first], stream)
-    return Dataset.from_generator(lambda: (yield from full), features=features(), split=split,
-                                  cache_dir=None if cache_dir is None else str(cache_dir),
-                                  fingerprint=uuid.uuid4().hex)
-
-
-def validation_score(key: str) -> float:
-    """Deterministic pseudo-uniform number in [0, 1) for a group key: the first 8 bytes of SHA-256(key)."""
-    return int.from_bytes(hashlib.sha256(key.encode("utf-8")).digest()[:8], "big") / 2.0**64
-
-
-def group_key(layout: str, sample_id: str) -> str:
-    """Row key of an instance: the COCO image id for "coco_mval" (`<class><nn>_<cocoid>`), else the id itself."""
-    if layout == "coco_mval":
-        match = COCO_MVAL_NAME.match(sample_id)
-        if match is None:
-            raise ValueError(f"COCO-MVal id {sample_id!r} is not <class><nn>_<cocoid>")
-        return match["coco_id"]
-    return sample_id
-
-
-def split_of(layout: str, key: str, val_fraction: float, options: dict[str, Any] | None = None) -> str:
-    """"validation" for the fixed tenth (by default) of COCO-MVal images and the fixed slice of the extra sources
-    (`hf_iis.data.extra_corpus`, independent of `val_fraction`), else "train"."""
-    if layout in VALIDATION_SOURCES and validation_score(key) < val_fraction:
-        return "validation"
-    if layout in EXTRA_VALIDATION_FRACTIONS and is_extra_validation(layout, key, options or {},
-                                                                    validation_score(f"{layout}/{key}")):
-        return "validation"
-    return "train"
 
 
 def _resolve_source(source: SourceSpec, data_root: Path,
