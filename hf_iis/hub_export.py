@@ -16,29 +16,26 @@ from pathlib import Path
 
 from transformers import AutoModel
 
-from .configuration_signed_click import SignedClickConfig
-from .image_processing_signed_click import SignedClickImageProcessor
-from .modeling_signed_click import SignedClickModel
 from .pipeline_interactive_segmentation import InteractiveSegmentationPipeline
 
 TASK = "interactive-segmentation"
 
 
 def export_hub_folder(checkpoint: str | Path | None, out_dir: str | Path, model_card: str | None = None) -> Path:
-    """Export `checkpoint` (a package-local folder; None = the embedded default) to `out_dir` for the hub."""
-    from .checkpoint_paths import resolve_checkpoint
+    """Export `checkpoint` (a package-local teacher or student folder; None = the embedded default) to `out_dir`
+    for the hub. The student's folder carries its own classes in `auto_map`, so the same pipeline line loads it."""
+    from .checkpoint_paths import load_checkpoint, resolve_checkpoint
 
     folder = resolve_checkpoint(checkpoint)
     out = Path(out_dir)
+    model, processor = load_checkpoint(folder)  # the model class is chosen by the config's model_type
     if out.exists():
         shutil.rmtree(out)
-    model = SignedClickModel.from_pretrained(folder)
-    processor = SignedClickImageProcessor.from_pretrained(folder)
-    registered = (SignedClickConfig, SignedClickModel, SignedClickImageProcessor)
+    registered = (type(model.config), type(model), type(processor))
     try:
-        SignedClickConfig.register_for_auto_class()
-        SignedClickModel.register_for_auto_class("AutoModel")
-        SignedClickImageProcessor.register_for_auto_class("AutoImageProcessor")
+        type(model.config).register_for_auto_class()
+        type(model).register_for_auto_class("AutoModel")
+        type(processor).register_for_auto_class("AutoImageProcessor")
         pipe = InteractiveSegmentationPipeline(model=model, image_processor=processor)
         # What transformers' pipeline() attaches to registered pipelines; save_pretrained turns it into
         # config.custom_pipelines and copies the pipeline module (and everything it imports relatively).

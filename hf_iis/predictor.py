@@ -61,7 +61,13 @@ class SignedClickPredictor(CachedImageViews):
         """Load a checkpoint folder (safetensors + config + preprocessor config); None = the embedded default."""
         from .checkpoint_paths import load_checkpoint
 
+        from .predictors import is_student
+
         model, processor = load_checkpoint(path)
+        if is_student(model):
+            raise ValueError(f"{path} holds a distilled student ({type(model).__name__}), which this decoder-based "
+                             "predictor cannot run: use hf_iis.predictors.load_predictor (either kind) or "
+                             "SignedClickStudentPredictor")
         return cls(model, processor, **kwargs)
 
     # ---------------------------------------------------------------- tensors in the model-input frame

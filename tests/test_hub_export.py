@@ -28,11 +28,29 @@ REMOTE_SCRIPT = textwrap.dedent(
 )
 
 
+def _tiny_student(folder):
+    import torch
+
+    from hf_iis import SignedClickImageProcessor
+    from hf_iis.configuration_signed_click_student import SignedClickStudentConfig
+    from hf_iis.modeling_signed_click_student import SignedClickStudentModel
+
+    torch.manual_seed(0)
+    SignedClickStudentModel(SignedClickStudentConfig.from_preset("tiny")).eval().save_pretrained(folder)
+    SignedClickImageProcessor(size=64).save_pretrained(folder)
+    return folder
+
+
 @pytest.mark.slow
-def test_exported_folder_works_without_hf_iis(tiny_checkpoint, tmp_path):
+@pytest.mark.parametrize("kind", ["teacher", "student"])
+def test_exported_folder_works_without_hf_iis(kind, tiny_checkpoint, tmp_path):
+    if kind == "student":
+        tiny_checkpoint = _tiny_student(tmp_path / "student")
     folder = export_hub_folder(tiny_checkpoint, tmp_path / "hub", model_card="# card\n")
     config = json.loads((folder / "config.json").read_text())
-    assert config["auto_map"]["AutoModel"] == "modeling_signed_click.SignedClickModel"
+    expected_class = {"teacher": "modeling_signed_click.SignedClickModel",
+                      "student": "modeling_signed_click_student.SignedClickStudentModel"}[kind]
+    assert config["auto_map"]["AutoModel"] == expected_class
     assert "interactive-segmentation" in config["custom_pipelines"]
     assert (folder / "model.safetensors").is_file() and (folder / "README.md").read_text() == "# card\n"
     assert "auto_map" in json.loads((folder / "preprocessor_config.json").read_text())

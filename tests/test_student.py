@@ -170,6 +170,8 @@ def test_dispatch_between_teacher_and_student(tiny_checkpoint, student_folder):
     assert type(hf_iis.load_pipeline(student_folder).predictor).__name__ == "SignedClickStudentPredictor"
     with pytest.raises(ValueError, match="not a student"):
         hf_iis.SignedClickStudentPredictor.from_pretrained(tiny_checkpoint)
+    with pytest.raises(ValueError, match="distilled student.*load_predictor"):
+        hf_iis.SignedClickPredictor.from_pretrained(student_folder)
 
 
 def test_bad_input(seg, image, student_folder):
