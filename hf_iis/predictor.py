@@ -60,7 +60,6 @@ class SignedClickPredictor(CachedImageViews):
     def from_pretrained(cls, path: str | Path | None = None, **kwargs) -> SignedClickPredictor:
         """Load a checkpoint folder (safetensors + config + preprocessor config); None = the embedded default."""
         from .checkpoint_paths import load_checkpoint
-
         from .predictors import is_student
 
         model, processor = load_checkpoint(path)
