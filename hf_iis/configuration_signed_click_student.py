@@ -9,7 +9,7 @@ STRIDES = (4, 8)
 # Named sizes: "tiny" is for tests (a 64 px input works); "lite0" is the default student.
 STUDENT_PRESETS: dict[str, dict] = {
     "tiny": {"embed_dim": 8, "neck_dim": 16, "image_size": 64, "use_pretrained_backbone": False},
-    "lite0": {"embed_dim": 32, "neck_dim": 64, "image_size": 320},
+    "lite0": {"embed_dim": 32, "neck_dim": 64, "image_size": 320, "anchor_at_click": True},
 }
 
 
@@ -38,6 +38,9 @@ class SignedClickStudentConfig(PretrainedConfig):
             pixels at 320 px).
         triangulation_blend (`float`, *optional*, defaults to 0.0): default weight α of the direct estimate,
             P = α·direct + (1 − α)·triangulated (0 = the seed's formula alone), as the teacher's.
+        anchor_at_click (`bool`, *optional*, defaults to `False`): measure the positive head from the click's own
+            embedding, so that a positive click's map is σ(b+) at the click (see the modeling module). Off by
+            default so that students saved before it load unchanged; the lite0 preset turns it on.
         pixel_mean, pixel_std (`list[float]`, *optional*, default 0.5): the image processor's normalisation.
         teacher (`str`, *optional*): the checkpoint the student was distilled from (for the model card).
         teacher_scaling (`dict`, *optional*): the teacher's inference-time scaling that produced the targets,
@@ -58,6 +61,7 @@ class SignedClickStudentConfig(PretrainedConfig):
         neck_dim: int = 64,
         triangulation_stride: int = 8,
         triangulation_blend: float = 0.0,
+        anchor_at_click: bool = False,
         pixel_mean: list[float] | tuple[float, ...] = (0.5, 0.5, 0.5),
         pixel_std: list[float] | tuple[float, ...] = (0.5, 0.5, 0.5),
         teacher: str | None = None,
@@ -86,6 +90,7 @@ class SignedClickStudentConfig(PretrainedConfig):
         self.neck_dim = int(neck_dim)
         self.triangulation_stride = int(triangulation_stride)
         self.triangulation_blend = float(triangulation_blend)
+        self.anchor_at_click = bool(anchor_at_click)
         self.pixel_mean = list(pixel_mean)
         self.pixel_std = list(pixel_std)
         self.teacher = teacher

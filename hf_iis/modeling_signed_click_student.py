@@ -10,7 +10,14 @@ The heads, with φ(x) bilinearly sampled at the click and √D the usual dot-pro
     logit f+(x)(y) = ⟨A φ(x), φ(y)⟩ / √D + b+                    ≈ logit P(y ∈ m | x ∈ m)
     logit f−(x)(y) = ⟨B φ(x), φ(y)⟩ / √D + u(y) + b−             ≈ logit P(y ∈ m | x ∉ m)
 
-A and B are D x D (A starts at I, B at −I), b± scalars, u(y) a per-pixel logit. Why f− comes from the same
+A and B are D x D (A starts at I, B at −I), b± scalars, u(y) a per-pixel logit. With `anchor_at_click` (config; on
+in the lite0 preset) the positive head is measured from the click itself,
+
+    logit f+(x)(y) = ⟨A φ(x), φ(y) − φ(x)⟩ / √D + b+,   so that f+(x)(x) = σ(b+) for every x,
+
+because a free bilinear form does not make ⟨A φ(x), φ(x)⟩ large: an unanchored student left half of its own
+center clicks below 0.5 on the validation split (an empty mask for a positive click), where the teacher gives
+0.99+. The offset is one scalar per click, folded into the bias column, so every map is still one product. Why f− comes from the same
 embeddings: by total probability P(y | x̄) = (P(y) − P(y | x) P(x)) / (1 − P(x)), a term in y alone (how likely y is to
 be in *some* mask) corrected by the pairwise term that f+ already measures (is y with x?). u(y) is the first, the
 bilinear form B the second; the exact identity does not hold for the seed's click distribution (clicks are uniform
@@ -131,8 +138,9 @@ class StudentNeck(nn.Module):
 class SignedSimilarityHead(nn.Module):
     """The two bilinear heads: queries A φ(x) (positive) and B φ(x) (negative), biases b+ and b−."""
 
-    def __init__(self, dim: int) -> None:
+    def __init__(self, dim: int, anchor_at_click: bool = False) -> None:
         super().__init__()
+        self.anchor_at_click = bool(anchor_at_click)
         self.positive = nn.Linear(dim, dim, bias=False)
         self.negative = nn.Linear(dim, dim, bias=False)
         self.positive_bias = nn.Parameter(torch.zeros(()))
@@ -144,7 +152,7 @@ class SignedSimilarityHead(nn.Module):
         with torch.no_grad():
             self.positive.weight.copy_(torch.eye(self.positive.in_features))
             self.negative.weight.copy_(-torch.eye(self.negative.in_features))
-            self.positive_bias.fill_(INITIAL_BIAS)
+            self.positive_bias.fill_(-INITIAL_BIAS if self.anchor_at_click else INITIAL_BIAS)  # anchored: P(x|x) ≈ 0.88
             self.negative_bias.fill_(INITIAL_BIAS)
 
     def logits(self, queries: torch.Tensor, signs: torch.Tensor, keys: torch.Tensor, prior: torch.Tensor
@@ -154,6 +162,8 @@ class SignedSimilarityHead(nn.Module):
         negative = (signs < 0)[..., None]
         q = torch.where(negative, self.negative(queries), self.positive(queries)) * self.scale
         bias = torch.where(negative, self.negative_bias, self.positive_bias).to(q.dtype)
+        if self.anchor_at_click:  # f+(x)(x) = b+: subtract the click's own score ⟨A φ(x), φ(x)⟩ / √D
+            bias = bias - torch.where(negative, 0.0, (q * queries).sum(-1, keepdim=True))
         # one product: [q/√D, b, 1{s<0}] @ [φ; 1; u], so bias and prior cost no extra pass over (Q, M)
         q = torch.cat([q, bias, negative.to(q.dtype)], dim=-1)
         keys = torch.cat([keys, torch.ones_like(prior), prior.to(keys.dtype)], dim=-2)
@@ -179,7 +189,7 @@ class SignedClickStudentModel(PreTrainedModel):
         self.embed._init_std = 1.0 / math.sqrt(config.neck_dim)  # |φ|² ≈ D/2 at init: self-logit ≈ √D/2, not ≈ 2√D
         self.prior = nn.Conv2d(config.neck_dim, 1, 1)
         self.prior._init_std, self.prior._init_bias = 1.0 / math.sqrt(config.neck_dim), INITIAL_BIAS  # u ≈ −2 ± 0.7
-        self.head = SignedSimilarityHead(config.embed_dim)
+        self.head = SignedSimilarityHead(config.embed_dim, config.anchor_at_click)
         self.post_init()
 
     def _init_weights(self, module: nn.Module) -> None:

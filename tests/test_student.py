@@ -209,3 +209,25 @@ def test_evaluate_and_bench_latency_take_a_student_folder(student_folder, data_r
     load_script("bench_latency").main()
     latency = json.loads((tmp_path / "latency.json").read_text())
     assert latency["input_size"] == 64 and "tta=4,triangulation=16" in latency["grid_ms"]["warm"]
+
+
+def test_anchored_positive_head_gives_sigma_b_at_the_click_itself():
+    """anchor_at_click: f+(x)(x) = b+ for every grid pixel x, whatever the embeddings; f− is unchanged."""
+    from hf_iis.configuration_signed_click_student import SignedClickStudentConfig
+    from hf_iis.modeling_signed_click_student import SignedClickStudentModel
+
+    torch.manual_seed(0)
+    plain = SignedClickStudentModel(SignedClickStudentConfig.from_preset("tiny")).eval()
+    anchored = SignedClickStudentModel(SignedClickStudentConfig.from_preset("tiny", anchor_at_click=True)).eval()
+    anchored.load_state_dict(plain.state_dict())
+    with torch.no_grad():
+        anchored.head.positive_bias.fill_(1.5)
+        anchored.head.positive.weight.add_(0.3 * torch.randn_like(anchored.head.positive.weight))
+        emb = anchored.encode_image(torch.randn(1, 3, 64, 64))
+        idx = torch.arange(emb.embeddings.shape[-1] * emb.embeddings.shape[-2])
+        positive = anchored.pairwise_logits(emb, idx, idx, 1)
+        assert torch.allclose(positive.diagonal(), torch.full((len(idx),), 1.5), atol=1e-5)
+        assert not torch.allclose(positive, torch.full_like(positive, 1.5))  # elsewhere it still depends on φ(y)
+        assert torch.equal(anchored.pairwise_logits(emb, idx, idx, -1), plain.pairwise_logits(emb, idx, idx, -1))
+    assert SignedClickStudentConfig.from_preset("lite0").anchor_at_click
+    assert not SignedClickStudentConfig().anchor_at_click  # students saved before the flag load unchanged
