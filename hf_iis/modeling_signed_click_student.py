@@ -19,10 +19,11 @@ because a free bilinear form does not make ⟨A φ(x), φ(x)⟩ large: an unanch
 center clicks below 0.5 on the validation split (an empty mask for a positive click), where the teacher gives
 0.99+. The offset is one scalar per click, folded into the bias column, so every map is still one product.
 
-Why f− comes from the same embeddings: by total probability P(y | x̄) = (P(y) − P(y | x) P(x)) / (1 − P(x)), a
-term in y alone (how likely y is to be in *some* mask) corrected by the pairwise term that f+ already measures
-(is y with x?). u(y) is the first, the bilinear form B the second; the exact identity does not hold for the seed's click distribution (clicks are uniform
-inside / outside m, which weights masks by 1/|m| and 1/|Ω∖m| differently), so B is learned, not −A.
+Why f− comes from the same embeddings: by total probability P(y | x̄) = (P(y) − P(y | x) P(x)) / (1 − P(x)), a term
+in y alone (how likely y is to be in *some* mask) corrected by the pairwise term that f+ already measures (is y with
+x?). u(y) is the first, the bilinear form B the second; the exact identity does not hold for the seed's click
+distribution (clicks are uniform inside / outside m, which weights masks by 1/|m| and 1/|Ω∖m| differently), so B is
+learned, not −A.
 
 Several clicks c_i = (x_i, s_i), treated as conditionally independent given y's membership (naive Bayes):
 
