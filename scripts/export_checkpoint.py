@@ -5,7 +5,8 @@ so that `scripts/compare_checkpoints.py`, `scripts/evaluate.py` and the pipeline
         --out runs/u2netp_hybrid/step150
 
 `--like` is any save_pretrained folder of the same architecture (the run's `final/` or `best/`, written at every
-validation): its config and image processor are copied, and the step's weights replace its weights.
+validation; for a distillation run, its `final/` or any student of the same preset): its config and image
+processor are copied, and the step's weights replace its weights.
 """
 
 from __future__ import annotations
@@ -28,9 +29,9 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: no model.safetensors in {args.checkpoint} (expected a <run>/checkpoints/step_* folder)",
               file=sys.stderr)
         return 2
-    from hf_iis import SignedClickImageProcessor, SignedClickModel
+    from hf_iis.checkpoint_paths import load_checkpoint
 
-    model = SignedClickModel.from_pretrained(args.like)
+    model, processor = load_checkpoint(args.like)  # a teacher or a distilled student, by its config
     state = {k.removeprefix("model."): v for k, v in load_file(str(weights)).items()}
     missing, unexpected = model.load_state_dict(state, strict=False)
     if missing or unexpected:
@@ -38,7 +39,7 @@ def main(argv: list[str] | None = None) -> int:
               f"{len(unexpected)} unexpected tensors (e.g. {(missing + unexpected)[:3]})", file=sys.stderr)
         return 2
     model.save_pretrained(args.out)
-    SignedClickImageProcessor.from_pretrained(args.like).save_pretrained(args.out)
+    processor.save_pretrained(args.out)
     print(f"wrote {args.out}")
     return 0
 

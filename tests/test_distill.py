@@ -178,3 +178,16 @@ def test_backbone_from_a_teacher_seeds_the_student_and_refuses_other_architectur
     (other / "config.json").write_text(json.dumps({**config, "backbone": "resnet18"}))
     with pytest.raises(ValueError, match="same architecture"):
         build_student(_cfg(tmp_path, cache, f"backbone_from={other}"), info)
+
+
+def test_a_student_step_exports_to_a_loadable_folder(cache, tmp_path):
+    from hf_iis.predictors import load_predictor
+
+    run = tmp_path / "run"
+    distill(_cfg(run, cache, "max_steps=4", "save_every=2", "keep_checkpoints=3"), progress=False)
+    out = tmp_path / "step2"
+    argv = [str(run / "checkpoints" / "step_00000002"), "--like", str(run / "final"), "--out", str(out)]
+    assert load_script("export_checkpoint").main(argv) == 0
+    assert type(load_predictor(out)).__name__ == "SignedClickStudentPredictor"
+    step2, final = load_file(out / "model.safetensors"), load_file(run / "final" / "model.safetensors")
+    assert step2.keys() == final.keys() and not all(torch.equal(step2[k], final[k]) for k in final)
