@@ -129,6 +129,7 @@ def distill(cfg: DistillConfig, resume: bool | str = False, progress: bool = Tru
 
     from ..image_processing_signed_click import SignedClickImageProcessor
     from ..training.checkpoint import atomic_save_pretrained, latest_checkpoint, read_json, save_checkpoint
+    from ..training.teardown import finish_run
     from ..training.tracking import JSONLTracker
     from .cache import read_cache
 
@@ -209,7 +210,7 @@ def distill(cfg: DistillConfig, resume: bool | str = False, progress: bool = Tru
             checkpoint()
             last_save = time.time()
         if crash_at_step is not None and step >= crash_at_step:
-            accelerator.end_training()
+            finish_run(accelerator)
             return {"step": step, "crashed": True, "run_dir": str(run_dir)}
     if bar is not None:
         bar.close()
@@ -226,5 +227,5 @@ def distill(cfg: DistillConfig, resume: bool | str = False, progress: bool = Tru
     summary = {"step": step, "steps_run": steps_done, "sec_per_step": (time.time() - started) / max(1, steps_done),
                "run_dir": str(run_dir), "final": str(run_dir / "final")}
     accelerator.log({"summary": json.dumps(summary)}, step=step)
-    accelerator.end_training()
+    finish_run(accelerator)
     return summary

@@ -32,6 +32,7 @@ from .config import TrainingConfig
 from .data import BatchStream, load_split
 from .factory import build_model, build_optimizer, build_transform, cosine_with_warmup, image_processor_for
 from .objective import SignedClickObjective
+from .teardown import finish_run
 from .tracking import JSONLTracker
 from .validation import ValidationSet, build_validation_set, evaluate_miou_at_1
 
@@ -276,11 +277,8 @@ class Trainer:
         return summary
 
     def _finish(self) -> None:
-        """Stop the trackers and tear down the process group, all ranks together: accelerate's end_training destroys
-        the group without a barrier, and a rank that destroys it while the main process is still logging can leave
-        the other hanging at exit (seen once in CI: the summary printed, then the launch never returned)."""
-        self.accelerator.wait_for_everyone()
-        self.accelerator.end_training()
+        """Stop the trackers and tear down the process group, all ranks together (`teardown.finish_run`)."""
+        finish_run(self.accelerator)
 
 
 def _any_rank(accelerator, flag: bool) -> bool:
