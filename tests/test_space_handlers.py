@@ -414,3 +414,25 @@ def test_space_card_and_requirements():
     lines = [line for line in (SPACE_DIR / "requirements.txt").read_text().splitlines()
              if line.strip() and not line.startswith("#")]
     assert lines == ["-e ..[space]"]
+
+
+def test_space_serves_a_student_with_one_encode_per_view(app, photo, tmp_path):
+    """The distilled student (hf_iis/checkpoints/student's kind) behind the same handlers: clicks, TTA views and
+    exact triangulation, the embedding cached across clicks."""
+    import torch
+
+    import hf_iis
+    from hf_iis.modeling_signed_click_student import SignedClickStudentModel
+
+    torch.manual_seed(0)
+    folder = tmp_path / "student"
+    SignedClickStudentModel(hf_iis.SignedClickStudentConfig.from_preset("tiny", anchor_at_click=True)).save_pretrained(
+        folder)
+    hf_iis.SignedClickImageProcessor(size=64).save_pretrained(folder)
+    handlers = app.Handlers(app.load_segmenter(folder))
+    first = unpack(handlers.click(handlers.load(photo, False, False)[0], 100, 120, app.POSITIVE, 2, 4, True, True))
+    assert first["details"]["embedding"] == "computed" and first["details"]["encoder_runs"] == 2
+    second = unpack(handlers.click(first["state"], 300, 200, app.NEGATIVE, 2, 0, True, True))
+    assert second["details"]["embedding"] == "cached" and second["details"]["encoder_runs"] == 2
+    height, width = photo.shape[:2]
+    assert second["mask"].size == (width, height)
