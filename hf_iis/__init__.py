@@ -14,7 +14,7 @@ import importlib.util
 import logging
 import sys
 
-from .checkpoint_paths import DEFAULT_CHECKPOINT, load_checkpoint, load_pipeline
+from .checkpoint_paths import DEFAULT_CHECKPOINT, STUDENT_CHECKPOINT, load_checkpoint, load_pipeline
 
 __version__ = "0.1.0"
 
@@ -33,6 +33,8 @@ _LAZY_ATTRIBUTES = {
 }
 
 __all__ = [
+    "DEFAULT_CHECKPOINT",
+    "STUDENT_CHECKPOINT",
     "InteractiveSegmentationPipeline",
     "Prediction",
     "SignedClickConfig",

@@ -7,6 +7,8 @@ from contextlib import contextmanager
 from pathlib import Path
 
 DEFAULT_CHECKPOINT = Path(__file__).resolve().parent / "checkpoints" / "default"
+# The distilled feature-space student of the default model (docs/results_student.md): faster, less accurate.
+STUDENT_CHECKPOINT = Path(__file__).resolve().parent / "checkpoints" / "student"
 WEIGHT_FILES = ("model.safetensors", "model.safetensors.index.json")
 
 

@@ -231,3 +231,20 @@ def test_anchored_positive_head_gives_sigma_b_at_the_click_itself():
         assert torch.equal(anchored.pairwise_logits(emb, idx, idx, -1), plain.pairwise_logits(emb, idx, idx, -1))
     assert SignedClickStudentConfig.from_preset("lite0").anchor_at_click
     assert not SignedClickStudentConfig().anchor_at_click  # students saved before the flag load unchanged
+
+
+def test_the_shipped_student_loads_and_answers_a_click(image):
+    """hf_iis/checkpoints/student (the distilled default) is a student checkpoint that loads offline from
+    safetensors and segments through the pipeline; its config names its teacher and the teacher's scaling."""
+    folder = hf_iis.STUDENT_CHECKPOINT
+    if not (folder / "model.safetensors").is_file():
+        pytest.fail(f"the shipped student is missing from {folder}")
+    config = json.loads((folder / "config.json").read_text())
+    assert config["model_type"] == "signed_click_student" and config["anchor_at_click"] is True
+    assert config["teacher_scaling"]["tta"] >= 1 and config["distillation"]["steps"] > 0
+    seg = hf_iis.load_pipeline(folder)
+    assert isinstance(seg.model, SignedClickStudentModel)
+    height, width = image.shape[:2]
+    out = seg(image, clicks=[(width // 2, height // 2, 1)])
+    assert out["mask"].size == (width, height) and out["probabilities"].shape == (height, width)
+    assert out["probabilities"][height // 2, width // 2] > 0.5  # anchored: the clicked pixel is in its own mask
