@@ -4,11 +4,12 @@ r"""Choose between checkpoints on the training corpus's VALIDATION split (never 
         --candidate s384=runs/stage3_384/final --candidate area=runs/stage3_area/final --out outputs/compare/stage3
 
 Teacher and student checkpoints (`hf_iis.predictors.load_predictor`) mix freely. Every model sees the same
-validation masks and the same clicks: the center click (the standard clicker's first click) decoded plainly and
-with tta=4, and three uniformly random positive clicks (the training loop's validation
-metric, seeds 0-2, each decoded on its own). For each candidate the table gives its mIoU@1 and the mean paired
-difference to the baseline with a 95 % bootstrap interval over masks (`hf_iis.evaluation.metrics.paired_difference`):
-a difference whose interval contains 0 is not evidence either way. Writes compare.json and compare.md.
+validation masks and the same clicks: the center click (the standard clicker's first click) decoded plainly and with
+tta=4, and three uniformly random positive clicks (the training loop's validation metric, seeds 0-2, each decoded on
+its own); `--metrics` adds "center triangulation" (16 foreground-sampled auxiliary pixels for a teacher, the exact
+sum for a student). For each candidate the table gives its mIoU@1 and the mean paired difference to the baseline
+with a 95 % bootstrap interval over masks (`hf_iis.evaluation.metrics.paired_difference`): a difference whose
+interval contains 0 is not evidence either way. Writes compare.json and compare.md.
 """
 
 from __future__ import annotations
@@ -29,6 +30,11 @@ from hf_iis.evaluation.report import hardware_info, timestamp
 from hf_iis.predictors import load_predictor
 
 METRICS = ("center", "center tta=4", "random")
+# Opt-in (--metrics): the center click through triangulation (16 foreground-sampled auxiliary pixels for a teacher,
+# 2 x 16 decodes per mask; exact over all auxiliary pixels for a student).
+OPTIONAL_METRICS = ("center triangulation",)
+CENTER_SETTINGS = {"center": {"tta": 1}, "center tta=4": {"tta": 4},
+                   "center triangulation": {"tta": 1, "triangulation": 16, "triangulation_sampling": "foreground"}}
 SEEDS = (0, 1, 2)
 
 
@@ -40,10 +46,10 @@ def score_model(folder: str | None, instances, progress: bool = True,
     for inst in tqdm(instances, desc=f"validation {folder or 'default'}", disable=not progress):
         predictor.set_image(inst.image)
         c = center_click(inst.gt, inst.ignore)
-        for name, tta in (("center", 1), ("center tta=4", 4)):
+        for name, settings in CENTER_SETTINGS.items():
             if name not in scores:
                 continue
-            probabilities = predictor.predict([(c.x, c.y, c.sign)], tta=tta).probabilities
+            probabilities = predictor.predict([(c.x, c.y, c.sign)], **settings).probabilities
             scores[name].append(100.0 * iou(binarize(probabilities), inst.gt, inst.ignore))
         if "random" not in scores:
             continue
@@ -60,7 +66,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--corpus", default="data_cache/corpus")
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--metrics", default=",".join(METRICS),
-                        help=f"comma-separated subset of: {', '.join(METRICS)} (default: all)")
+                        help=f"comma-separated subset of: {', '.join(METRICS + OPTIONAL_METRICS)} (default: "
+                             f"{', '.join(METRICS)})")
     parser.add_argument("--no-progress", action="store_true")
     parser.add_argument("--out", type=Path, default=Path("outputs/compare"))
     args = parser.parse_args(argv)
@@ -72,9 +79,10 @@ def main(argv: list[str] | None = None) -> int:
             parser.error(f"--candidate takes NAME=FOLDER, got {item!r}")
         candidates.append((name, folder))
     metrics = tuple(m.strip() for m in args.metrics.split(",") if m.strip())
-    unknown = [m for m in metrics if m not in METRICS]
+    unknown = [m for m in metrics if m not in METRICS + OPTIONAL_METRICS]
     if unknown or not metrics:
-        parser.error(f"--metrics takes a comma-separated subset of {', '.join(METRICS)}; got {args.metrics!r}")
+        parser.error(f"--metrics takes a comma-separated subset of {', '.join(METRICS + OPTIONAL_METRICS)}; "
+                     f"got {args.metrics!r}")
 
     try:
         instances = instances_from_samples(load_corpus_split(args.corpus, "validation", min_masks=1))

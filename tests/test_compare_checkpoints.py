@@ -67,3 +67,26 @@ def test_a_distilled_student_is_compared_like_a_teacher(tiny_checkpoint, data_ro
     assert load_script("compare_checkpoints").main(argv) == 0
     row = json.loads((out / "compare.json").read_text())["rows"][1]
     assert row["name"] == "student" and all(0.0 <= row[m] <= 100.0 for m in ("center", "center tta=4", "random"))
+
+
+def test_the_optional_triangulation_metric_scores_teacher_and_student(tiny_checkpoint, data_root, tmp_path):
+    import torch
+
+    from hf_iis import SignedClickImageProcessor
+    from hf_iis.configuration_signed_click_student import SignedClickStudentConfig
+    from hf_iis.modeling_signed_click_student import SignedClickStudentModel
+
+    torch.manual_seed(0)
+    student = tmp_path / "student"
+    SignedClickStudentModel(SignedClickStudentConfig.from_preset("tiny")).save_pretrained(student)
+    SignedClickImageProcessor(size=64).save_pretrained(student)
+    rows = coco_mval_rows(data_root, n=2, max_side=96)
+    corpus = write_corpus(tmp_path / "corpus", {"train": rows[:1], "validation": rows[1:]})
+    out = tmp_path / "cmp"
+    argv = ["--baseline", str(tiny_checkpoint), "--candidate", f"student={student}", "--corpus", str(corpus),
+            "--metrics", "center,center triangulation", "--threads", "1", "--no-progress", "--out", str(out)]
+    assert load_script("compare_checkpoints").main(argv) == 0
+    report = json.loads((out / "compare.json").read_text())
+    assert report["metrics"] == ["center", "center triangulation"]
+    assert all(0.0 <= row["center triangulation"] <= 100.0 for row in report["rows"])
+    assert "center triangulation vs baseline" in report["rows"][1]
