@@ -242,8 +242,8 @@ def test_the_shipped_student_loads_and_answers_a_click(image):
     config = json.loads((folder / "config.json").read_text())
     assert config["model_type"] == "signed_click_student" and config["anchor_at_click"] is True
     assert config["teacher_scaling"]["tta"] >= 1 and config["distillation"]["steps"] > 0
-    seg = hf_iis.load_pipeline(folder)
-    assert isinstance(seg.model, SignedClickStudentModel)
+    seg = pipeline("interactive-segmentation", model=str(folder))  # the README's way
+    assert isinstance(seg.model, SignedClickStudentModel) and config["triangulation_stride"] == 16
     height, width = image.shape[:2]
     out = seg(image, clicks=[(width // 2, height // 2, 1)])
     assert out["mask"].size == (width, height) and out["probabilities"].shape == (height, width)
