@@ -130,10 +130,7 @@ def main() -> None:
     evaluations = [json.loads(path.read_text()) for path in args.eval]
     rows = [row for ev in evaluations for row in ev["results"]]
     config = json.loads((args.model / "config.json").read_text())
-    from safetensors import safe_open
-
-    with safe_open(str(args.model / "model.safetensors"), "pt") as f:
-        num_parameters = sum(_prod(f.get_slice(k).get_shape()) for k in f.keys())
+    num_parameters = count_parameters(args.model)
     card_data = ModelCardData(
         language="en", license="apache-2.0", library_name="transformers", pipeline_tag="image-segmentation",
         tags=["interactive-segmentation", "hf_iis", "inference-time-scaling", "custom_code"],
@@ -152,12 +149,25 @@ def main() -> None:
         published_table=published, data_notes=DATA_NOTES, analysis=_analysis(args.analysis),
         object_centred=_object_centred(args.object_centred),
     )
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    card.save(args.out)
-    print(f"wrote {args.out} ({len(card_data.eval_results or [])} eval results)")
-    if args.copy_to:
-        card.save(args.copy_to)
-        print(f"wrote {args.copy_to}")
+    save_card(card, args.out, args.copy_to)
+
+
+def count_parameters(model_dir: Path) -> int:
+    """Parameters in a checkpoint's model.safetensors, read from the tensor headers (nothing is loaded)."""
+    from safetensors import safe_open
+
+    with safe_open(str(model_dir / "model.safetensors"), "pt") as f:
+        return sum(_prod(f.get_slice(k).get_shape()) for k in f.keys())
+
+
+def save_card(card: ModelCard, out: Path, copy_to: Path | None = None) -> None:
+    """Write the card to `out` (and `copy_to`, e.g. the checkpoint's README.md), saying how many eval results."""
+    out.parent.mkdir(parents=True, exist_ok=True)
+    card.save(out)
+    print(f"wrote {out} ({len(card.data.eval_results or [])} eval results)")
+    if copy_to:
+        card.save(copy_to)
+        print(f"wrote {copy_to}")
 
 
 def _measured(table_md: str) -> str:

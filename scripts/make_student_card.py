@@ -23,7 +23,7 @@ import yaml
 from huggingface_hub import ModelCard, ModelCardData
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from make_model_card import DATA_NOTES, _measured, _prod, eval_results  # noqa: E402  (the teacher card's helpers)
+from make_model_card import DATA_NOTES, _measured, count_parameters, eval_results, save_card  # noqa: E402  (the teacher card's)
 
 
 def training_section(run: Path, hardware: str) -> str:
@@ -111,10 +111,7 @@ def main() -> None:
                          "the teacher's card is scripts/make_model_card.py")
     evaluations = [json.loads(path.read_text()) for path in args.eval]
     rows = [row for ev in evaluations for row in ev["results"]]
-    from safetensors import safe_open
-
-    with safe_open(str(args.model / "model.safetensors"), "pt") as f:
-        num_parameters = sum(_prod(f.get_slice(k).get_shape()) for k in f.keys())
+    num_parameters = count_parameters(args.model)
     card_data = ModelCardData(
         language="en", license="apache-2.0", library_name="transformers", pipeline_tag="image-segmentation",
         tags=["interactive-segmentation", "hf_iis", "distillation", "inference-time-scaling", "custom_code"],
@@ -137,12 +134,7 @@ def main() -> None:
                           "scripts/evaluate_student.py"),
         images=f"{cache['images']:,}", data_notes=DATA_NOTES,
     )
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    card.save(args.out)
-    print(f"wrote {args.out} ({len(card_data.eval_results or [])} eval results)")
-    if args.copy_to:
-        card.save(args.copy_to)
-        print(f"wrote {args.copy_to}")
+    save_card(card, args.out, args.copy_to)
 
 
 if __name__ == "__main__":

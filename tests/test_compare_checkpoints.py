@@ -10,6 +10,20 @@ from hf_iis.training.toy import coco_mval_rows, write_corpus
 from tests.conftest import load_script
 
 
+def _tiny_student(folder):
+    """A randomly initialised tiny student checkpoint, saved as distillation saves it."""
+    import torch
+
+    from hf_iis import SignedClickImageProcessor
+    from hf_iis.configuration_signed_click_student import SignedClickStudentConfig
+    from hf_iis.modeling_signed_click_student import SignedClickStudentModel
+
+    torch.manual_seed(0)
+    SignedClickStudentModel(SignedClickStudentConfig.from_preset("tiny")).save_pretrained(folder)
+    SignedClickImageProcessor(size=64).save_pretrained(folder)
+    return folder
+
+
 def test_a_checkpoint_against_itself_differs_by_exactly_zero(tiny_checkpoint, data_root, tmp_path):
     rows = coco_mval_rows(data_root, n=3, max_side=96)
     corpus = write_corpus(tmp_path / "corpus", {"train": rows[:1], "validation": rows[1:]})
@@ -49,16 +63,7 @@ def test_unknown_metric_is_refused(tmp_path):
 
 
 def test_a_distilled_student_is_compared_like_a_teacher(tiny_checkpoint, data_root, tmp_path):
-    import torch
-
-    from hf_iis import SignedClickImageProcessor
-    from hf_iis.configuration_signed_click_student import SignedClickStudentConfig
-    from hf_iis.modeling_signed_click_student import SignedClickStudentModel
-
-    torch.manual_seed(0)
-    student = tmp_path / "student"
-    SignedClickStudentModel(SignedClickStudentConfig.from_preset("tiny")).save_pretrained(student)
-    SignedClickImageProcessor(size=64).save_pretrained(student)
+    student = _tiny_student(tmp_path / "student")
     rows = coco_mval_rows(data_root, n=3, max_side=96)
     corpus = write_corpus(tmp_path / "corpus", {"train": rows[:1], "validation": rows[1:]})
     out = tmp_path / "cmp"
@@ -70,16 +75,7 @@ def test_a_distilled_student_is_compared_like_a_teacher(tiny_checkpoint, data_ro
 
 
 def test_the_optional_triangulation_metric_scores_teacher_and_student(tiny_checkpoint, data_root, tmp_path):
-    import torch
-
-    from hf_iis import SignedClickImageProcessor
-    from hf_iis.configuration_signed_click_student import SignedClickStudentConfig
-    from hf_iis.modeling_signed_click_student import SignedClickStudentModel
-
-    torch.manual_seed(0)
-    student = tmp_path / "student"
-    SignedClickStudentModel(SignedClickStudentConfig.from_preset("tiny")).save_pretrained(student)
-    SignedClickImageProcessor(size=64).save_pretrained(student)
+    student = _tiny_student(tmp_path / "student")
     rows = coco_mval_rows(data_root, n=2, max_side=96)
     corpus = write_corpus(tmp_path / "corpus", {"train": rows[:1], "validation": rows[1:]})
     out = tmp_path / "cmp"
