@@ -81,7 +81,29 @@ def test_the_optional_triangulation_metric_scores_teacher_and_student(tiny_check
     out = tmp_path / "cmp"
     argv = ["--baseline", str(tiny_checkpoint), "--candidate", f"student={student}", "--corpus", str(corpus),
             "--metrics", "center,center triangulation", "--threads", "1", "--no-progress", "--out", str(out)]
-    assert load_script("compare_checkpoints").main(argv) == 0
+    script = load_script("compare_checkpoints")
+    calls = []  # (predictor class, predict keywords): the metric must really ask for triangulation, on both models
+    loader = script.load_predictor
+
+    def recording_loader(folder):
+        predictor = loader(folder)
+        predict = predictor.predict
+
+        def recorded(clicks, **kwargs):
+            calls.append((type(predictor).__name__, kwargs))
+            return predict(clicks, **kwargs)
+
+        predictor.predict = recorded
+        return predictor
+
+    script.load_predictor = recording_loader
+    try:
+        assert script.main(argv) == 0
+    finally:
+        script.load_predictor = loader
+    wanted = {"tta": 1, "triangulation": 16, "triangulation_sampling": "foreground"}
+    assert {name for name, kwargs in calls if kwargs == wanted} == {"SignedClickPredictor",
+                                                                    "SignedClickStudentPredictor"}
     report = json.loads((out / "compare.json").read_text())
     assert report["metrics"] == ["center", "center triangulation"]
     assert all(0.0 <= row["center triangulation"] <= 100.0 for row in report["rows"])
