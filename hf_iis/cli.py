@@ -44,8 +44,8 @@ def _segment(args: argparse.Namespace) -> int:
     import numpy as np
 
     from .checkpoint_paths import load_pipeline
-    from .image_io import load_image
-    from .visualize import overlay_mask
+    from .utils.image_io import load_image
+    from .utils.visualize import overlay_mask
 
     image = load_image(args.image)  # first: a bad image is reported without loading a model
     seg = load_pipeline(args.model)
@@ -76,7 +76,7 @@ def _demo(args: argparse.Namespace) -> int:
         return 2
 
     from .checkpoint_paths import load_pipeline
-    from .visualize import overlay_mask, probability_image
+    from .utils.visualize import overlay_mask, probability_image
 
     image = data.astronaut()  # 512x512 RGB, public domain (NASA), shipped inside scikit-image
     clicks = [(255.0, 120.0, 1)]  # on the astronaut's face

@@ -5,7 +5,7 @@
 For each validation mask, with the center click (the standard clicker's first click):
   * equivariance: mIoU@1 of every D4 view alone, and the mean IoU between each view's mask and the identity's;
     a model that is equivariant to a view gains little from it alone but its errors average out;
-  * TTA: mIoU@1 of the mean over the first n views of `hf_iis.tta.VIEW_ORDER`, n = 1, 2, 4, 8;
+  * TTA: mIoU@1 of the mean over the first n views of `hf_iis.scaling.tta.VIEW_ORDER`, n = 1, 2, 4, 8;
   * view choice: those sets against sets with the rescale views, each combined as a mean of probabilities and as a
     mean of logits;
   * calibration: expected calibration error (10 bins) and Brier score of the direct probabilities, since averaging
@@ -27,11 +27,11 @@ import torch
 from tqdm import tqdm
 
 from hf_iis import SignedClickPredictor
-from hf_iis.clicker import center_click
 from hf_iis.evaluation.benchmarks import instances_from_samples, load_corpus_split
 from hf_iis.evaluation.metrics import binarize, iou
-from hf_iis.triangulation import SAMPLINGS
-from hf_iis.tta import D4_VIEWS, VIEW_ORDER, combine_views
+from hf_iis.scaling.triangulation import SAMPLINGS
+from hf_iis.scaling.tta import D4_VIEWS, VIEW_ORDER, combine_views
+from hf_iis.utils.clicker import center_click
 
 BLENDS = (0.0, 0.25, 0.5, 0.75, 1.0)
 # view choice: the first n of VIEW_ORDER (what tta=n uses) against sets with the rescale views

@@ -29,8 +29,8 @@ from PIL import Image
 
 from hf_iis import SignedClickConfig, SignedClickImageProcessor, SignedClickModel, SignedClickPredictor
 from hf_iis.data.layouts import default_data_root
-from hf_iis.predictor_views import decode_probabilities
-from hf_iis.predictors import is_student, load_predictor
+from hf_iis.inference.predictor_views import decode_probabilities
+from hf_iis.inference.predictors import is_student, load_predictor
 
 REPO_DATA_ROOT = Path(__file__).resolve().parents[2] / "shared" / "data"  # ../shared/data beside the repository
 
@@ -93,7 +93,7 @@ def main() -> None:
         predictor = SignedClickPredictor(SignedClickModel(config), SignedClickImageProcessor(size=config.image_size))
         model_name = "random-init default architecture"
     else:
-        predictor = load_predictor(args.model)  # teacher or student (hf_iis/predictors.py)
+        predictor = load_predictor(args.model)  # teacher or student (hf_iis/inference/predictors.py)
         model_name = args.model or "embedded default"
     predictor.model.to(args.device)
     image = _load_480p(args.data_root)
@@ -112,7 +112,7 @@ def main() -> None:
         predictor._embeddings = {}
         predictor.view_embeddings(predictor_views(1))
 
-    from hf_iis.tta import resolve_views as predictor_views
+    from hf_iis.scaling.tta import resolve_views as predictor_views
 
     predictor.set_image(image)
     results["encode_ms"] = median_ms(encode_only, args.repeats)

@@ -31,7 +31,7 @@ _INPUTS = ("pixel_values", "points", "labels", "image_index", "target_masks", "t
 
 
 def _stream(cfg, rank: int = 0, world: int = 1, model_config=None):
-    from hf_iis.configuration_signed_click import SignedClickConfig
+    from hf_iis.models.signed_click.configuration_signed_click import SignedClickConfig
     from hf_iis.training.data import BatchStream, load_split
     from hf_iis.training.loop import build_transform, input_format_for
 

@@ -3,7 +3,7 @@ r"""Choose between checkpoints on the training corpus's VALIDATION split (never 
     python scripts/compare_checkpoints.py --baseline hf_iis/checkpoints/default \
         --candidate s384=runs/stage3_384/final --candidate area=runs/stage3_area/final --out outputs/compare/stage3
 
-Teacher and student checkpoints (`hf_iis.predictors.load_predictor`) mix freely. Every model sees the same
+Teacher and student checkpoints (`hf_iis.inference.predictors.load_predictor`) mix freely. Every model sees the same
 validation masks and the same clicks: the center click (the standard clicker's first click) decoded plainly and with
 tta=4, and three uniformly random positive clicks (the training loop's validation metric, seeds 0-2, each decoded on
 its own); `--metrics` adds "center triangulation" (16 foreground-sampled auxiliary pixels for a teacher, the exact
@@ -22,12 +22,12 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
-from hf_iis.clicker import center_click, random_click
 from hf_iis.evaluation.benchmarks import instances_from_samples, load_corpus_split
 from hf_iis.evaluation.metrics import binarize, iou, paired_difference
 from hf_iis.evaluation.protocols import instance_rng
 from hf_iis.evaluation.report import hardware_info, timestamp
-from hf_iis.predictors import load_predictor
+from hf_iis.inference.predictors import load_predictor
+from hf_iis.utils.clicker import center_click, random_click
 
 METRICS = ("center", "center tta=4", "random")
 # Opt-in (--metrics): the center click through triangulation (16 foreground-sampled auxiliary pixels for a teacher,

@@ -15,9 +15,9 @@ import json
 import numpy as np
 import torch
 
-from hf_iis.clicker import center_click
 from hf_iis.evaluation.benchmarks import instances_from_samples, load_corpus_split
-from hf_iis.predictors import load_predictor
+from hf_iis.inference.predictors import load_predictor
+from hf_iis.utils.clicker import center_click
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -1,4 +1,4 @@
-"""Distil the signed-click teacher into the feature-space student (issue 13): build the teacher-target cache, then
+"""Distil the signed-click teacher into the feature-space student: build the teacher-target cache, then
 train on it.
 
     python scripts/distill.py cache --teacher hf_iis/checkpoints/default --corpus data_cache/corpus_v2 \
@@ -64,7 +64,7 @@ def run_cache(args: argparse.Namespace) -> int:
     from hf_iis.distillation.cache import build_cache
     from hf_iis.distillation.sources import corpus_images, folder_images, open_corpus, select_images
     from hf_iis.distillation.teacher_targets import TargetSpec
-    from hf_iis.predictors import load_predictor
+    from hf_iis.inference.predictors import load_predictor
 
     if args.threads:
         torch.set_num_threads(args.threads)

@@ -7,7 +7,8 @@ Rows (same images, same scoring: `hf_iis.evaluation.proposals`):
   - teacher, click sampling: single positive clicks on an 8 x 8 grid + 32 random pixels, mask NMS (the protocol of
     `scripts/evaluate.py --protocols proposals`);
   - student, click sampling: the same protocol on the student;
-  - student, feature partition: `hf_iis.feature_proposals` (greedy covering of the embedding grid, no clicks).
+  - student, feature partition: `hf_iis.evaluation.feature_proposals` (greedy covering of the embedding grid, no
+  clicks).
 Images: the corpus's validation split (held out from training and from distillation), rows with >= 2 masks.
 Writes results.json, table.md and plots/proposals_ar.png under --out. The click benchmarks (mIoU@1, NoC) of the
 student run through scripts/evaluate.py --model <student folder>.
@@ -43,12 +44,12 @@ def main(argv: list[str] | None = None) -> int:
     import torch
 
     from hf_iis.evaluation.benchmarks import load_corpus_split
+    from hf_iis.evaluation.feature_proposals import run_feature_proposals
     from hf_iis.evaluation.plots import plot_ar_curves
     from hf_iis.evaluation.proposals import run_proposals, summarize_proposals
     from hf_iis.evaluation.report import proposals_table
     from hf_iis.evaluation.segmenters import ModelSegmenter
-    from hf_iis.feature_proposals import run_feature_proposals
-    from hf_iis.predictors import is_student, load_predictor
+    from hf_iis.inference.predictors import is_student, load_predictor
 
     if args.threads:
         torch.set_num_threads(args.threads)

@@ -8,7 +8,7 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
-from hf_iis.backbone_efficientnet_lite import (
+from hf_iis.backbones.efficientnet_lite import (
     EFFICIENTNET_LITE_VARIANTS,
     EfficientNetLiteFeatures,
     load_imagenet_state_dict,

@@ -10,7 +10,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from hypothesis.extra.numpy import arrays
 
-from hf_iis.clicker import Click, center_click, error_distance_map, next_click, random_click
+from hf_iis.utils.clicker import Click, center_click, error_distance_map, next_click, random_click
 
 
 def brute_force_click(region: np.ndarray) -> tuple[int, int]:

@@ -18,10 +18,10 @@ from hf_iis.distillation.cache import decode_maps, read_cache
 from hf_iis.distillation.config import load_distill_config
 from hf_iis.distillation.sources import corpus_images, folder_images, open_corpus
 from hf_iis.distillation.trainer import distill
-from hf_iis.image_processing_signed_click import SignedClickImageProcessor
+from hf_iis.models.signed_click.image_processing_signed_click import SignedClickImageProcessor
+from hf_iis.scaling.tta import VIEWS_BY_NAME
 from hf_iis.training.toy import write_corpus
 from hf_iis.training.tracking import read_jsonl
-from hf_iis.tta import VIEWS_BY_NAME
 from tests.conftest import load_script
 
 
@@ -81,7 +81,7 @@ def test_cache_rows_hold_teacher_maps_on_the_grid(cache, tiny_checkpoint, source
     assert len(row["points"]) == len(row["labels"]) == 6 + sum(len(s) - 1 for s in row["sequences"])
     assert row["labels"][:6] == [1, 1, 1, -1, -1, -1]
     # the teacher's own single-click map at tta=2, averaged over 4 x 4 cells, is the target
-    from hf_iis.predictors import load_predictor
+    from hf_iis.inference.predictors import load_predictor
 
     teacher = load_predictor(tiny_checkpoint)
     teacher.set_image(np.asarray(row["image"]))
@@ -181,7 +181,7 @@ def test_backbone_from_a_teacher_seeds_the_student_and_refuses_other_architectur
 
 
 def test_a_student_step_exports_to_a_loadable_folder(cache, tmp_path):
-    from hf_iis.predictors import load_predictor
+    from hf_iis.inference.predictors import load_predictor
 
     run = tmp_path / "run"
     distill(_cfg(run, cache, "max_steps=4", "save_every=2", "keep_checkpoints=3"), progress=False)

@@ -54,7 +54,7 @@ def test_import_hf_iis_stays_light():
     import subprocess
     import sys
 
-    code = ("import sys, hf_iis, hf_iis.clicker, hf_iis.evaluation, hf_iis.evaluation.runner; "
+    code = ("import sys, hf_iis, hf_iis.utils.clicker, hf_iis.evaluation, hf_iis.evaluation.runner; "
             "print(','.join(m for m in ('matplotlib', 'evaluate', 'skimage') if m in sys.modules))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120, check=True)
     assert out.stdout.strip() == ""

@@ -5,7 +5,6 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from hf_iis.clicker import Click
 from hf_iis.data.sample import Sample
 from hf_iis.evaluation import Instance
 from hf_iis.evaluation.proposals import (
@@ -16,6 +15,7 @@ from hf_iis.evaluation.proposals import (
     run_proposals,
     summarize_proposals,
 )
+from hf_iis.utils.clicker import Click
 
 
 class RegionSegmenter:
@@ -77,7 +77,7 @@ def test_proposals_recall_every_region_at_n_equal_number_of_gt():
 
 def test_scaling_study_rows_and_multiclick_comparison(tiny_checkpoint, photo):
     from hf_iis.evaluation.scaling import ScalingSetting, run_multiclick_comparison, run_scaling, scaling_grid
-    from hf_iis.predictor import SignedClickPredictor
+    from hf_iis.inference.predictor import SignedClickPredictor
 
     grid = scaling_grid((1, 2), (2,), ("uniform", "stratified"), ((2, 2, "stratified"),))
     assert grid == [ScalingSetting(1), ScalingSetting(2), ScalingSetting(1, 2, "uniform"),

@@ -7,7 +7,6 @@ import pytest
 from PIL import Image
 from scipy.ndimage import binary_erosion
 
-from hf_iis.clicker import center_click
 from hf_iis.evaluation import (
     EmptySegmenter,
     OracleSegmenter,
@@ -17,6 +16,7 @@ from hf_iis.evaluation import (
     run_noc,
     summarize_curves,
 )
+from hf_iis.utils.clicker import center_click
 
 GRABCUT_SUBSET = ["106024", "124080", "153077"]  # the first three ids in sorted order
 
@@ -79,7 +79,7 @@ def test_peer_factory_rejects_unknown_names():
 def test_model_segmenter_encodes_once_per_image(tiny_checkpoint, grabcut3):
     from hf_iis.evaluation import ModelSegmenter
     from hf_iis.evaluation.protocols import run_instances, run_random_click, summarize_random
-    from hf_iis.predictor import SignedClickPredictor
+    from hf_iis.inference.predictor import SignedClickPredictor
 
     predictor = SignedClickPredictor.from_pretrained(tiny_checkpoint)
     seg = ModelSegmenter(predictor, tta=1)
@@ -102,9 +102,9 @@ def test_model_segmenter_encodes_once_per_image(tiny_checkpoint, grabcut3):
 
 
 def test_averaged_clicks_segmenter_averages_single_click_maps(tiny_checkpoint, grabcut3):
-    from hf_iis.clicker import Click
     from hf_iis.evaluation import AveragedClicksSegmenter
-    from hf_iis.predictor import SignedClickPredictor
+    from hf_iis.inference.predictor import SignedClickPredictor
+    from hf_iis.utils.clicker import Click
 
     predictor = SignedClickPredictor.from_pretrained(tiny_checkpoint)
     seg = AveragedClicksSegmenter(predictor)
@@ -120,7 +120,7 @@ def test_averaged_clicks_segmenter_averages_single_click_maps(tiny_checkpoint, g
 
 def test_center_click_protocol_with_model_runs_on_real_images(tiny_checkpoint, grabcut3):
     from hf_iis.evaluation import ModelSegmenter
-    from hf_iis.predictor import SignedClickPredictor
+    from hf_iis.inference.predictor import SignedClickPredictor
 
     seg = ModelSegmenter(SignedClickPredictor.from_pretrained(tiny_checkpoint), tta=2, triangulation=2,
                          sampling="stratified")

@@ -13,9 +13,9 @@ from PIL import Image
 
 import hf_iis
 from hf_iis.data.sample import Sample
-from hf_iis.feature_proposals import feature_proposals, run_feature_proposals
-from hf_iis.modeling_signed_click_student import SignedClickStudentModel, StudentImageEmbeddings
-from hf_iis.predictors import predictor_for
+from hf_iis.evaluation.feature_proposals import feature_proposals, run_feature_proposals
+from hf_iis.inference.predictors import predictor_for
+from hf_iis.models.student.modeling_signed_click_student import SignedClickStudentModel, StudentImageEmbeddings
 from hf_iis.training.toy import write_corpus
 from tests.conftest import load_script
 

@@ -8,10 +8,10 @@ import math
 import pytest
 import torch
 
-from hf_iis.configuration_signed_click_student import SignedClickStudentConfig
-from hf_iis.feature_triangulation import FEATURE_SAMPLINGS, FeatureTriangulator, triangulation_weights
-from hf_iis.modeling_signed_click_student import SignedClickStudentModel, StudentImageEmbeddings
-from hf_iis.triangulation import triangulate
+from hf_iis.models.student.configuration_signed_click_student import SignedClickStudentConfig
+from hf_iis.models.student.feature_triangulation import FEATURE_SAMPLINGS, FeatureTriangulator, triangulation_weights
+from hf_iis.models.student.modeling_signed_click_student import SignedClickStudentModel, StudentImageEmbeddings
+from hf_iis.scaling.triangulation import triangulate
 
 
 @pytest.fixture(scope="module")

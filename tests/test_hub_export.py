@@ -32,8 +32,8 @@ def _tiny_student(folder):
     import torch
 
     from hf_iis import SignedClickImageProcessor
-    from hf_iis.configuration_signed_click_student import SignedClickStudentConfig
-    from hf_iis.modeling_signed_click_student import SignedClickStudentModel
+    from hf_iis.models.student.configuration_signed_click_student import SignedClickStudentConfig
+    from hf_iis.models.student.modeling_signed_click_student import SignedClickStudentModel
 
     torch.manual_seed(0)
     SignedClickStudentModel(SignedClickStudentConfig.from_preset("tiny")).eval().save_pretrained(folder)

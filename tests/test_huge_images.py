@@ -14,7 +14,7 @@ from PIL import Image
 from transformers import pipeline
 
 import hf_iis  # noqa: F401
-from hf_iis.image_io import DEFAULT_MAX_PIXELS, load_image
+from hf_iis.utils.image_io import DEFAULT_MAX_PIXELS, load_image
 
 
 def write_png(path, width: int, height: int, decodable: bool = True):

@@ -12,7 +12,7 @@ from transformers import pipeline
 import hf_iis
 from hf_iis.cli import main
 from hf_iis.data.sample import read_rgb
-from hf_iis.image_io import load_image
+from hf_iis.utils.image_io import load_image
 
 COFFEE = data.coffee()  # 400 rows x 600 columns, as a viewer shows it
 UPRIGHT_SIZE = (COFFEE.shape[1], COFFEE.shape[0])  # PIL (W, H) = (600, 400)

@@ -76,7 +76,7 @@ def test_help_imports_neither_torch_nor_transformers():
         # a submodule first (it imports transformers half-way through its own import)
         """
         import sys
-        from hf_iis.modeling_signed_click import SignedClickModel
+        from hf_iis.models.signed_click.modeling_signed_click import SignedClickModel
         from transformers import AutoModel, pipeline
         assert isinstance(AutoModel.from_pretrained(sys.argv[1]), SignedClickModel)
         print(type(pipeline("interactive-segmentation", model=sys.argv[1])).__name__)
@@ -90,7 +90,7 @@ def test_registration_whatever_is_imported_first(code, tiny_checkpoint):
 
 def test_the_public_names_load_on_first_use():
     assert hf_iis.SignedClickPredictor.__name__ == "SignedClickPredictor"
-    assert hf_iis.tta.VIEW_ORDER[0].name == "identity"  # submodules as attributes, as before
+    assert hf_iis.scaling.tta.VIEW_ORDER[0].name == "identity"  # submodules as attributes, as before
     assert set(hf_iis.__all__) <= set(dir(hf_iis))
     with pytest.raises(AttributeError):
         hf_iis.no_such_name  # noqa: B018

@@ -59,7 +59,7 @@ def test_card_from_evaluation_json(tiny_checkpoint, tmp_path):
 @pytest.mark.slow
 def test_student_card_reads_every_number_from_its_files(tmp_path):
     import hf_iis
-    from hf_iis.modeling_signed_click_student import SignedClickStudentModel
+    from hf_iis.models.student.modeling_signed_click_student import SignedClickStudentModel
 
     model_dir = tmp_path / "student"
     config = hf_iis.SignedClickStudentConfig.from_preset("tiny", teacher="teacher/dir",

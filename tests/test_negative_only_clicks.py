@@ -40,7 +40,7 @@ def test_a_lone_negative_click_gives_an_empty_mask_and_score_zero(default_pipeli
 
 
 def test_the_predictor_agrees_and_a_positive_click_selects_again(default_pipeline, astronaut):
-    from hf_iis.predictor import has_positive_click
+    from hf_iis.inference.predictor import has_positive_click
 
     predictor = default_pipeline.predictor
     predictor.set_image(astronaut)

@@ -11,8 +11,8 @@ from transformers import pipeline
 
 import hf_iis
 from hf_iis import SignedClickPredictor
-from hf_iis.triangulation import sample_auxiliary_pixels, triangulate
-from hf_iis.tta import resolve_views
+from hf_iis.scaling.triangulation import sample_auxiliary_pixels, triangulate
+from hf_iis.scaling.tta import resolve_views
 
 ATOL = 1e-5
 
@@ -106,7 +106,7 @@ def test_one_decoder_call_serves_all_views_of_one_input_size(tiny_checkpoint, im
     calls.clear()
     predictor.predict(CLICKS, tta=8, points_per_batch=3)
     assert calls == [3, 3, 2]
-    from hf_iis.image_processing_signed_click import SignedClickImageProcessor
+    from hf_iis.models.signed_click.image_processing_signed_click import SignedClickImageProcessor
 
     wide = SignedClickPredictor(predictor.model, SignedClickImageProcessor(size=128))  # scale views: 96 and 160 px
     wide.set_image(image)
@@ -230,9 +230,9 @@ def test_bad_input_is_a_value_error_naming_the_problem(tiny_checkpoint, predicto
 
 
 def test_a_pipeline_call_checks_its_inputs_once_and_scores_once(tiny_checkpoint, image, monkeypatch):
-    import hf_iis.pipeline_interactive_segmentation as pipeline_module
-    import hf_iis.predictor as predictor_module
-    import hf_iis.view_cache as view_cache_module  # set_image / set_loaded_image live there
+    import hf_iis.inference.pipeline_interactive_segmentation as pipeline_module
+    import hf_iis.inference.predictor as predictor_module
+    import hf_iis.inference.view_cache as view_cache_module  # set_image / set_loaded_image live there
 
     seg = pipeline("interactive-segmentation", model=str(tiny_checkpoint))
     calls: dict[str, int] = {}

@@ -8,7 +8,6 @@ import importlib.util
 import numpy as np
 import pytest
 
-from hf_iis.clicker import Click
 from hf_iis.evaluation.saliency_peers import (
     SALIENCY_PEERS,
     component_mask,
@@ -17,6 +16,7 @@ from hf_iis.evaluation.saliency_peers import (
     saliency_mask_from_map,
     selected_components,
 )
+from hf_iis.utils.clicker import Click
 
 # Three components of a 6×9 mask: A (rows 0-1, cols 0-1), B (rows 0-2, cols 5-6) and C (rows 4-5, cols 2-7).
 #   col 012345678
@@ -129,7 +129,7 @@ def test_registry_names():
 def _onnx_or_skip(variant: str):
     if importlib.util.find_spec("onnx") is None:
         pytest.skip("the onnx package is not installed (the training extra)")
-    from hf_iis.u2net_weights import find_u2net_onnx
+    from hf_iis.backbones.u2net_weights import find_u2net_onnx
 
     try:
         return find_u2net_onnx(variant)

@@ -422,7 +422,7 @@ def test_space_serves_a_student_with_one_encode_per_view(app, photo, tmp_path):
     import torch
 
     import hf_iis
-    from hf_iis.modeling_signed_click_student import SignedClickStudentModel
+    from hf_iis.models.student.modeling_signed_click_student import SignedClickStudentModel
 
     torch.manual_seed(0)
     folder = tmp_path / "student"

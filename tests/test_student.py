@@ -13,8 +13,8 @@ from transformers import AutoModel, pipeline
 
 import hf_iis
 from hf_iis.distillation.loss import distillation_loss
-from hf_iis.modeling_signed_click_student import SignedClickStudentModel, StudentImageEmbeddings
-from hf_iis.predictors import load_predictor, predictor_for
+from hf_iis.inference.predictors import load_predictor, predictor_for
+from hf_iis.models.student.modeling_signed_click_student import SignedClickStudentModel, StudentImageEmbeddings
 
 
 def tiny_student(**overrides) -> SignedClickStudentModel:
@@ -144,7 +144,7 @@ def test_multi_click_is_naive_bayes_and_single_clicks_agree(student_folder, imag
     predictor = load_predictor(student_folder)
     model = predictor.model
     predictor.set_image(image)
-    emb = predictor.view_embeddings(hf_iis.tta.resolve_views(1))["identity"]
+    emb = predictor.view_embeddings(hf_iis.scaling.tta.resolve_views(1))["identity"]
     points, labels = torch.tensor([[[5.0, 9.0], [40.0, 20.0], [22.0, 30.0]]]), torch.tensor([[1, -1, 1]])
     with torch.no_grad():
         per_click = model.click_logits(emb, points, labels)
@@ -213,8 +213,8 @@ def test_evaluate_and_bench_latency_take_a_student_folder(student_folder, data_r
 
 def test_anchored_positive_head_gives_sigma_b_at_the_click_itself():
     """anchor_at_click: f+(x)(x) = b+ for every grid pixel x, whatever the embeddings; f− is unchanged."""
-    from hf_iis.configuration_signed_click_student import SignedClickStudentConfig
-    from hf_iis.modeling_signed_click_student import SignedClickStudentModel
+    from hf_iis.models.student.configuration_signed_click_student import SignedClickStudentConfig
+    from hf_iis.models.student.modeling_signed_click_student import SignedClickStudentModel
 
     torch.manual_seed(0)
     plain = SignedClickStudentModel(SignedClickStudentConfig.from_preset("tiny")).eval()

@@ -7,11 +7,11 @@ import pytest
 import torch
 from scipy import ndimage
 
+from hf_iis.scaling.tta import D4_VIEWS, VIEW_ORDER
 from hf_iis.training.augment import AugmentParams, InputFormat, augment
 from hf_iis.training.collate import SKIP_REASONS, TrainTransform, collate_click_sets
 from hf_iis.training.sampling import sample_pixels
 from hf_iis.training.toy import coco_mval_rows, make_dataset
-from hf_iis.tta import D4_VIEWS, VIEW_ORDER
 
 
 @pytest.fixture(scope="module")

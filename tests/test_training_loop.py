@@ -92,7 +92,7 @@ def test_train_writes_logs_checkpoints_and_models(corpus, tmp_path):
     assert steps == [2, 4]
     assert any("val/miou@1" in r for r in log)
     from hf_iis import SignedClickModel
-    from hf_iis.losses import loss_weights_from_config
+    from hf_iis.models.signed_click.losses import loss_weights_from_config
 
     model = SignedClickModel.from_pretrained(run / "final")
     assert model.config.image_size == 64

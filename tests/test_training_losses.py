@@ -7,7 +7,14 @@ import math
 import pytest
 import torch
 
-from hf_iis.losses import LOSSES, bce_loss, combined_loss, dice_loss, lovasz_hinge_loss, soft_iou_loss
+from hf_iis.models.signed_click.losses import (
+    LOSSES,
+    bce_loss,
+    combined_loss,
+    dice_loss,
+    lovasz_hinge_loss,
+    soft_iou_loss,
+)
 
 TARGET = torch.tensor([[[[1.0, 0.0], [1.0, 0.0]]]])
 

@@ -11,9 +11,9 @@ import torch
 import yaml
 from PIL import Image
 
-from hf_iis.configuration_signed_click import SignedClickConfig
-from hf_iis.image_processing_signed_click import SignedClickImageProcessor
-from hf_iis.losses import combined_loss, loss_weights_from_config, set_loss_weights
+from hf_iis.models.signed_click.configuration_signed_click import SignedClickConfig
+from hf_iis.models.signed_click.image_processing_signed_click import SignedClickImageProcessor
+from hf_iis.models.signed_click.losses import combined_loss, loss_weights_from_config, set_loss_weights
 from hf_iis.training.augment import AugmentParams, InputFormat, augment
 from hf_iis.training.config import load_config
 from hf_iis.training.factory import _check_saved_processor, build_model, image_processor_for

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from hf_iis.triangulation import sample_auxiliary_pixels, triangulate
+from hf_iis.scaling.triangulation import sample_auxiliary_pixels, triangulate
 
 
 def test_hand_computed_two_pixel_case():
@@ -98,7 +98,7 @@ def test_bad_arguments():
 def test_running_sums_over_chunks_equal_the_one_shot_formula():
     """Folding the K auxiliary pixels in chunks (what the predictor does) gives the same estimate and
     spread as the formula written out."""
-    from hf_iis.triangulation import RunningTriangulation
+    from hf_iis.scaling.triangulation import RunningTriangulation
 
     g = torch.Generator().manual_seed(0)
     direct = torch.rand(6, 5, generator=g)

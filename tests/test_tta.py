@@ -8,9 +8,9 @@ import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from hf_iis.modeling_signed_click import SignedClickImageEmbeddings
-from hf_iis.predictor import SignedClickPredictor
-from hf_iis.tta import D4_VIEWS, VIEW_ORDER, combine_views, resolve_views
+from hf_iis.inference.predictor import SignedClickPredictor
+from hf_iis.models.signed_click.modeling_signed_click import SignedClickImageEmbeddings
+from hf_iis.scaling.tta import D4_VIEWS, VIEW_ORDER, combine_views, resolve_views
 
 view_names = st.sampled_from([v.name for v in VIEW_ORDER])
 

@@ -9,8 +9,8 @@ import pytest
 import torch
 
 from hf_iis import SignedClickConfig, SignedClickModel
-from hf_iis.backbone_u2net import RSU, U2Net, load_u2net_onnx, u2net_from_onnx
-from hf_iis.u2net_weights import find_u2net_onnx
+from hf_iis.backbones.u2net import RSU, U2Net, load_u2net_onnx, u2net_from_onnx
+from hf_iis.backbones.u2net_weights import find_u2net_onnx
 
 
 def _onnx_or_skip(variant: str):
@@ -141,7 +141,7 @@ def test_forward_rejects_unknown_keywords():
 
 
 def test_click_components_by_hand():
-    from hf_iis.saliency_click_prior import click_components
+    from hf_iis.models.signed_click.saliency_click_prior import click_components
 
     salient = np.zeros((5, 7), bool)
     salient[0:2, 0:2] = True  # component A (top left)

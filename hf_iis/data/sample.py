@@ -72,7 +72,8 @@ def read_rgb(path: Path) -> tuple[np.ndarray, bool]:
     """Decode an image file to (H, W, 3) uint8 RGB; also say whether its bytes can be stored as they are.
 
     Grayscale, palette, RGBA, CMYK, ... are converted with PIL's `convert("RGB")`. A rotating EXIF orientation is
-    applied, so the image is the one a viewer (and `hf_iis.image_io.load_image`) shows; mask files are read as stored.
+    applied, so the image is the one a viewer (and `hf_iis.utils.image_io.load_image`) shows; mask files are read as
+    stored.
     The flag is True when the file is RGB and carries no rotating EXIF orientation, i.e. any PIL decoder (whether it
     applies the orientation, like `datasets.Image`, or not) gives exactly the returned array; a turned image is
     re-encoded by converters, never stored as its original bytes.

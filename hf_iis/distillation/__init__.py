@@ -1,4 +1,4 @@
-"""Distillation of the signed-click teacher into the feature-space student (issue 13).
+"""Distillation of the signed-click teacher into the feature-space student.
 
     teacher_targets.py  teacher maps for random signed clicks (and short click sequences) at its best scaling
     sources.py          unlabelled images: a corpus's train split (masks ignored) and image folders

@@ -2,7 +2,7 @@
 
 A sample is the row's image through the image processor (pixel_values of the square input), its clicks, the
 teacher maps on the stride-s grid and the grid's valid cells (inside the image). Augmentation is a D4 view
-(`hf_iis.tta`: flips, transposes) applied to the image, the clicks and the maps together: exact on the square
+(`hf_iis.scaling.tta`: flips, transposes) applied to the image, the clicks and the maps together: exact on the square
 input and on its grid (cell j ↔ g − 1 − j), so the targets need no resampling; it is what lets `tta=` help.
 """
 
@@ -14,7 +14,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from ..tta import D4_VIEWS, VIEWS_BY_NAME, View
+from ..scaling.tta import D4_VIEWS, VIEWS_BY_NAME, View
 from .cache import decode_maps
 
 

@@ -5,7 +5,7 @@ the student's, averaged over the valid (non-padding) grid pixels y:
 
     BCE(ℓ, t) = mean_y −[t log q + (1 − t) log(1 − q)]                  (soft targets)
     KL(t ‖ q) = BCE(ℓ, t) − H(t)                                          (0 when the student matches; reported)
-    soft IoU  = 1 − (Σ q t + 1) / (Σ q + Σ t − Σ q t + 1)                 (`hf_iis.losses.soft_iou_loss`)
+    soft IoU  = 1 − (Σ q t + 1) / (Σ q + Σ t − Σ q t + 1)    (`models/signed_click/losses.py`)
 
     loss = w_bce · BCE + w_soft_iou · soft IoU,   averaged over the real maps (padding clicks masked out)
 """
@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import torch
 
-from ..losses import bce_loss, soft_iou_loss
+from ..models.signed_click.losses import bce_loss, soft_iou_loss
 
 DEFAULT_WEIGHTS = {"bce": 1.0, "soft_iou": 0.5}
 

@@ -22,8 +22,8 @@ from typing import Any
 import numpy as np
 import torch
 
-from ..configuration_signed_click_student import SignedClickStudentConfig
-from ..modeling_signed_click_student import SignedClickStudentModel
+from ..models.student.configuration_signed_click_student import SignedClickStudentConfig
+from ..models.student.modeling_signed_click_student import SignedClickStudentModel
 from .batches import CacheBatches, resolve_train_views
 from .config import DistillConfig
 from .loss import distillation_loss
@@ -127,7 +127,7 @@ def distill(cfg: DistillConfig, resume: bool | str = False, progress: bool = Tru
     from accelerate import Accelerator
     from accelerate.utils import ProjectConfiguration, set_seed
 
-    from ..image_processing_signed_click import SignedClickImageProcessor
+    from ..models.signed_click.image_processing_signed_click import SignedClickImageProcessor
     from ..training.checkpoint import atomic_save_pretrained, latest_checkpoint, read_json, save_checkpoint
     from ..training.teardown import finish_run
     from ..training.tracking import JSONLTracker

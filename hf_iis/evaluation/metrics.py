@@ -33,7 +33,7 @@ def binarize(probabilities: np.ndarray, threshold: float = 0.5) -> np.ndarray:
     """``(H, W)`` bool mask ``probabilities >= threshold`` (the protocol thresholds probabilities at 0.5).
 
     The one place a probability map becomes a mask in the evaluation, the scripts and the metric module; the same
-    rule as :meth:`hf_iis.predictor.Prediction.mask` and the pipeline's ``mask``, so a pixel at exactly the
+    rule as :meth:`hf_iis.inference.predictor.Prediction.mask` and the pipeline's ``mask``, so a pixel at exactly the
     threshold is foreground everywhere.
     """
     return np.asarray(probabilities) >= threshold

@@ -14,10 +14,10 @@ from collections.abc import Callable
 import cv2
 import numpy as np
 
-from hf_iis.clicker import Click
 from hf_iis.evaluation.metrics import binarize
 from hf_iis.evaluation.saliency_peers import SALIENCY_PEERS
 from hf_iis.evaluation.segmenters import Segmenter
+from hf_iis.utils.clicker import Click
 
 __all__ = ["GrabCutSegmenter", "RandomWalkerSegmenter", "PEERS", "make_peer"]
 

@@ -16,9 +16,9 @@ from dataclasses import dataclass
 import numpy as np
 from tqdm import tqdm
 
-from hf_iis.clicker import Click
 from hf_iis.evaluation.metrics import average_recall_curve, binarize, iou_matrix
 from hf_iis.evaluation.segmenters import Segmenter
+from hf_iis.utils.clicker import Click
 
 __all__ = [
     "Proposal",

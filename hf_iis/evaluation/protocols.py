@@ -18,11 +18,11 @@ from dataclasses import dataclass, field
 import numpy as np
 from tqdm import tqdm
 
-from hf_iis.clicker import Click, next_click, random_click
 from hf_iis.evaluation.benchmarks import Instance
 from hf_iis.evaluation.metrics import binarize, iou
 from hf_iis.evaluation.results import MIOU1_RANDOM, MIOU1_RANDOM_PER_SEED, MIOU1_RANDOM_STD, SECONDS_PER_CALL
 from hf_iis.evaluation.segmenters import Segmenter, TargetAware
+from hf_iis.utils.clicker import Click, next_click, random_click
 
 __all__ = [
     "ClickRun",

@@ -85,7 +85,7 @@ class _Method:
 
 
 def _model_methods(cfg: EvalConfig) -> tuple[list[_Method], dict[str, Any]]:
-    from hf_iis.predictors import load_predictor
+    from hf_iis.inference.predictors import load_predictor
 
     methods, predictors = [], {}
     for path in cfg.models:

@@ -9,12 +9,13 @@ Two peers per net (registered in :data:`hf_iis.evaluation.peers.PEERS` as ``u2ne
 
 The net's mask is computed the way rembg runs these exports: the whole image resized to 320×320 (PIL Lanczos,
 aspect ratio not kept), RGB scaled by ``image / image.max()``, ImageNet mean / std, one forward of
-:func:`hf_iis.backbone_u2net.u2net_from_onnx`; output d0 (the fused map) is min-max normalised to ``[0, 1]``, resized
+:func:`hf_iis.backbones.u2net.u2net_from_onnx`; output d0 (the fused map) is min-max normalised to ``[0, 1]``, resized
 back to the image bilinearly, and thresholded ``>= 0.5`` (:func:`~hf_iis.evaluation.metrics.binarize`). The mask is
 computed once per image (``set_image``) and kept in a process-wide cache keyed by the net and a hash of the pixels,
 so the zero-click and click-component peers of one net, and the many instances of one image, share one forward.
 
-Weights: the ONNX exports found by :func:`hf_iis.u2net_weights.find_u2net_onnx`; reading them needs the ``onnx``
+Weights: the ONNX exports found by :func:`hf_iis.backbones.u2net_weights.find_u2net_onnx`; reading them needs the
+``onnx``
 package (the ``eval`` and ``train`` extras). Clicks are ``(x, y, sign)`` with ``x`` = column, ``y`` = row,
 original pixels.
 """
@@ -30,8 +31,8 @@ from typing import Any
 import cv2
 import numpy as np
 
-from hf_iis.clicker import Click
 from hf_iis.evaluation.metrics import binarize
+from hf_iis.utils.clicker import Click
 
 __all__ = [
     "SALIENCY_SIZE",
@@ -62,7 +63,7 @@ def saliency_input(image: np.ndarray) -> np.ndarray:
     """``(1, 3, 320, 320)`` float32 net input from an ``(H, W, 3)`` uint8 RGB image (see the module doc)."""
     from PIL import Image
 
-    from hf_iis.backbone_u2net import U2NET_MEAN, U2NET_STD
+    from hf_iis.backbones.u2net import U2NET_MEAN, U2NET_STD
 
     image = np.asarray(image)
     if image.ndim != 3 or image.shape[2] != 3:
@@ -88,8 +89,8 @@ def _net(variant: str) -> Any:
     if variant not in SALIENCY_NETS:
         raise ValueError(f"unknown saliency net {variant!r}; choose one of {sorted(SALIENCY_NETS)}")
     if variant not in _NETS:
-        from hf_iis.backbone_u2net import u2net_from_onnx
-        from hf_iis.u2net_weights import find_u2net_onnx
+        from hf_iis.backbones.u2net import u2net_from_onnx
+        from hf_iis.backbones.u2net_weights import find_u2net_onnx
 
         _NETS[variant] = u2net_from_onnx(find_u2net_onnx(variant), variant)
     return _NETS[variant]

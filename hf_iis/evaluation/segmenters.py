@@ -1,7 +1,7 @@
 """What the evaluation protocols evaluate: the :class:`Segmenter` protocol and its implementations.
 
 A segmenter sees one image at a time (``set_image``, which may encode and cache it) and answers click sets
-with a foreground probability map at the image's resolution. Clicks are :class:`hf_iis.clicker.Click`
+with a foreground probability map at the image's resolution. Clicks are :class:`hf_iis.utils.clicker.Click`
 ``(x, y, sign)`` with ``x`` = column and ``y`` = row in original-image pixels.
 
 Implementations here: the model adapters (:class:`ModelSegmenter`, :class:`AveragedClicksSegmenter`) and two
@@ -15,7 +15,7 @@ from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
 
-from hf_iis.clicker import Click
+from hf_iis.utils.clicker import Click
 
 __all__ = [
     "Segmenter",
@@ -55,7 +55,7 @@ class TargetAware(Protocol):
 
 
 class ModelSegmenter:
-    """Adapter of :class:`hf_iis.predictor.SignedClickPredictor` to :class:`Segmenter`.
+    """Adapter of :class:`hf_iis.inference.predictor.SignedClickPredictor` to :class:`Segmenter`.
 
     Args:
         predictor: a ``SignedClickPredictor`` (anything with its ``set_image`` / ``predict`` /
@@ -101,7 +101,7 @@ class ModelSegmenter:
         is counted here, not in the first click). The predictor re-encodes only when the pixels change."""
         self.predictor.set_image(image)
         if hasattr(self.predictor, "view_embeddings"):
-            from hf_iis.tta import resolve_views
+            from hf_iis.scaling.tta import resolve_views
 
             self.predictor.view_embeddings(resolve_views(self.tta))
 

@@ -22,9 +22,9 @@ import torch
 from gradio.data_classes import FileData
 from PIL import Image
 
-from ..image_io import validate_clicks
-from ..image_processing_signed_click import SignedClickImageProcessor
-from ..visualize import overlay_mask
+from ..models.signed_click.image_processing_signed_click import SignedClickImageProcessor
+from ..utils.image_io import validate_clicks
+from ..utils.visualize import overlay_mask
 from .rendering import hint_card, probability_picture, save_to_cache, uncertainty_picture
 from .session import Session, Step
 from .uploads import MAX_MODEL_PIXELS, read_upload, upload_path

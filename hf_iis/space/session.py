@@ -10,7 +10,7 @@ from dataclasses import dataclass, replace
 
 import numpy as np
 
-from ..prediction import has_positive_click
+from ..inference.prediction import has_positive_click
 from .rendering import upsample
 
 Click = tuple[int, int, int]  # (x, y, sign) in pixels of the model image

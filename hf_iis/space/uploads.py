@@ -22,7 +22,7 @@ import numpy as np
 from gradio.data_classes import FileData
 from PIL import Image, ImageOps, UnidentifiedImageError
 
-from ..image_io import load_image
+from ..utils.image_io import load_image
 
 MAX_MODEL_PIXELS = int(os.environ.get("HF_IIS_SPACE_MAX_PIXELS", 2_000_000))  # the model sees at most this many
 MAX_UPLOAD_PIXELS = 100_000_000  # refused before decoding (decompression bombs)

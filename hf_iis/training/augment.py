@@ -3,7 +3,7 @@
     random crop (area / aspect jitter)  ->  resize longest side to S  ->  photometric jitter (kornia)
     ->  normalise as the image processor does ((x − mean) / std, `InputFormat`) and pad to S x S at the top-left
         (padding 0, as the image processor)
-    ->  a random view of `hf_iis.tta.VIEW_ORDER` (D4 and rescales), cropped / padded back to S x S
+    ->  a random view of `hf_iis.scaling.tta.VIEW_ORDER` (D4 and rescales), cropped / padded back to S x S
 
 What may happen is `AugmentParams` (the run config's `data.augment`); the frame it ends in (side S, normalisation)
 is `InputFormat`, taken from the model's image processor (`InputFormat.of_processor`), so training and serving
@@ -20,7 +20,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from ..tta import VIEW_ORDER, VIEWS_BY_NAME, View
+from ..scaling.tta import VIEW_ORDER, VIEWS_BY_NAME, View
 from .config import AugmentParams
 
 __all__ = ["AugmentParams", "AugmentedSample", "Geometry", "InputFormat", "augment", "photometric_jitter"]

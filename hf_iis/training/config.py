@@ -35,7 +35,7 @@ class AugmentParams:
     crop_prob: float = 0.5
     crop_min_area: float = 0.3  # fraction of the image area kept by a random crop
     crop_max_aspect: float = 1.5  # aspect-ratio jitter of the crop
-    views: list[str] | None = None  # names from hf_iis.tta.VIEWS_BY_NAME; None = all of VIEW_ORDER
+    views: list[str] | None = None  # names from hf_iis.scaling.tta.VIEWS_BY_NAME; None = all of VIEW_ORDER
     view_prob: float = 0.5  # probability of a non-identity view (drawn uniformly among `views`)
     brightness: float = 0.2
     contrast: float = 0.2
@@ -62,13 +62,13 @@ class ModelSection:
     # Written into the model config's loss_*_weight when the model is built (unnamed terms get 0); the objective
     # reads the model config only. None: keep the model config's (preset: bce 1 + soft_iou 1; init_from: its own).
     loss_weights: dict[str, float] | None = None
-    # A frozen U²-Net(-p) saliency branch fused into the embedding (hf_iis.backbone_saliency); with init_from, a
+    # A frozen U²-Net(-p) saliency branch fused into the embedding (hf_iis.backbones.saliency); with init_from, a
     # checkpoint without one gets it added (its fusion layers start at zero, so training starts from that model).
     saliency_encoder: str | None = None  # "u2netp" | "u2net" | None
     saliency_features: list[str] = field(default_factory=lambda: ["maps", "decoder"])
     saliency_input_size: int = 256
     saliency_click_prior: bool = False  # the decoder also reads the salient components under the clicks
-    saliency_onnx: str | None = None  # the published ONNX weights; None = hf_iis.u2net_weights lookup
+    saliency_onnx: str | None = None  # the published ONNX weights; None = hf_iis.backbones.u2net_weights lookup
 
 
 @dataclass

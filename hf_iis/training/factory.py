@@ -15,10 +15,10 @@ from pathlib import Path
 
 import torch
 
-from ..configuration_signed_click import SignedClickConfig
-from ..image_processing_signed_click import SignedClickImageProcessor
-from ..losses import set_loss_weights
-from ..modeling_signed_click import SignedClickModel
+from ..models.signed_click.configuration_signed_click import SignedClickConfig
+from ..models.signed_click.image_processing_signed_click import SignedClickImageProcessor
+from ..models.signed_click.losses import set_loss_weights
+from ..models.signed_click.modeling_signed_click import SignedClickModel
 from .augment import InputFormat
 from .collate import TrainTransform
 from .config import TrainingConfig

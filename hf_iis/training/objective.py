@@ -5,7 +5,7 @@
 
 A click set is the seed's f+(I, x) with x ∈ m (label +1) or f−(I, x̄) with x̄ ∉ m (label −1), target m in both
 cases; the sum over the K pairs of each mask becomes a mean over all sets of the batch (a constant rescaling).
-Corrective clicks come from the standard click simulator (`hf_iis.clicker.next_click`) on the current error; the
+Corrective clicks come from the standard click simulator (`hf_iis.utils.clicker.next_click`) on the current error; the
 intermediate passes run without gradient, decoder only, on the cached image embedding, with the previous
 probability map fed back; the final multi-click pass gets the loss too.
 """
@@ -19,9 +19,9 @@ import numpy as np
 import torch
 from torch import nn
 
-from ..clicker import Click, next_click
-from ..losses import LOSSES, combined_loss, loss_weights_from_config
-from ..modeling_signed_click import SignedClickModel
+from ..models.signed_click.losses import LOSSES, combined_loss, loss_weights_from_config
+from ..models.signed_click.modeling_signed_click import SignedClickModel
+from ..utils.clicker import Click, next_click
 
 _POOL: ThreadPoolExecutor | None = None
 
@@ -49,7 +49,8 @@ class SignedClickObjective(nn.Module):
         if loss_weights is not None and _padded(loss_weights) != self.loss_weights:
             raise ValueError(f"loss weights {dict(loss_weights)} differ from the model config's {self.loss_weights}: "
                              "the objective reads the model config only (set them with "
-                             "hf_iis.losses.set_loss_weights, or the run config's model.loss_weights)")
+                             "hf_iis.models.signed_click.losses.set_loss_weights, or the run config's "
+                             "model.loss_weights)")
 
     @property
     def loss_weights(self) -> dict[str, float]:

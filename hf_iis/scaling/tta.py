@@ -21,7 +21,7 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 
-from .image_io import is_whole_number
+from ..utils.image_io import is_whole_number
 
 
 @dataclass(frozen=True)

@@ -26,7 +26,9 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from .image_io import (
+from ..scaling.triangulation import check_num_auxiliary
+from ..scaling.tta import combine_views, resolve_views
+from ..utils.image_io import (
     check_points_per_batch,
     check_threshold,
     validate_clicks,
@@ -41,8 +43,6 @@ from .predictor_views import (
     previous_probabilities,
     triangulate_sets,
 )
-from .triangulation import check_num_auxiliary
-from .tta import combine_views, resolve_views
 from .view_cache import CachedImageViews
 
 __all__ = ["Prediction", "SignedClickPredictor", "has_positive_click", "mask_score"]
@@ -59,13 +59,13 @@ class SignedClickPredictor(CachedImageViews):
     @classmethod
     def from_pretrained(cls, path: str | Path | None = None, **kwargs) -> SignedClickPredictor:
         """Load a checkpoint folder (safetensors + config + preprocessor config); None = the embedded default."""
-        from .checkpoint_paths import load_checkpoint
-        from .predictors import is_student
+        from ..checkpoint_paths import load_checkpoint
+        from ..models.kinds import is_student
 
         model, processor = load_checkpoint(path)
         if is_student(model):
             raise ValueError(f"{path} holds a distilled student ({type(model).__name__}), which this decoder-based "
-                             "predictor cannot run: use hf_iis.predictors.load_predictor (either kind) or "
+                             "predictor cannot run: use hf_iis.inference.predictors.load_predictor (either kind) or "
                              "SignedClickStudentPredictor")
         return cls(model, processor, **kwargs)
 

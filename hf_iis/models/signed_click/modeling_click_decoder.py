@@ -2,7 +2,8 @@
 `encode_image`) and the `ClickDecoder` (run once per click set, in `decode`).
 
 This is where a click enters the network: `ClickDecoder.forward` turns (points, labels) into dense signed click maps
-(`hf_iis.click_encoding`), adds them and their feature affinities to the cached stride-8 embedding, runs dilated
+(`hf_iis.models.signed_click.click_encoding`), adds them and their feature affinities to the cached stride-8
+embedding, runs dilated
 residual blocks, sharpens at stride 4 with the cached low-level embedding and, when the image embedding has a
 stride-2 `fine` part (the saliency branch), refines once more at stride 2.
 """
@@ -91,7 +92,7 @@ class ClickDecoder(nn.Module):
         # conv starts at zero, so adding it to a trained decoder changes nothing until it is trained.
         self.refine = None
         if config.saliency_encoder is not None:
-            from .backbone_saliency import FINE_DIM
+            from ...backbones.saliency import FINE_DIM
 
             last = nn.Conv2d(16, 1, 3, padding=1)
             last._zero_init = True

@@ -1,6 +1,6 @@
 """Probabilistic triangulation in the student's feature space: the seed's estimator summed exactly over all pixels.
 
-The identity of `hf_iis.triangulation` holds for every auxiliary pixel y,
+The identity of `hf_iis.scaling.triangulation` holds for every auxiliary pixel y,
 
     P(z | x) = P(z | y ∉ m) · (1 − P(y | x)) + P(z | y ∈ m) · P(y | x),
 

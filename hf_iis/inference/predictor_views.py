@@ -19,9 +19,9 @@ from dataclasses import dataclass, field
 
 import torch
 
-from .embeddings import SignedClickImageEmbeddings
-from .triangulation import RunningTriangulation, sample_auxiliary_pixels
-from .tta import View
+from ..models.signed_click.embeddings import SignedClickImageEmbeddings
+from ..scaling.triangulation import RunningTriangulation, sample_auxiliary_pixels
+from ..scaling.tta import View
 
 LOGIT_EPS = 1e-6
 """Probabilities are clamped to [ε, 1 − ε] before `logit`, so that logits are finite and σ(logit(p)) = p ± ε."""

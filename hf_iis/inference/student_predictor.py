@@ -6,8 +6,10 @@
 
 Per view, a click set costs sampling φ at the clicks and one (P x D) @ (D x h·w) product; the click maps combine by
 naive Bayes (`SignedClickStudentModel.combine_clicks`), are upsampled in logit space from the stride-s grid to the
-input, mapped back from the view and averaged over views (`hf_iis.tta`). `triangulation=K` with any K ≥ 1 switches
-on the exact feature-space estimator (`hf_iis.feature_triangulation`): every pixel of the auxiliary grid is used,
+input, mapped back from the view and averaged over views (`hf_iis.scaling.tta`). `triangulation=K` with any K ≥ 1
+switches
+on the exact feature-space estimator (`hf_iis.models.student.feature_triangulation`): every pixel of the auxiliary
+grid is used,
 so K itself (and `seed`) do not matter; it is the K → ∞ limit of the teacher's sampled estimator. Its matrices
 (8·|Y|·h·w bytes per view: 82 MB at 320 px, stride 4, auxiliary stride 8) are cached per view within
 `triangulation_cache_mb` (default 384: the four views of tta=4); views beyond it are recomputed at every call.
@@ -25,8 +27,12 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from .feature_triangulation import FEATURE_SAMPLINGS, FeatureTriangulator
-from .image_io import (
+from ..models.signed_click.image_processing_signed_click import SignedClickImageProcessor
+from ..models.student.feature_triangulation import FEATURE_SAMPLINGS, FeatureTriangulator
+from ..models.student.modeling_signed_click_student import SignedClickStudentModel, StudentImageEmbeddings
+from ..scaling.triangulation import MAX_AUXILIARY_PIXELS
+from ..scaling.tta import View, combine_views, resolve_views
+from ..utils.image_io import (
     DEFAULT_MAX_PIXELS,
     check_points_per_batch,
     check_threshold,
@@ -35,11 +41,7 @@ from .image_io import (
     validate_prev_logits,
     validate_prev_mask,
 )
-from .image_processing_signed_click import SignedClickImageProcessor
-from .modeling_signed_click_student import SignedClickStudentModel, StudentImageEmbeddings
 from .prediction import Prediction, has_positive_click, mask_score
-from .triangulation import MAX_AUXILIARY_PIXELS
-from .tta import View, combine_views, resolve_views
 from .view_cache import CachedImageViews
 
 
@@ -68,11 +70,11 @@ class SignedClickStudentPredictor(CachedImageViews):
     @classmethod
     def from_pretrained(cls, path, **kwargs) -> SignedClickStudentPredictor:
         """Load a student checkpoint folder (or hub id)."""
-        from .checkpoint_paths import load_checkpoint
+        from ..checkpoint_paths import load_checkpoint
 
         model, processor = load_checkpoint(path)
         if not isinstance(model, SignedClickStudentModel):
-            raise ValueError(f"{path} holds a {type(model).__name__}, not a student: use hf_iis.predictors."
+            raise ValueError(f"{path} holds a {type(model).__name__}, not a student: use hf_iis.inference.predictors."
                              f"load_predictor, which picks the predictor for either")
         return cls(model, processor, **kwargs)
 

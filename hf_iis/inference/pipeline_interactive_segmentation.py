@@ -27,11 +27,11 @@ import numpy as np
 from PIL import Image
 from transformers import AutoModel, Pipeline
 
-from .checkpoint_paths import quiet_default_loading
-from .image_io import DEFAULT_MAX_PIXELS, check_points_per_batch, check_threshold, load_image
+from ..checkpoint_paths import quiet_default_loading
+from ..scaling.triangulation import SAMPLINGS, check_num_auxiliary
+from ..scaling.tta import resolve_views
+from ..utils.image_io import DEFAULT_MAX_PIXELS, check_points_per_batch, check_threshold, load_image
 from .predictors import predictor_for
-from .triangulation import SAMPLINGS, check_num_auxiliary
-from .tta import resolve_views
 
 _FORWARD_KEYS = (
     "tta",

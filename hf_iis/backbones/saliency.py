@@ -21,7 +21,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .backbone_u2net import U2NET_MEAN, U2NET_STD, U2Net
+from .u2net import U2NET_MEAN, U2NET_STD, U2Net
 
 SALIENCY_FEATURE_SETS = ("maps", "decoder")
 """What the branch passes on: `maps` = the side-output logits d2..d6, `decoder` = decoder-stage features."""

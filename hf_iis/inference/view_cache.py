@@ -13,9 +13,9 @@ import hashlib
 import numpy as np
 import torch
 
-from .image_io import DEFAULT_MAX_PIXELS, check_points_per_batch, load_image
-from .image_processing_signed_click import SignedClickImageProcessor
-from .tta import View
+from ..models.signed_click.image_processing_signed_click import SignedClickImageProcessor
+from ..scaling.tta import View
+from ..utils.image_io import DEFAULT_MAX_PIXELS, check_points_per_batch, load_image
 
 
 class CachedImageViews:

@@ -26,7 +26,7 @@ from __future__ import annotations
 
 import torch
 
-from .image_io import is_whole_number
+from ..utils.image_io import is_whole_number
 
 SAMPLINGS = ("uniform", "stratified", "foreground")
 

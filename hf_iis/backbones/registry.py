@@ -11,7 +11,7 @@ from collections.abc import Sequence
 
 from torch import nn
 
-from .backbone_efficientnet_lite import EFFICIENTNET_LITE_VARIANTS, EfficientNetLiteFeatures, load_imagenet_state_dict
+from .efficientnet_lite import EFFICIENTNET_LITE_VARIANTS, EfficientNetLiteFeatures, load_imagenet_state_dict
 
 
 def _import_timm():

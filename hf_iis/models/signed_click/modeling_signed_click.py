@@ -1,8 +1,10 @@
 """The signed-click segmenter: an image encoder run once per image, and a light click decoder run per click set.
 
-The encoder is a backbone (`hf_iis.backbones`: EfficientNet-Lite written here, or any timm model) with a feature
+The encoder is a backbone (`hf_iis.backbones.registry`: EfficientNet-Lite written here, or any timm model) with a
+feature
 pyramid neck and, optionally, a frozen U²-Net(-p) saliency branch whose maps and features are fused into the same
-embedding (`hf_iis.backbone_saliency`); the decoder is `hf_iis.modeling_click_decoder.ClickDecoder`.
+embedding (`hf_iis.backbones.saliency`); the decoder is
+`hf_iis.models.signed_click.modeling_click_decoder.ClickDecoder`.
 
     encode_image(pixel_values)                     -> SignedClickImageEmbeddings   (once per image / TTA view)
     decode(embeddings, points, labels, prev_masks) -> logits (N, 1, H, W)          (N click sets in one batch)
@@ -23,7 +25,7 @@ from torch import nn
 from transformers import PreTrainedModel
 from transformers.utils import ModelOutput
 
-from .backbones import build_backbone, pretrained_backbone_state_dict
+from ...backbones.registry import build_backbone, pretrained_backbone_state_dict
 from .configuration_signed_click import SignedClickConfig
 from .embeddings import SignedClickImageEmbeddings
 from .losses import combined_loss, loss_weights_from_config
@@ -91,7 +93,7 @@ class SignedClickModel(SignedClickPreTrainedModel):
         self.neck = FeaturePyramidNeck(self.backbone.feature_info.channels(), config.embed_dim, config.low_level_dim)
         self.saliency = None
         if config.saliency_encoder is not None:
-            from .backbone_saliency import SaliencyBranch
+            from ...backbones.saliency import SaliencyBranch
 
             self.saliency = SaliencyBranch(
                 config.saliency_encoder, config.saliency_features, config.saliency_input_size, config.embed_dim,
@@ -114,12 +116,12 @@ class SignedClickModel(SignedClickPreTrainedModel):
     def load_pretrained_saliency(self, onnx_path: str | Path | None = None) -> None:
         """Load the published U²-Net(-p) weights into the saliency branch from its ONNX export.
 
-        `onnx_path` defaults to `hf_iis.u2net_weights.find_u2net_onnx(config.saliency_encoder)`.
+        `onnx_path` defaults to `hf_iis.backbones.u2net_weights.find_u2net_onnx(config.saliency_encoder)`.
         """
         if self.saliency is None:
             raise ValueError("this model has no saliency branch (config.saliency_encoder is None)")
-        from .backbone_u2net import load_u2net_onnx
-        from .u2net_weights import find_u2net_onnx
+        from ...backbones.u2net import load_u2net_onnx
+        from ...backbones.u2net_weights import find_u2net_onnx
 
         variant = self.config.saliency_encoder
         path = Path(onnx_path) if onnx_path is not None else find_u2net_onnx(variant)

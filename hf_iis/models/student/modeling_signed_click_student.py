@@ -45,7 +45,7 @@ from torch import nn
 from transformers import PreTrainedModel
 from transformers.utils import ModelOutput
 
-from .backbones import build_backbone, pretrained_backbone_state_dict
+from ...backbones.registry import build_backbone, pretrained_backbone_state_dict
 from .configuration_signed_click_student import SignedClickStudentConfig
 
 __all__ = ["SignedClickStudentModel", "SignedClickStudentOutput", "StudentImageEmbeddings", "sample_grid"]

@@ -9,12 +9,9 @@ benchmarks take either.
 
 from __future__ import annotations
 
-STUDENT_MODEL_TYPE = "signed_click_student"
+from ..models.kinds import STUDENT_MODEL_TYPE, is_student
 
-
-def is_student(model) -> bool:
-    """True for a `SignedClickStudentModel` (judged by its config's model_type, so nothing heavy is imported)."""
-    return getattr(getattr(model, "config", None), "model_type", None) == STUDENT_MODEL_TYPE
+__all__ = ["STUDENT_MODEL_TYPE", "is_student", "load_predictor", "predictor_for"]
 
 
 def predictor_for(model, image_processor=None, **kwargs):
@@ -30,7 +27,7 @@ def predictor_for(model, image_processor=None, **kwargs):
 
 def load_predictor(path=None, **kwargs):
     """`predictor_for(*load_checkpoint(path))`: teacher or student checkpoint, None = the embedded default."""
-    from .checkpoint_paths import load_checkpoint
+    from ..checkpoint_paths import load_checkpoint
 
     model, processor = load_checkpoint(path)
     return predictor_for(model, processor, **kwargs)

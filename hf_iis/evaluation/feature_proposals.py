@@ -22,14 +22,14 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from .evaluation.proposals import Proposal, ProposalRun, dedupe_masks, mask_nms
+from .proposals import Proposal, ProposalRun, dedupe_masks, mask_nms
 
 
 @torch.inference_mode()
 def feature_proposals(predictor, image: np.ndarray, max_proposals: int = 96, nms_iou: float = 0.7,
                       min_cells: int = 2, block_rows: int = 256) -> list[Proposal]:
     """Ordered proposals of `image` from a `SignedClickStudentPredictor` (see the module docstring)."""
-    from .tta import resolve_views
+    from ..scaling.tta import resolve_views
 
     if max_proposals < 1:
         raise ValueError(f"max_proposals must be >= 1, got {max_proposals}")
@@ -88,7 +88,7 @@ def run_feature_proposals(predictor, samples: Sequence, max_proposals: int = 96,
     click sampling (gt deduplicated at `gt_dedupe_iou`, curves `max_proposals` long, headline at n = #gt)."""
     from tqdm import tqdm
 
-    from .evaluation.metrics import average_recall_curve
+    from .metrics import average_recall_curve
 
     runs = []
     for s in tqdm(samples, desc="feature proposals", disable=not progress, leave=False):
