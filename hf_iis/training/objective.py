@@ -21,6 +21,7 @@ from torch import nn
 
 from ..models.signed_click.losses import LOSSES, combined_loss, loss_weights_from_config
 from ..models.signed_click.modeling_signed_click import SignedClickModel
+from ..models.signed_click.multimask import select_best
 from ..utils.clicker import Click, next_click
 
 _POOL: ThreadPoolExecutor | None = None
@@ -94,8 +95,11 @@ class SignedClickObjective(nn.Module):
         model = self.model
         target = target_masks.float()
         embeddings = model.encode_image(pixel_values)
-        logits = model.decode(embeddings, points, labels, None, image_index)
-        loss_first = self._loss(logits, target, target_valid)
+        # the first click: all S maps, the loss of the best-fitting one (+ the IoU head's) when S > 1; corrective
+        # clicks then follow one map, the best-predicted (as SAM does)
+        maps, iou_logits = model.decode_masks(embeddings, points, labels, None, image_index)
+        loss_first = model.mask_loss(maps.float(), iou_logits, target, target_valid).mean()
+        logits = select_best(maps, iou_logits)
         with torch.no_grad():
             pred, gt, valid = logits.detach() >= 0, target > 0.5, target_valid.bool()
             inter = (pred & gt & valid).flatten(1).sum(1).float()

@@ -69,6 +69,14 @@ class SignedClickConfig(PretrainedConfig):
             (`scripts/analyze_scaling.py`); a call's `triangulation_blend` overrides it.
         loss_bce_weight, loss_dice_weight, loss_soft_iou_weight, loss_lovasz_weight (`float`, *optional*):
             Weights of the loss terms `forward` returns when `labels` are given.
+        num_mask_outputs (`int`, *optional*, defaults to 1):
+            S, the number of logit maps l₁…l_S per click set (the seed's multi-answer model). With S > 1 the training
+            loss is the loss of the best-fitting map plus an IoU head's regression of each map's IoU, and `decode`
+            returns the map with the highest predicted IoU (`decode_masks` returns all S with their scores).
+        prior_in_output (`bool`, *optional*, defaults to `False`):
+            Whether the saliency click prior (the salient component under the clicks) enters the output logits
+            directly: l_k = a_k·decoder_k + g_k·(2·prior − 1), with learned a_k, g_k (`OutputPrior`). Needs a saliency
+            encoder.
     """
 
     model_type = "signed_click_segmenter"
@@ -96,6 +104,8 @@ class SignedClickConfig(PretrainedConfig):
         saliency_click_prior: bool = False,
         pixel_mean: list[float] | tuple[float, ...] = (0.5, 0.5, 0.5),
         pixel_std: list[float] | tuple[float, ...] = (0.5, 0.5, 0.5),
+        num_mask_outputs: int = 1,
+        prior_in_output: bool = False,
         **kwargs,
     ) -> None:
         self.backbone = backbone
@@ -119,6 +129,12 @@ class SignedClickConfig(PretrainedConfig):
         self.saliency_click_prior = bool(saliency_click_prior)
         if self.saliency_click_prior and saliency_encoder is None:
             raise ValueError("saliency_click_prior needs a saliency_encoder")
+        if type(num_mask_outputs) is not int or not 1 <= num_mask_outputs <= 8:  # bool is an int: refused too
+            raise ValueError(f"num_mask_outputs must be an integer in [1, 8], got {num_mask_outputs!r}")
+        self.num_mask_outputs = num_mask_outputs
+        self.prior_in_output = bool(prior_in_output)
+        if self.prior_in_output and saliency_encoder is None:
+            raise ValueError("prior_in_output needs a saliency_encoder (the prior is the salient component)")
         self.pixel_mean = list(pixel_mean)
         self.pixel_std = list(pixel_std)
         if saliency_encoder is not None and saliency_encoder not in SALIENCY_ENCODERS:

@@ -17,6 +17,8 @@ from torch import nn
 from .click_encoding import NUM_CLICK_CHANNELS, encode_clicks
 from .configuration_signed_click import SignedClickConfig
 from .embeddings import SignedClickImageEmbeddings
+from .multimask import MaskIoUHead
+from .output_prior import OutputPrior
 from .saliency_click_prior import click_prior
 
 
@@ -66,6 +68,7 @@ class ClickDecoder(nn.Module):
     def __init__(self, config: SignedClickConfig) -> None:
         super().__init__()
         dim = config.embed_dim
+        self.num_masks = num_masks = getattr(config, "num_mask_outputs", 1)
         click_channels = NUM_CLICK_CHANNELS + int(config.use_prev_mask)
         self.click_stem = nn.Sequential(
             _conv_bn_relu(click_channels, 32, stride=2), nn.Conv2d(32, dim, 1)
@@ -86,7 +89,7 @@ class ClickDecoder(nn.Module):
             nn.ReLU(inplace=True),
             nn.Conv2d(head_dim, head_dim, 1),
             nn.ReLU(inplace=True),
-            nn.Conv2d(head_dim, 1, 3, padding=1),
+            nn.Conv2d(head_dim, num_masks, 3, padding=1),  # the S logit maps l_1..l_S
         )
         # Stride-2 refinement on the saliency branch's fine embedding: a residual on the upsampled logits whose last
         # conv starts at zero, so adding it to a trained decoder changes nothing until it is trained.
@@ -105,6 +108,9 @@ class ClickDecoder(nn.Module):
                                         "s2": nn.Conv2d(1, 16, 3, padding=1)})
             for conv in self.prior.values():
                 conv._zero_init = True
+        # The prior in the output path (output_prior.py): each map can fall back on the click component.
+        self.output_prior = OutputPrior(num_masks) if getattr(config, "prior_in_output", False) else None
+        self.iou_head = MaskIoUHead(dim, num_masks) if num_masks > 1 else None
 
     @staticmethod
     def click_affinity(features: torch.Tensor, points: torch.Tensor, labels: torch.Tensor, size: int) -> torch.Tensor:
@@ -135,7 +141,8 @@ class ClickDecoder(nn.Module):
         radius: float,
         sigma_far: float,
         use_prev_mask: bool,
-    ) -> torch.Tensor:
+    ) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """Logits (N, S, H, W) of the S maps, and the IoU head's logits (N, S) when S > 1 (else None)."""
         height, width = size
         clicks = encode_clicks(points, labels, height, width, stride=4, radius=radius, sigma_far=sigma_far)
         if use_prev_mask:
@@ -147,21 +154,32 @@ class ClickDecoder(nn.Module):
         affinity = self.click_affinity(embeddings.features, points, labels, width)
         x = embeddings.features + self.click_stem(clicks) + self.affinity_proj(affinity)
         prior = None
-        if self.prior is not None and embeddings.saliency is not None:
+        if (self.prior is not None or self.output_prior is not None) and embeddings.saliency is not None:
             prior = click_prior(embeddings.saliency, points, labels, width)
+        if self.prior is not None and prior is not None:
             x = x + self.prior["s8"](F.adaptive_avg_pool2d(prior, x.shape[-2:]))
-        x = self.reduce(self.blocks(x))
+        hidden8 = self.blocks(x)
+        x = self.reduce(hidden8)
         x = F.interpolate(x, size=embeddings.low_level.shape[-2:], mode="bilinear", align_corners=False)
         x = x + embeddings.low_level + self.click_proj(clicks)
-        if prior is not None:
+        if self.prior is not None and prior is not None:
             x = x + self.prior["s4"](F.adaptive_avg_pool2d(prior, x.shape[-2:]))
         logits = self.head(F.relu(self.head_norm(x)))
         out = F.interpolate(logits, size=(height, width), mode="bilinear", align_corners=False)
         if self.refine is not None and embeddings.fine is not None:
-            coarse = F.interpolate(logits, size=embeddings.fine.shape[-2:], mode="bilinear", align_corners=False)
-            hidden = self.refine[0](torch.cat([coarse, embeddings.fine], dim=1))
-            if prior is not None:
-                hidden = hidden + self.prior["s2"](prior)
+            # the stride-2 refinement runs on each of the S maps (folded into the batch)
+            n, s = logits.shape[:2]
+            fine = embeddings.fine.repeat_interleave(s, dim=0)
+            coarse = F.interpolate(logits.reshape(n * s, 1, *logits.shape[-2:]), size=fine.shape[-2:],
+                                   mode="bilinear", align_corners=False)
+            hidden = self.refine[0](torch.cat([coarse, fine], dim=1))
+            if self.prior is not None and prior is not None:
+                prior2 = F.adaptive_avg_pool2d(prior, hidden.shape[-2:])
+                hidden = hidden + self.prior["s2"](prior2).repeat_interleave(s, dim=0)
             residual = self.refine[2](self.refine[1](hidden))
-            out = out + F.interpolate(residual, size=(height, width), mode="bilinear", align_corners=False)
-        return out
+            residual = F.interpolate(residual, size=(height, width), mode="bilinear", align_corners=False)
+            out = out + residual.reshape(n, s, height, width)
+        if self.output_prior is not None and prior is not None:
+            out = self.output_prior(out, prior)
+        iou_logits = self.iou_head(hidden8, out) if self.iou_head is not None else None
+        return out, iou_logits

@@ -30,6 +30,7 @@ from .configuration_signed_click import SignedClickConfig
 from .embeddings import SignedClickImageEmbeddings
 from .losses import combined_loss, loss_weights_from_config
 from .modeling_click_decoder import ClickDecoder, FeaturePyramidNeck
+from .multimask import iou_head_loss, min_over_maps_loss, select_best
 
 __all__ = ["SignedClickImageEmbeddings", "SignedClickModel", "SignedClickPreTrainedModel",
            "SignedClickSegmenterOutput"]
@@ -40,13 +41,20 @@ class SignedClickSegmenterOutput(ModelOutput):
     """
     Args:
         loss (`torch.FloatTensor` of shape `()`, *optional*): mean training loss, when `target_masks` are given.
-        logits (`torch.FloatTensor` of shape `(num_click_sets, 1, H, W)`): mask logits at input resolution.
+        logits (`torch.FloatTensor` of shape `(num_click_sets, 1, H, W)`): mask logits at input resolution (with
+            S > 1 maps: the map with the highest predicted IoU).
         image_embeddings (`SignedClickImageEmbeddings`): the encoder output, reusable with `decode`.
+        multimask_logits (`torch.FloatTensor` of shape `(num_click_sets, S, H, W)`, *optional*): all S maps, when
+            `config.num_mask_outputs` > 1.
+        iou_scores (`torch.FloatTensor` of shape `(num_click_sets, S)`, *optional*): each map's predicted IoU in
+            [0, 1], when S > 1.
     """
 
     loss: torch.FloatTensor | None = None
     logits: torch.FloatTensor | None = None
     image_embeddings: SignedClickImageEmbeddings | None = None
+    multimask_logits: torch.FloatTensor | None = None
+    iou_scores: torch.FloatTensor | None = None
 
 
 _IGNORED_FORWARD_KWARGS = {"return_dict", "output_attentions", "output_hidden_states"}
@@ -193,7 +201,21 @@ class SignedClickModel(SignedClickPreTrainedModel):
         prev_masks: torch.Tensor | None = None,
         image_index: torch.Tensor | None = None,
     ) -> torch.Tensor:
-        """Logits (N, 1, H, W) at input resolution for N click sets.
+        """Logits (N, 1, H, W) at input resolution for N click sets: with S > 1 maps, the map with the highest
+        predicted IoU (`decode_masks` returns all of them). Arguments as `decode_masks`."""
+        logits, iou_logits = self.decode_masks(image_embeddings, points, labels, prev_masks, image_index)
+        return select_best(logits, iou_logits)
+
+    def decode_masks(
+        self,
+        image_embeddings: SignedClickImageEmbeddings,
+        points: torch.Tensor,
+        labels: torch.Tensor,
+        prev_masks: torch.Tensor | None = None,
+        image_index: torch.Tensor | None = None,
+    ) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """The S logit maps (N, S, H, W) at input resolution for N click sets, and the IoU head's logits (N, S)
+        (None when S = 1; σ of them is each map's predicted IoU).
 
         Args:
             image_embeddings: from `encode_image`, batch size B.
@@ -253,8 +275,25 @@ class SignedClickModel(SignedClickPreTrainedModel):
             image_embeddings = self.encode_image(pixel_values)
         if points is None or labels is None:
             raise ValueError("pass points (N, P, 2) and labels (N, P): at least one signed click per set")
-        logits = self.decode(image_embeddings, points, labels, prev_masks, image_index)
+        maps, iou_logits = self.decode_masks(image_embeddings, points, labels, prev_masks, image_index)
         loss = None
         if target_masks is not None:
-            loss = combined_loss(logits, target_masks, target_valid, loss_weights_from_config(self.config)).mean()
-        return SignedClickSegmenterOutput(loss=loss, logits=logits, image_embeddings=image_embeddings)
+            loss = self.mask_loss(maps, iou_logits, target_masks, target_valid).mean()
+        multi = maps.shape[1] > 1
+        return SignedClickSegmenterOutput(
+            loss=loss, logits=select_best(maps, iou_logits), image_embeddings=image_embeddings,
+            multimask_logits=maps if multi else None,
+            iou_scores=torch.sigmoid(iou_logits) if iou_logits is not None else None,
+        )
+
+    def mask_loss(self, maps: torch.Tensor, iou_logits: torch.Tensor | None, target_masks: torch.Tensor,
+                  target_valid: torch.Tensor | None = None) -> torch.Tensor:
+        """Per click set (N,): the configured loss of the one map (S = 1), or of the best-fitting map plus the IoU
+        head's squared error (S > 1; `multimask.py` has the formula)."""
+        weights = loss_weights_from_config(self.config)
+        if maps.shape[1] == 1:
+            return combined_loss(maps, target_masks, target_valid, weights)
+        per_map = torch.stack([combined_loss(maps[:, k:k + 1], target_masks, target_valid, weights)
+                               for k in range(maps.shape[1])], dim=1)
+        best, _ = min_over_maps_loss(per_map)
+        return best + iou_head_loss(iou_logits, maps, target_masks, target_valid)
