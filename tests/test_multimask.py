@@ -41,6 +41,8 @@ def test_output_prior_formula():
     p = torch.ones(1, 1, 1, 1)
     assert prior(d, p).flatten().tolist() == [GAIN, 3.0 + 2.0]
     assert prior(d, torch.zeros(1, 1, 1, 1)).flatten().tolist() == [-GAIN, 3.0 - 2.0]
+    # corrective click sets (two clicks or more) are the decoder's alone
+    assert prior(d, p, first_click=torch.tensor([False])).flatten().tolist() == [3.0, 3.0]
 
 
 def _tiny_saliency_model(**overrides):
@@ -85,6 +87,8 @@ def test_grown_model_keeps_the_old_answer_as_its_second_map(tiny_checkpoint):
         maps, iou_logits = grown.decode_masks(embeddings, points, labels)
     assert maps.shape == (1, 3, 64, 64) and iou_logits.shape == (1, 3)
     assert torch.allclose(maps[:, 1:2], before, atol=1e-5)
+    # a corrective click set: every map is the old model's answer (the prior enters the first click only)
+    assert torch.allclose(maps, before.expand_as(maps), atol=1e-5)
     with pytest.raises(ValueError, match="one-map model"):
         grow_outputs(grown)
 

@@ -180,6 +180,6 @@ class ClickDecoder(nn.Module):
             residual = F.interpolate(residual, size=(height, width), mode="bilinear", align_corners=False)
             out = out + residual.reshape(n, s, height, width)
         if self.output_prior is not None and prior is not None:
-            out = self.output_prior(out, prior)
+            out = self.output_prior(out, prior, first_click=(labels != 0).sum(1) == 1)
         iou_logits = self.iou_head(hidden8, out) if self.iou_head is not None else None
         return out, iou_logits
