@@ -28,6 +28,14 @@ PACKAGE = "hf_iis"
 PACKAGE_ROOT = Path(__file__).resolve().parent
 PIPELINE_MODULE = "hf_iis.inference.pipeline_interactive_segmentation"
 
+# What the exported code imports beyond the standard library (tests/test_hub_export.py runs the folder with only
+# these packages and their own requirements importable); written as the folder's requirements.txt.
+REQUIREMENTS = ("torch>=2.13", "transformers>=5.23.0", "huggingface_hub>=2.4.0", "safetensors>=0.8.0", "numpy>=1.26",
+                "pillow>=10.0")
+REQUIREMENTS_NOTE = ("\n## Requirements\n\nThe model's code runs with `pip install -r requirements.txt` (in this "
+                     "folder): " + ", ".join(f"`{r}`" for r in REQUIREMENTS)
+                     + ". Nothing else (no OpenCV, no hf_iis).\n")
+
 _IMPORT_LINE = re.compile(r"^(?P<indent>\s*)from\s+(?P<source>\.+[\w.]*|hf_iis(?:\.[\w.]+)?)\s+import\s", re.M)
 
 
@@ -58,8 +66,10 @@ def export_hub_folder(checkpoint: str | Path | None, out_dir: str | Path, model_
     # file got from the umask (0644 under the usual 022)
     for weights in out.glob("model*.safetensors*"):
         shutil.copymode(out / "config.json", weights)
+    (out / "requirements.txt").write_text("\n".join(REQUIREMENTS) + "\n")
     if model_card is not None:
-        (out / "README.md").write_text(model_card)
+        note = "" if "requirements.txt" in model_card else REQUIREMENTS_NOTE
+        (out / "README.md").write_text(model_card.rstrip("\n") + "\n" + note if note else model_card)
     return out
 
 

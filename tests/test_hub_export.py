@@ -1,22 +1,27 @@
-"""The exported hub folder loads with trust_remote_code in a process where hf_iis cannot be imported."""
+"""The exported hub folder loads with trust_remote_code in a process where hf_iis cannot be imported, and where only
+the packages its requirements.txt declares (and what those require) can be imported."""
 
 from __future__ import annotations
 
+import importlib.metadata
 import json
-import site
 import subprocess
 import sys
 import textwrap
+from pathlib import Path
 
 import numpy as np
 import pytest
+from packaging.requirements import Requirement
+from packaging.utils import canonicalize_name
 
-from hf_iis.hub_export import export_hub_folder
+from hf_iis.hub_export import REQUIREMENTS, export_hub_folder
 
 REMOTE_SCRIPT = textwrap.dedent(
     """
     import importlib.util, json, sys
     assert importlib.util.find_spec("hf_iis") is None, "hf_iis must not be importable here"
+    assert importlib.util.find_spec("cv2") is None, "only the declared packages may be importable here"
     import numpy as np
     from transformers import pipeline
     seg = pipeline(model=sys.argv[1], trust_remote_code=True)
@@ -26,6 +31,42 @@ REMOTE_SCRIPT = textwrap.dedent(
     print(json.dumps({"pipeline": type(seg).__name__, "size": list(out["mask"].size)}))
     """
 )
+
+
+def declared_closure(requirements) -> dict[str, importlib.metadata.Distribution]:
+    """The installed distributions `requirements` name and, recursively, those they require (environment markers
+    evaluated as pip does, extras not taken), by canonical name."""
+    found: dict[str, importlib.metadata.Distribution] = {}
+    todo = [Requirement(r) for r in requirements]
+    while todo:
+        requirement = todo.pop()
+        name = canonicalize_name(requirement.name)
+        if name in found or (requirement.marker is not None and not requirement.marker.evaluate({"extra": ""})):
+            continue
+        found[name] = importlib.metadata.distribution(requirement.name)
+        todo.extend(Requirement(r) for r in found[name].requires or ())
+    return found
+
+
+def only_declared_packages(requirements, target: Path) -> Path:
+    """A folder that makes importable only the distributions of `declared_closure(requirements)`: a symlink to each
+    top-level entry (packages, modules, .dist-info, .libs) their RECORD files lie under."""
+    target.mkdir()
+    for dist in declared_closure(requirements).values():
+        for file in dist.files or ():
+            top = file.parts[0]
+            if top in ("..", "__pycache__") or (target / top).exists():
+                continue
+            source = Path(dist.locate_file(top))
+            if source.exists():
+                (target / top).symlink_to(source)
+    return target
+
+
+def test_declared_closure_holds_the_requirements_and_their_requirements():
+    names = set(declared_closure(["transformers"]))
+    assert {"transformers", "huggingface-hub", "tokenizers", "numpy"} <= names
+    assert "opencv-python-headless" not in names and "hf-iis" not in names
 
 
 def _tiny_student(folder):
@@ -52,7 +93,9 @@ def test_exported_folder_works_without_hf_iis(kind, tiny_checkpoint, tmp_path):
                       "student": "modeling_signed_click_student.SignedClickStudentModel"}[kind]
     assert config["auto_map"]["AutoModel"] == expected_class
     assert "interactive-segmentation" in config["custom_pipelines"]
-    assert (folder / "model.safetensors").is_file() and (folder / "README.md").read_text() == "# card\n"
+    assert (folder / "model.safetensors").is_file() and (folder / "README.md").read_text().startswith("# card\n")
+    assert (folder / "requirements.txt").read_text().split() == list(REQUIREMENTS)
+    assert "requirements.txt" in (folder / "README.md").read_text()  # the card says what to install
     assert "auto_map" in json.loads((folder / "preprocessor_config.json").read_text())
     # package-local checkpoints stay free of remote-code keys
     assert "custom_pipelines" not in json.loads((tiny_checkpoint / "config.json").read_text())
@@ -61,9 +104,11 @@ def test_exported_folder_works_without_hf_iis(kind, tiny_checkpoint, tmp_path):
     np.save(tmp_path / "image.npy", image)
     script = tmp_path / "remote.py"
     script.write_text(REMOTE_SCRIPT)
-    # -S skips site-packages processing (and with it the editable-install hook that makes hf_iis importable);
-    # the installed third-party packages are then added back as plain paths.
-    bootstrap = f"import sys; sys.path.extend({site.getsitepackages()!r}); sys.argv = sys.argv[1:]; " \
+    # -S skips site-packages (and with it the editable-install hook that makes hf_iis importable); the only
+    # third-party code on the path is then the folder of what requirements.txt declares, as a fresh install has
+    declared = (folder / "requirements.txt").read_text().split()
+    site = only_declared_packages(declared, tmp_path / "site")
+    bootstrap = f"import sys; sys.path.append({str(site)!r}); sys.argv = sys.argv[1:]; " \
                 f"exec(open(sys.argv[0]).read())"
     result = subprocess.run(
         [sys.executable, "-S", "-c", bootstrap, str(script), str(folder), str(tmp_path / "image.npy"),
