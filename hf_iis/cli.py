@@ -1,7 +1,11 @@
-"""Command line: `hf-iis segment`, `hf-iis demo`, `hf-iis export`.
+"""Command line: `hf-iis segment`, `hf-iis demo`, `hf-iis export`, `hf-iis label`.
 
     hf-iis segment IMAGE --click X,Y[,+|-] [--click ...] [--tta N] [--triangulation K] --out mask.png
-                   [--overlay overlay.png] [--model FOLDER]
+                   [--overlay overlay.png] [--model FOLDER] [--device cpu|cuda] [--dtype float32|bfloat16|float16]
+    hf-iis label --dataset FOLDER_OR_PARQUET --out FOLDER [--clicks-column clicks | --mask-column mask | --point X,Y]
+
+Every argument and output path is checked before a model is loaded (`hf_iis.cli_checks`); a refusal is one line
+`hf-iis: error: ...` and exit status 2.
 """
 
 from __future__ import annotations
@@ -10,6 +14,18 @@ import argparse
 import sys
 import time
 from pathlib import Path
+
+from .cli_checks import USAGE_ERRORS, ArgumentParser, check_output_dir, check_output_file, report
+
+PROG = "hf-iis"
+# The Space's sliders (hf_iis/space/handlers.py MAX_TTA, MAX_TRIANGULATION) cap these too, so both front ends take
+# the same settings: beyond 8 views (all of D4) and 64 pixels the measured gains stop (scripts/analyze_scaling.py)
+# while the time grows linearly.
+MAX_TTA, MAX_TRIANGULATION = 8, 64
+MASK_SUFFIXES = (".png", ".bmp", ".tif", ".tiff")  # lossless: the mask stays exactly 0 / 255
+OVERLAY_SUFFIXES = (*MASK_SUFFIXES, ".jpg", ".jpeg", ".webp")
+DTYPES = {"float32": "float32", "fp32": "float32", "bfloat16": "bfloat16", "bf16": "bfloat16",
+          "float16": "float16", "fp16": "float16"}
 
 
 def parse_click(text: str) -> tuple[float, float, int]:
@@ -29,15 +45,85 @@ def parse_click(text: str) -> tuple[float, float, int]:
 
 def _add_scaling_args(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--model", default=None, help="checkpoint folder or hub repo id (default: embedded model)")
-    parser.add_argument("--tta", default="1", help="number of TTA views (1..12) or comma-separated view names")
-    parser.add_argument("--triangulation", type=int, default=0, help="auxiliary pixels per view (0 = off)")
+    parser.add_argument("--tta", default="1", help=f"number of TTA views (1..{MAX_TTA}, as the Space's slider) or "
+                        "comma-separated view names")
+    parser.add_argument("--triangulation", type=int, default=0,
+                        help=f"auxiliary pixels per view (0 = off .. {MAX_TRIANGULATION}, as the Space's slider)")
     parser.add_argument("--sampling", default="stratified", choices=["uniform", "stratified", "foreground"])
     parser.add_argument("--blend", type=float, default=None,
                         help="weight of the direct estimate in triangulation (default: the checkpoint's)")
+    parser.add_argument("--device", default=None, help="torch device: cpu, cuda, cuda:1, mps (default: cpu)")
+    parser.add_argument("--dtype", default=None, choices=sorted(DTYPES),
+                        help="weights' precision (default: float32); bfloat16 runs on CPU and recent GPUs")
 
 
 def _tta_value(text: str):
-    return int(text) if text.isdigit() else [t for t in text.split(",") if t]
+    """'4' -> 4 (checked against the Space's range), 'identity,hflip' -> view names (checked by the pipeline)."""
+    text = text.strip()
+    if text.lstrip("+-").isdigit():
+        value = int(text)
+        if not 1 <= value <= MAX_TTA:
+            raise ValueError(f"--tta {value}: give 1..{MAX_TTA} views (the Space's range) or view names")
+        return value
+    names = [t.strip() for t in text.split(",") if t.strip()]
+    if not names:
+        raise ValueError(f"--tta {text!r}: give 1..{MAX_TTA} views or comma-separated view names")
+    return names
+
+
+def _check_scaling(args: argparse.Namespace) -> dict:
+    """The pipeline keywords of the scaling flags, checked (before any model is loaded)."""
+    if not 0 <= args.triangulation <= MAX_TRIANGULATION:
+        raise ValueError(f"--triangulation {args.triangulation}: give 0 (off) .. {MAX_TRIANGULATION} "
+                         "(the Space's range)")
+    return {"tta": _tta_value(args.tta), "triangulation": args.triangulation,
+            "triangulation_sampling": args.sampling, "triangulation_blend": args.blend}
+
+
+def _check_device(device: str | None, dtype: str | None) -> tuple[str | None, str | None]:
+    """A device torch knows and has here, and a precision it runs; refused with the accepted forms otherwise."""
+    import torch
+
+    if device is not None:
+        try:
+            parsed = torch.device(device)
+        except RuntimeError:
+            raise ValueError(f"--device {device!r} is not a torch device; give cpu, cuda, cuda:N or mps") from None
+        if parsed.type == "cuda" and not torch.cuda.is_available():
+            raise ValueError(f"--device {device}: no CUDA GPU is usable here; use --device cpu")
+        if parsed.type == "cuda" and parsed.index is not None and parsed.index >= torch.cuda.device_count():
+            raise ValueError(f"--device {device}: there are {torch.cuda.device_count()} CUDA devices "
+                             f"(cuda:0..cuda:{torch.cuda.device_count() - 1})")
+        if parsed.type == "mps" and not torch.backends.mps.is_available():
+            raise ValueError(f"--device {device}: MPS is not available here; use --device cpu")
+        if parsed.type not in ("cpu", "cuda", "mps"):
+            raise ValueError(f"--device {device!r}: give cpu, cuda, cuda:N or mps")
+    dtype = DTYPES[dtype] if dtype else None
+    if dtype == "float16" and (device is None or torch.device(device).type == "cpu"):
+        raise ValueError("--dtype float16 needs a GPU (--device cuda); on CPU use --dtype bfloat16 or float32")
+    return device, dtype
+
+
+def _pipeline_options(device: str | None, dtype: str | None) -> dict:
+    """load_pipeline keywords for the device / precision, those its signature names (`device` always works: it
+    goes on to transformers' `pipeline`)."""
+    import inspect
+
+    from .checkpoint_paths import load_pipeline
+
+    options = {"device": device} if device else {}
+    if dtype and dtype != "float32":
+        if "dtype" not in inspect.signature(load_pipeline).parameters:
+            raise ValueError(f"--dtype {dtype}: this version of hf_iis loads float32 weights only")
+        options["dtype"] = dtype
+    return options
+
+
+def _describe(scaling: dict, clicks: int) -> str:
+    tta, tri = scaling["tta"], scaling["triangulation"]
+    views = f"{tta} TTA views" if isinstance(tta, int) else f"TTA views {','.join(tta)}"
+    extra = f" x {tri} triangulation pixels ({scaling['triangulation_sampling']})" if tri else ""
+    return f"{clicks} click(s), {views}{extra}"
 
 
 def _segment(args: argparse.Namespace) -> int:
@@ -47,10 +133,18 @@ def _segment(args: argparse.Namespace) -> int:
     from .utils.image_io import load_image
     from .utils.visualize import overlay_mask
 
-    image = load_image(args.image)  # first: a bad image is reported without loading a model
-    seg = load_pipeline(args.model)
-    out = seg(image, clicks=args.click, tta=_tta_value(args.tta), triangulation=args.triangulation,
-              triangulation_sampling=args.sampling, triangulation_blend=args.blend)
+    # everything the run needs is checked before the model loads, and every output path before the mask is written
+    scaling = _check_scaling(args)
+    check_output_file(args.out, "--out", MASK_SUFFIXES)
+    if args.overlay:
+        check_output_file(args.overlay, "--overlay", OVERLAY_SUFFIXES)
+    device, dtype = _check_device(args.device, args.dtype)
+    options = _pipeline_options(device, dtype)
+    image = load_image(args.image)  # a bad image is reported without loading a model
+    seg = load_pipeline(args.model, **options)
+    height, width = image.shape[:2]
+    print(f"segmenting {args.image} ({width}x{height}): {_describe(scaling, len(args.click))} ...", flush=True)
+    out = seg(image, clicks=args.click, **scaling)
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
     out["mask"].save(args.out)
     print(f"mask: {args.out}  ({int(np.asarray(out['mask']).astype(bool).sum())} px, score {out['score']:.3f}, "
@@ -58,6 +152,7 @@ def _segment(args: argparse.Namespace) -> int:
     if not any(sign > 0 for _, _, sign in args.click):
         print("note: no positive click, so nothing is selected (the mask is empty until a click X,Y,+ on the object)")
     if args.overlay:
+        Path(args.overlay).parent.mkdir(parents=True, exist_ok=True)
         overlay_mask(image, np.asarray(out["mask"]) > 0, args.click).save(args.overlay)
         print(f"overlay: {args.overlay}")
     return 0
@@ -71,21 +166,20 @@ def _demo(args: argparse.Namespace) -> int:
         import matplotlib  # noqa: F401  (probability_image's colour map)
         from skimage import data
     except ImportError as error:
-        print(f"hf-iis: error: the demo needs scikit-image and matplotlib (pip install 'hf-iis[demo]'): {error}",
-              file=sys.stderr)
-        return 2
+        raise ValueError(f"the demo needs scikit-image and matplotlib (pip install 'hf-iis[demo]'): {error}") from None
 
     from .checkpoint_paths import load_pipeline
     from .utils.visualize import overlay_mask, probability_image
 
+    out_dir = check_output_dir(args.out, "--out")
     image = data.astronaut()  # 512x512 RGB, public domain (NASA), shipped inside scikit-image
     clicks = [(255.0, 120.0, 1)]  # on the astronaut's face
     seg = load_pipeline(args.model)
-    out_dir = Path(args.out)
     out_dir.mkdir(parents=True, exist_ok=True)
     # the scaled setting is the one the validation split favours (scripts/analyze_scaling.py: 4 views, +2.9 mIoU@1)
-    settings = {"plain": {}, "scaled": {"tta": 4}}
-    for name, kwargs in settings.items():
+    settings = {"plain": ({}, "no scaling"), "scaled": ({"tta": 4}, "4 TTA views")}
+    print(f"astronaut photo (512x512), one positive click at x={clicks[0][0]:.0f}, y={clicks[0][1]:.0f}:")
+    for name, (kwargs, label) in settings.items():
         start = time.perf_counter()
         out = seg(image, clicks=clicks, return_uncertainty=True, **kwargs)
         seconds = time.perf_counter() - start
@@ -93,23 +187,61 @@ def _demo(args: argparse.Namespace) -> int:
         out["mask"].save(out_dir / f"{name}_mask.png")
         overlay_mask(image, mask, clicks).save(out_dir / f"{name}_overlay.png")
         probability_image(out["probabilities"]).save(out_dir / f"{name}_probabilities.png")
-        print(f"{name:>6} {kwargs or '(no scaling)'}: {mask.mean() * 100:5.1f}% of the image, score "
-              f"{out['score']:.3f}, {seconds * 1000:.0f} ms -> {out_dir / f'{name}_overlay.png'}")
+        print(f"  {name} ({label}): mask covers {mask.mean() * 100:.1f}% of the image, score {out['score']:.3f}, "
+              f"{seconds * 1000:.0f} ms; overlay {out_dir / f'{name}_overlay.png'}")
     print(f"wrote masks, overlays and probability maps to {out_dir.resolve()}")
     return 0
 
 
+def default_card(folder: Path) -> str:
+    """The checkpoint's own card (its README.md, as the shipped models have), else a short one that says what the
+    folder is and how to load it (`scripts/make_model_card.py` writes a full card from evaluation results)."""
+    own = folder / "README.md"
+    if own.is_file():
+        return own.read_text()
+    from huggingface_hub import ModelCard, ModelCardData
+
+    data = ModelCardData(library_name="transformers", pipeline_tag="image-segmentation",
+                         tags=["interactive-segmentation", "hf_iis"])
+    body = (f"# {folder.name}\n\nA signed-click interactive segmentation model exported by `hf-iis export` (hf_iis). "
+            "It has no evaluation card yet: `scripts/make_model_card.py` writes one from evaluation results.\n\n"
+            "```python\nfrom transformers import pipeline\n\nseg = pipeline(\"interactive-segmentation\", "
+            "model=\"<this folder or repo>\", trust_remote_code=True)\n"
+            "out = seg(\"photo.jpg\", clicks=[(120, 80, 1), (30, 40, -1)])  # (x, y, +1 object / -1 background)\n"
+            "out[\"mask\"].save(\"mask.png\")\n```\n")
+    return str(ModelCard(f"---\n{data.to_yaml()}\n---\n\n{body}"))
+
+
 def _export(args: argparse.Namespace) -> int:
+    from .checkpoint_paths import resolve_checkpoint
     from .hub_export import export_hub_folder
 
-    card = Path(args.card).read_text() if args.card else None
-    out = export_hub_folder(args.model, args.out, model_card=card)
-    print(f"hub folder written to {out}; load it with pipeline(model={str(out)!r}, trust_remote_code=True)")
+    check_output_dir(args.out, "--out")
+    if args.card and not Path(args.card).is_file():
+        raise FileNotFoundError(f"--card {args.card}: no such file (a model card markdown file)")
+    folder = Path(resolve_checkpoint(args.model))
+    if args.no_card:
+        card, said = None, "no model card (--no-card)"
+    elif args.card:
+        card, said = Path(args.card).read_text(), f"model card {args.card}"
+    else:
+        card = default_card(folder)
+        said = "model card " + ("from the checkpoint's README.md" if (folder / "README.md").is_file() else
+                                "(a short one: the checkpoint has none)")
+    out = export_hub_folder(folder, args.out, model_card=card)
+    print(f"hub folder written to {out} with {said}; load it with pipeline(model={str(out)!r}, "
+          "trust_remote_code=True)")
     return 0
 
 
+def _label(args: argparse.Namespace) -> int:
+    from .labelling import run_from_args
+
+    return run_from_args(args)
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="hf-iis", description="Signed-click interactive segmentation")
+    parser = ArgumentParser(prog=PROG, description="Signed-click interactive segmentation")
     sub = parser.add_subparsers(dest="command", required=True)
 
     segment = sub.add_parser("segment", help="segment an image from signed clicks")
@@ -117,8 +249,8 @@ def build_parser() -> argparse.ArgumentParser:
     segment.add_argument("--click", action="append", type=parse_click, required=True,
                          help="X,Y[,+|-]: column, row in image pixels; + (default) in the object, - not in it")
     _add_scaling_args(segment)
-    segment.add_argument("--out", required=True, help="output mask PNG (0/255)")
-    segment.add_argument("--overlay", help="optional overlay PNG")
+    segment.add_argument("--out", required=True, help=f"output mask ({', '.join(MASK_SUFFIXES)}; 0/255)")
+    segment.add_argument("--overlay", help=f"optional overlay image ({', '.join(OVERLAY_SUFFIXES)})")
     segment.set_defaults(func=_segment)
 
     demo = sub.add_parser("demo", help="segment a shipped example photo with and without scaling")
@@ -126,24 +258,34 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--out", default="outputs/demo")
     demo.set_defaults(func=_demo)
 
-    export = sub.add_parser("export", help="write a trust_remote_code hub folder")
+    export = sub.add_parser("export", help="write a trust_remote_code hub folder, with its model card")
     export.add_argument("--model", default=None, help="checkpoint folder (default: embedded model)")
     export.add_argument("--out", required=True)
-    export.add_argument("--card", help="model card markdown to write as README.md")
+    export.add_argument("--card", help="model card markdown to write as README.md (default: the checkpoint's "
+                        "README.md, else a short generated card)")
+    export.add_argument("--no-card", action="store_true", help="write no README.md")
     export.set_defaults(func=_export)
+
+    from .labelling import add_label_arguments
+
+    label = sub.add_parser("label", help="segment every row of a datasets dataset; write masks as a dataset")
+    add_label_arguments(label)
+    label.set_defaults(func=_label)
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    try:
+        args = build_parser().parse_args(argv)
+    except USAGE_ERRORS as error:
+        return report(PROG, error)
     from transformers.utils import logging as hf_logging
 
     hf_logging.disable_progress_bar()  # weight-loading bars would drown the one line of output
     try:
         return args.func(args)
-    except (ValueError, FileNotFoundError) as error:
-        print(f"hf-iis: error: {error}", file=sys.stderr)
-        return 2
+    except USAGE_ERRORS as error:
+        return report(PROG, error)
 
 
 if __name__ == "__main__":
