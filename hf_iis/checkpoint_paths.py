@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import os
 import re
+import socket
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -19,6 +21,10 @@ def resolve_checkpoint(path: str | Path | None) -> str:
     A string that is not an existing path goes to the hub only when it reads as a hub repo id, `owner/name`
     (`looks_like_hub_repo_id`); anything else (`hub_foldr`, `./x`, `/tmp/x`, `outputs/typo` where `outputs/` exists)
     is a local folder that is not there: FileNotFoundError naming it, at once, with no hub lookup.
+
+    A hub repo id is checked against the hub's reachability first (`hub_source`): with `HF_HUB_OFFLINE` set, or the
+    hub unreachable, it resolves to its cached copy or fails at once with one line, instead of the hub client's
+    retries (about 30 s).
     """
     if path is None:
         path = DEFAULT_CHECKPOINT
@@ -42,10 +48,55 @@ def resolve_checkpoint(path: str | Path | None) -> str:
         owner, hint = text.split("/")[0], ""
         if "/" not in text:
             hint = " (a hub repo id has the form owner/name)"
-        elif text.count("/") == 1 and Path(owner).is_dir():
+        elif text.count("/") == 1 and owner and Path(owner).is_dir():  # "/x" has no owner part: not a hub id
             hint = f" ({owner}/ is a local folder, so this is read as a path, not as a hub repo id)"
         raise FileNotFoundError(f"checkpoint folder not found: {text}{hint}")
-    return text
+    return hub_source(text)
+
+
+def _offline() -> bool:
+    from huggingface_hub import constants
+
+    return bool(constants.HF_HUB_OFFLINE) or os.environ.get("HF_HUB_OFFLINE", "").upper() in {"1", "ON", "YES", "TRUE"}
+
+
+def hub_reachable(timeout: float = 3.0) -> bool:
+    """True when a TCP connection to the hub's endpoint opens within `timeout` seconds (or a proxy is configured,
+    which this probe cannot go through: the hub client then decides)."""
+    from urllib.parse import urlparse
+
+    from huggingface_hub import constants
+
+    if any(os.environ.get(name) for name in ("HTTPS_PROXY", "https_proxy", "ALL_PROXY", "all_proxy")):
+        return True
+    url = urlparse(constants.ENDPOINT)
+    try:
+        socket.create_connection((url.hostname, url.port or (443 if url.scheme == "https" else 80)), timeout).close()
+        return True
+    except OSError:
+        return False
+
+
+def hub_source(repo_id: str) -> str:
+    """`repo_id` when the hub can be asked; its cached snapshot folder when offline (`HF_HUB_OFFLINE`) or the hub
+    is unreachable; else FileNotFoundError in one line, at once."""
+    offline = _offline()
+    if not offline and hub_reachable():
+        return repo_id
+    from huggingface_hub import snapshot_download
+    from huggingface_hub.errors import LocalEntryNotFoundError
+
+    try:
+        return snapshot_download(repo_id, local_files_only=True)
+    except (LocalEntryNotFoundError, OSError, ValueError):
+        pass
+    if offline:
+        raise FileNotFoundError(f"checkpoint {repo_id}: HF_HUB_OFFLINE is set and this hub repo is not in the local "
+                                f"cache; pass a local checkpoint folder, or unset HF_HUB_OFFLINE to download it")
+    from huggingface_hub import constants
+
+    raise FileNotFoundError(f"checkpoint {repo_id}: cannot reach the Hugging Face Hub ({constants.ENDPOINT}) and this "
+                            f"hub repo is not in the local cache; check the network, or pass a local checkpoint folder")
 
 
 def is_embedded_default(path: str | Path | None) -> bool:
@@ -98,9 +149,13 @@ def _model_type(source: str) -> str | None:
     return PretrainedConfig.get_config_dict(source)[0].get("model_type")
 
 
-def load_checkpoint(path: str | Path | None = None):
+def load_checkpoint(path: str | Path | None = None, *, device=None, dtype=None):
     """(SignedClickModel, SignedClickImageProcessor) from a checkpoint folder, a hub repo id or None (the default);
     a student checkpoint (model_type "signed_click_student") gives a SignedClickStudentModel instead.
+
+    `device` ('cpu', 'cuda', 'cuda:1', 0, a torch.device) and `dtype` (torch.float32 / bfloat16 / float16 or their
+    names) place the model; both are checked before anything loads (`inference/devices.py`): a device this machine
+    lacks is one ValueError naming the ones it has.
 
     Loading goes through this package's classes, so a folder written for the hub (`hf-iis export`, with `auto_map`
     and `custom_pipelines` for trust_remote_code) loads like any checkpoint, and damaged or unreachable weights
@@ -108,9 +163,11 @@ def load_checkpoint(path: str | Path | None = None):
     """
     from safetensors import SafetensorError
 
+    from .inference.devices import check_device, check_dtype, place_model
     from .models.signed_click.image_processing_signed_click import SignedClickImageProcessor
     from .models.signed_click.modeling_signed_click import SignedClickModel
 
+    device, dtype = check_device(device), check_dtype(dtype)
     source = resolve_checkpoint(path)
     try:
         model_class = SignedClickModel
@@ -118,18 +175,26 @@ def load_checkpoint(path: str | Path | None = None):
             from .models.student.modeling_signed_click_student import SignedClickStudentModel as model_class
         with quiet_default_loading(source):
             model = model_class.from_pretrained(source)
-        return model, SignedClickImageProcessor.from_pretrained(source)
+        processor = SignedClickImageProcessor.from_pretrained(source)
     except (SafetensorError, OSError, RuntimeError, ValueError, KeyError) as error:
         first_line = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
         raise ValueError(f"cannot load checkpoint {source}: {first_line}") from error
+    return place_model(model, device, dtype), processor
 
 
-def load_pipeline(path: str | Path | None = None, **pipeline_kwargs):
-    """`pipeline("interactive-segmentation")` on `load_checkpoint(path)`; keywords (tta=..., device=...) go to it."""
+def load_pipeline(path: str | Path | None = None, *, device=None, dtype=None, torch_dtype=None, **pipeline_kwargs):
+    """`pipeline("interactive-segmentation")` on `load_checkpoint(path, device=, dtype=)`; the other keywords
+    (tta=..., max_pixels=...) go to it. `torch_dtype` is the older name of `dtype`."""
     from transformers import pipeline
 
     from . import _register_with_transformers
 
+    if torch_dtype is not None:
+        if dtype is not None:
+            raise ValueError("pass dtype or torch_dtype (its older name), not both")
+        dtype = torch_dtype
     _register_with_transformers()  # the "interactive-segmentation" task (hf_iis/__init__.py)
-    model, processor = load_checkpoint(path)
-    return pipeline("interactive-segmentation", model=model, image_processor=processor, **pipeline_kwargs)
+    model, processor = load_checkpoint(path, device=device, dtype=dtype)
+    # the model is already placed; transformers' pipeline would otherwise move it back to its default device
+    return pipeline("interactive-segmentation", model=model, image_processor=processor, device=model.device,
+                    **pipeline_kwargs)

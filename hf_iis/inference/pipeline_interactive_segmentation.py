@@ -13,6 +13,30 @@
 keyword works in `pipeline(...)` and per call (per call wins). Repeated calls on the same image reuse its cached
 embeddings, so interactive refinement only pays for the decoder.
 
+Clicks, two spellings of the same thing (SAM's beside ours; `hf_iis.utils.click_prompts`):
+
+    seg(image, clicks=[(x1, y1, 1), (x2, y2, -1)])                        # sign +1 in the object, -1 not
+    seg(image, input_points=[[x1, y1], [x2, y2]], input_labels=[1, 0])    # SAM: label 1 positive, 0 negative
+
+Several images, the transformers way (`pipeline_inputs.py`); each result equals the single call's:
+
+    seg([image_1, image_2], clicks=[clicks_1, clicks_2])                  # one click list per image
+    seg([image_1, image_2], clicks=[(x, y, 1)])                           # one click list for every image
+    seg([{"image": image_1, "clicks": clicks_1}, ...], batch_size=8)     # dict rows
+    seg(KeyDataset(ds, "image"), clicks=clicks_per_row)                   # a `datasets` column: an iterator
+    seg(ds)                                                               # rows with "image" and "clicks" columns
+
+`batch_size` groups items for the DataLoader as in every transformers pipeline; each image is still encoded and
+decoded on its own (images differ in size and clicks), so the results do not depend on it.
+
+Devices and precision: `pipeline(..., device="cuda", dtype=torch.bfloat16)` (or `torch_dtype=`, or
+`hf_iis.load_pipeline(path, device=..., dtype=...)`); a device the machine lacks is one ValueError naming those it
+has. Reduced precision runs under autocast (`devices.py`), maps come back float32.
+
+Threads: one pipeline object may be called from several threads; calls take turns on its predictor (a lock around
+each image's set_image + predict, `view_cache.py`), so each result is the serial one. For parallel throughput, give
+each thread its own pipeline.
+
 A click set with no positive click selects nothing: `mask` is empty and `score` is 0.0 at every setting (any `tta`,
 `triangulation` or `threshold`), as in any click tool before the first "this is the object" click. `probabilities`
 still holds the model's map for the negative clicks alone, f−(I, x): "some region that avoids x", low everywhere it
@@ -28,9 +52,21 @@ from PIL import Image
 from transformers import AutoModel, Pipeline
 
 from ..checkpoint_paths import quiet_default_loading
-from ..scaling.triangulation import SAMPLINGS, check_num_auxiliary
+from ..scaling.triangulation import check_num_auxiliary, check_sampling
 from ..scaling.tta import resolve_views
-from ..utils.image_io import DEFAULT_MAX_PIXELS, check_points_per_batch, check_threshold, load_image
+from ..utils.click_prompts import clicks_from_prompts
+from ..utils.image_io import (
+    DEFAULT_MAX_PIXELS,
+    check_flag,
+    check_points_per_batch,
+    check_seed,
+    check_threshold,
+    load_image,
+    validate_clicks,
+    validate_prev_mask,
+)
+from .devices import check_device, check_dtype
+from .pipeline_inputs import is_batch, split_batch, with_entries
 from .predictors import predictor_for
 
 _FORWARD_KEYS = (
@@ -51,9 +87,12 @@ def check_scaling_options(options: dict) -> None:
         resolve_views(options["tta"])
     if "triangulation" in options:
         check_num_auxiliary(options["triangulation"])
-    if "triangulation_sampling" in options and options["triangulation_sampling"] not in SAMPLINGS:
-        raise ValueError(f"unknown triangulation sampling {options['triangulation_sampling']!r}; use one of "
-                         f"{SAMPLINGS}")
+    if "triangulation_sampling" in options:
+        check_sampling(options["triangulation_sampling"])
+    if "seed" in options:
+        check_seed(options["seed"])
+    if "return_uncertainty" in options:
+        check_flag(options["return_uncertainty"], "return_uncertainty")
     if "triangulation_blend" in options:
         value = options["triangulation_blend"]
         if isinstance(value, bool) or not isinstance(value, numbers.Real) or not 0.0 <= value <= 1.0:
@@ -89,7 +128,12 @@ class InteractiveSegmentationPipeline(Pipeline):
     _load_tokenizer = False
 
     def __init__(self, *args, max_pixels: int | None = DEFAULT_MAX_PIXELS, **kwargs) -> None:
+        if kwargs.get("device") is not None:  # one line naming the devices there are, not torch's CUDA assertion
+            kwargs["device"] = check_device(kwargs["device"])
+        dtype = check_dtype(kwargs.get("dtype", kwargs.get("torch_dtype")))
         super().__init__(*args, **kwargs)
+        if dtype is not None and self.model.dtype != dtype:  # a model instance: transformers only casts what it loads
+            self.model.to(dtype)
         self.max_pixels = max_pixels
         self.predictor = predictor_for(self.model, self.image_processor, max_pixels=max_pixels)  # teacher or student
 
@@ -99,17 +143,16 @@ class InteractiveSegmentationPipeline(Pipeline):
         prev_mask=None,
         threshold: float | None = None,
         points_per_batch: int | None = None,
+        input_points=None,
+        input_labels=None,
         **kwargs,
     ):
         unknown = set(kwargs) - set(_FORWARD_KEYS)
         if unknown:
-            raise ValueError(f"unknown argument(s) {sorted(unknown)}; accepted: clicks, prev_mask, threshold, "
-                             f"points_per_batch, {', '.join(_FORWARD_KEYS)}")
-        preprocess = {}
-        if clicks is not None:
-            preprocess["clicks"] = clicks
-        if prev_mask is not None:
-            preprocess["prev_mask"] = prev_mask
+            raise ValueError(f"unknown argument(s) {sorted(unknown)}; accepted: clicks, input_points, input_labels, "
+                             f"prev_mask, threshold, points_per_batch, {', '.join(_FORWARD_KEYS)}")
+        given = {"clicks": clicks, "prev_mask": prev_mask, "input_points": input_points, "input_labels": input_labels}
+        preprocess = {key: value for key, value in given.items() if value is not None}
         forward = {key: value for key, value in kwargs.items() if value is not None}
         check_scaling_options(forward)
         if points_per_batch is not None:
@@ -119,22 +162,40 @@ class InteractiveSegmentationPipeline(Pipeline):
         return preprocess, forward, {}
 
     def __call__(self, image, clicks=None, **kwargs):
-        """Segment `image` (path, PIL image or (H, W, 3) uint8 array) from `clicks` [(x, y, sign), ...]."""
-        if isinstance(image, (list, tuple)) and image and not isinstance(image[0], (int, float)):
-            raise ValueError("pass one image per call: interactive segmentation works on one image at a time")
+        """Segment `image` (path, PIL image or (H, W, 3) uint8 array, or a dict row {"image": ..., "clicks": ...})
+        from `clicks` [(x, y, sign), ...] (or SAM's `input_points` / `input_labels`). A list of images or rows gives
+        a list of results; a dataset or generator gives an iterator of them (module docstring)."""
         if clicks is not None:
             kwargs["clicks"] = clicks
+        if is_batch(image):
+            if isinstance(image, (list, tuple)) and len(image) == 0:
+                return []
+            image = split_batch(image, kwargs)
         return super().__call__(image, **kwargs)
 
-    def preprocess(self, image, clicks=None, prev_mask=None):
-        """Load the image (its checks and the pixel budget included); the clicks and the previous mask go on as
-        given: the predictor checks them against the image, once per call."""
-        return {"image": load_image(image, self.max_pixels), "clicks": clicks, "prev_mask": prev_mask}
+    def preprocess(self, image, clicks=None, prev_mask=None, input_points=None, input_labels=None):
+        """Load the image (its checks and the pixel budget included) and check the clicks and the previous mask
+        against it; `image` may be a dict row holding them."""
+        given = {"clicks": clicks, "prev_mask": prev_mask, "input_points": input_points, "input_labels": input_labels}
+        row = with_entries(image, {key: value for key, value in given.items() if value is not None})
+        array = load_image(row["image"], self.max_pixels)
+        height, width = array.shape[:2]
+        clicks = clicks_from_prompts(*(row.get(key) for key in ("clicks", "input_points", "input_labels")))
+        # checked here, before any model work, and as plain lists and arrays that a DataLoader batch can hold
+        return {"image": array, "clicks": validate_clicks(clicks, width, height),
+                "prev_mask": validate_prev_mask(row.get("prev_mask"), width, height)}
 
     def _forward(self, model_inputs, **forward_params):
-        self.predictor.set_loaded_image(model_inputs["image"])  # already loaded and checked by preprocess
-        prediction = self.predictor.predict(model_inputs["clicks"], model_inputs["prev_mask"], **forward_params)
-        return {"prediction": prediction}
+        if isinstance(model_inputs["image"], list):  # batch_size > 1: the DataLoader's items, key by key
+            keys = list(model_inputs)
+            items = [dict(zip(keys, values)) for values in zip(*(model_inputs[key] for key in keys))]
+            return {"prediction": [self._predict(item, forward_params) for item in items]}
+        return {"prediction": self._predict(model_inputs, forward_params)}
+
+    def _predict(self, item: dict, forward_params: dict):
+        with self.predictor.lock:  # the predictor holds one current image: one call at a time (view_cache.py)
+            self.predictor.set_loaded_image(item["image"])  # already loaded and checked by preprocess
+            return self.predictor.predict(item["clicks"], item["prev_mask"], **forward_params)
 
     def postprocess(self, model_outputs):
         prediction = model_outputs["prediction"]

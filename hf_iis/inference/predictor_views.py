@@ -69,7 +69,7 @@ def decode_probabilities(
         prev = None if prev_masks is None else prev_masks[part]
         index = None if image_index is None else image_index[part]
         logits = model.decode(embeddings, points[part], labels[part], prev, image_index=index)
-        out.append(torch.sigmoid(logits[:, 0]))
+        out.append(torch.sigmoid(logits[:, 0].float()))  # float32 maps, also from a reduced-precision model
     return torch.cat(out)
 
 
@@ -121,8 +121,11 @@ def triangulate_view(
     sampling: str,
     generator: torch.Generator,
     points_per_batch: int,
+    progress=None,
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Triangulated estimate and its spread, (S_T, S_T) each, of one click set in one view's frame.
+
+    `progress(n)`, when given, is called with the number of single-click decodes after each decoder call.
 
     `direct` (S_T, S_T) is the set's direct estimate there, `valid` (S_T, S_T) bool where auxiliary pixels may be
     drawn (the image, not the padding). The 2K single-click decodes f+(y_i), f−(y_i) run `points_per_batch` at a
@@ -138,6 +141,8 @@ def triangulate_view(
         maps = decode_probabilities(model, embeddings, torch.cat([part, part])[:, None, :], labels,
                                     points_per_batch=points_per_batch)
         running.add(part, weights[start : start + chunk], maps[:k], maps[k:])
+        if progress is not None:
+            progress(2 * k)
     return running.result()
 
 
@@ -151,12 +156,13 @@ def triangulate_sets(
     sampling: str,
     generators: list[torch.Generator],
     points_per_batch: int,
+    progress=None,
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """`triangulate_view` for each of B click sets in `view`: `directs` (B, S_T, S_T) in the view's frame, `valid`
     (1, 1, S, S) the canonical image region, one sampler per set. Returns the estimates and spreads, (B, S_T, S_T)."""
     view_valid = view.apply_image(valid.float(), mode="nearest")[0, 0] > 0.5
     pairs = [triangulate_view(model, embeddings, direct, view_valid, num_samples, sampling, generator,
-                              points_per_batch) for direct, generator in zip(directs, generators)]
+                              points_per_batch, progress) for direct, generator in zip(directs, generators)]
     return torch.stack([pair[0] for pair in pairs]), torch.stack([pair[1] for pair in pairs])
 
 

@@ -10,12 +10,16 @@ input, mapped back from the view and averaged over views (`hf_iis.scaling.tta`).
 switches
 on the exact feature-space estimator (`hf_iis.models.student.feature_triangulation`): every pixel of the auxiliary
 grid is used,
-so K itself (and `seed`) do not matter; it is the K → ∞ limit of the teacher's sampled estimator. Its matrices
+so K itself (and `seed`) do not matter; it is the K → ∞ limit of the teacher's sampled estimator. `seed` is still
+checked as the teacher checks it, so that one call works on either predictor. On an image whose short side resizes
+to a few grid cells, the auxiliary grid is made finer until it holds a pixel of the image. Its matrices
 (8·|Y|·h·w bytes per view: 82 MB at 320 px, stride 4, auxiliary stride 8) are cached per view within
 `triangulation_cache_mb` (default 384: the four views of tta=4); views beyond it are recomputed at every call.
 
 `prev_mask` is validated and then not used: the student's multi-click map is a function of the clicks alone (naive
-Bayes over the clicks), so the previous map carries no information it lacks. As in the teacher, a click set without
+Bayes over the clicks), so the previous map carries no information it lacks. SAM's `input_points` / `input_labels`
+work as in the teacher's predictor; so do `device=` / `dtype=` in `from_pretrained` and the lock (`view_cache.py`).
+As in the teacher, a click set without
 a positive click selects nothing (empty mask, score 0) while `probabilities` keeps the model's f− map.
 """
 
@@ -28,15 +32,17 @@ import torch
 import torch.nn.functional as F
 
 from ..models.signed_click.image_processing_signed_click import SignedClickImageProcessor
-from ..models.student.feature_triangulation import FEATURE_SAMPLINGS, FeatureTriangulator
+from ..models.student.feature_triangulation import FeatureTriangulator
 from ..models.student.modeling_signed_click_student import SignedClickStudentModel, StudentImageEmbeddings
-from ..scaling.triangulation import MAX_AUXILIARY_PIXELS
+from ..scaling.triangulation import check_num_auxiliary, check_sampling
 from ..scaling.tta import View, combine_views, resolve_views
+from ..utils.click_prompts import clicks_from_prompts
 from ..utils.image_io import (
     DEFAULT_MAX_PIXELS,
+    check_flag,
     check_points_per_batch,
+    check_seed,
     check_threshold,
-    is_whole_number,
     validate_clicks,
     validate_prev_logits,
     validate_prev_mask,
@@ -68,11 +74,11 @@ class SignedClickStudentPredictor(CachedImageViews):
         self._triangulators: dict[str, tuple[StudentImageEmbeddings, FeatureTriangulator]] = {}
 
     @classmethod
-    def from_pretrained(cls, path, **kwargs) -> SignedClickStudentPredictor:
-        """Load a student checkpoint folder (or hub id)."""
+    def from_pretrained(cls, path, *, device=None, dtype=None, **kwargs) -> SignedClickStudentPredictor:
+        """Load a student checkpoint folder (or hub id); `device` / `dtype` place the model (`devices.py`)."""
         from ..checkpoint_paths import load_checkpoint
 
-        model, processor = load_checkpoint(path)
+        model, processor = load_checkpoint(path, device=device, dtype=dtype)
         if not isinstance(model, SignedClickStudentModel):
             raise ValueError(f"{path} holds a {type(model).__name__}, not a student: use hf_iis.inference.predictors."
                              f"load_predictor, which picks the predictor for either")
@@ -109,24 +115,30 @@ class SignedClickStudentPredictor(CachedImageViews):
         valid = view.apply_image(self._valid.float(), mode="nearest")
         valid = F.avg_pool2d(valid, self.stride)[0, 0] > 0.5
         used = sum(t.matrix_bytes for _, t in self._triangulators.values() if t.cached)
-        step = self.model.config.triangulation_stride // self.stride
+        step = max(1, self.model.config.triangulation_stride // self.stride)
+        while step > 1 and not bool(valid[step // 2 :: step, step // 2 :: step].any()):
+            step //= 2  # a thin image: its few grid rows (or columns) fall between the auxiliary ones
         triangulator = FeatureTriangulator(self.model, emb, valid, step,
                                            max_cache_bytes=max(0, self.triangulation_cache_bytes - used))
         self._triangulators[view.name] = (emb, triangulator)
         return triangulator
 
     @torch.inference_mode()
-    def predict(self, clicks, prev_mask=None, tta: int | str | list[str] | None = 1, triangulation: int = 0,
+    def predict(self, clicks=None, prev_mask=None, tta: int | str | list[str] | None = 1, triangulation: int = 0,
                 triangulation_sampling: str = "uniform", triangulation_blend: float | None = None,
                 combine: str = "probability", seed: int = 0, return_uncertainty: bool = False, *,
-                prev_logits=None, threshold: float = 0.5, points_per_batch: int | None = None) -> Prediction:
+                prev_logits=None, threshold: float = 0.5, points_per_batch: int | None = None,
+                input_points=None, input_labels=None) -> Prediction:
         """Probability map for one set of signed clicks [(x, y, sign), ...] in original pixels (see the module
         docstring; the arguments are the teacher predictor's: `prev_mask` / `prev_logits` are checked and not used,
-        `points_per_batch` has nothing to split for one click set)."""
+        `points_per_batch` has nothing to split for one click set, `seed` is checked and not needed)."""
         start = time.perf_counter()
         self._require_image()
         height, width = self.original_size
-        clicks = validate_clicks(clicks, width, height)
+        clicks = validate_clicks(clicks_from_prompts(clicks, input_points, input_labels), width, height)
+        check_seed(seed)  # the exact estimator draws nothing (module docstring)
+        return_uncertainty = check_flag(return_uncertainty, "return_uncertainty")
+        triangulation_sampling = check_sampling(triangulation_sampling)
         threshold = check_threshold(threshold)
         if points_per_batch is not None:
             check_points_per_batch(points_per_batch)
@@ -139,35 +151,17 @@ class SignedClickStudentPredictor(CachedImageViews):
             triangulation_blend = float(getattr(self.model.config, "triangulation_blend", 0.0))
         if not 0.0 <= float(triangulation_blend) <= 1.0:
             raise ValueError(f"triangulation_blend must be in [0, 1], got {triangulation_blend}")
-        if not is_whole_number(triangulation) or not 0 <= int(triangulation) <= MAX_AUXILIARY_PIXELS:
-            raise ValueError(f"triangulation must be a whole number of auxiliary pixels in "
-                             f"[0, {MAX_AUXILIARY_PIXELS}], got {triangulation!r}")
-        if triangulation and triangulation_sampling not in FEATURE_SAMPLINGS:
-            raise ValueError(f"unknown triangulation sampling {triangulation_sampling!r}; use one of "
-                             f"{FEATURE_SAMPLINGS}")
+        triangulation = check_num_auxiliary(triangulation)
         views = resolve_views(tta)
-        size = self.processor.size
         points = self.processor.points_to_input(torch.tensor([[c[0], c[1]] for c in clicks], device=self.device),
                                                 self.original_size, self.reshaped_size)
         labels = torch.tensor([[c[2] for c in clicks]], device=self.device)
         encoded_views = sum(view.name not in self._embeddings for view in views)
         embeddings = self.view_embeddings(views)
-        per_view, spreads = [], []
-        for view in views:
-            emb = embeddings[view.name]
-            grid = self.model.decode(emb, view.apply_points(points, size)[None], labels)[:, 0]  # (1, h, w) logits
-            if triangulation:
-                direct = torch.sigmoid(grid)
-                estimate, spread = self._triangulator(view, emb)(direct, triangulation_sampling, return_uncertainty)
-                estimate = triangulation_blend * direct + (1.0 - triangulation_blend) * estimate
-                grid = _logit(estimate)
-                if spread is not None:
-                    up = F.interpolate(spread[:, None], scale_factor=self.stride, mode="bilinear", align_corners=False)
-                    spreads.append(view.invert_map(up[0, 0], size))
-            per_view.append(view.invert_map(self._to_input(grid)[0], size))
-        mean, spread = _combine(torch.stack(per_view), combine, return_uncertainty)
-        if len(views) == 1 and spreads:
-            spread = spreads[0]
+        with self.precision():
+            mean, spread = self._combine_views(views, embeddings, points, labels, triangulation,
+                                               triangulation_sampling, triangulation_blend, combine,
+                                               return_uncertainty)
         to_original = self.processor.map_to_original
         probabilities = to_original(mean[None, None], self.original_size, self.reshaped_size)[0, 0].clamp(0, 1)
         probabilities = probabilities.cpu().numpy().astype(np.float32)
@@ -181,6 +175,30 @@ class SignedClickStudentPredictor(CachedImageViews):
         prediction.score = mask_score(probabilities, prediction.mask())
         prediction.seconds = time.perf_counter() - start
         return prediction
+
+    def _combine_views(self, views, embeddings, points, labels, triangulation, sampling, blend, combine,
+                       return_uncertainty) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """`predict`'s work on checked inputs: each view's map (triangulated when asked), mapped back from the view
+        and combined; (S, S) float32 mean and spread (None unless asked), in the canonical model-input frame."""
+        size = self.processor.size
+        per_view, spreads = [], []
+        for view in views:
+            emb = embeddings[view.name]
+            grid = self.model.decode(emb, view.apply_points(points, size)[None], labels)[:, 0].float()  # (1, h, w)
+            if triangulation:
+                direct = torch.sigmoid(grid)
+                estimate, spread = self._triangulator(view, emb)(direct, sampling, return_uncertainty)
+                estimate = blend * direct + (1.0 - blend) * estimate
+                grid = _logit(estimate)
+                if spread is not None:
+                    up = F.interpolate(spread[:, None].float(), scale_factor=self.stride, mode="bilinear",
+                                       align_corners=False)
+                    spreads.append(view.invert_map(up[0, 0], size))
+            per_view.append(view.invert_map(self._to_input(grid)[0], size))
+        mean, spread = _combine(torch.stack(per_view), combine, return_uncertainty)
+        if len(views) == 1 and spreads:
+            spread = spreads[0]
+        return mean, spread
 
     @torch.inference_mode()
     def predict_single_clicks(self, points, sign: int = 1, tta: int | str | list[str] | None = 1) -> np.ndarray:
@@ -197,7 +215,9 @@ class SignedClickStudentPredictor(CachedImageViews):
         embeddings = self.view_embeddings(views)
         total = None
         for view in views:
-            maps = self._decode_batched(embeddings[view.name], view.apply_points(input_points, size)[:, None], labels)
+            with self.precision():
+                maps = self._decode_batched(embeddings[view.name], view.apply_points(input_points, size)[:, None],
+                                            labels)
             maps = view.invert_map(maps, size)
             total = maps if total is None else total + maps
         mean = (total / len(views))[:, None]

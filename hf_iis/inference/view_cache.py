@@ -4,11 +4,18 @@ once, then compute its embeddings lazily, once per TTA view, one encoder batch p
 The teacher (`predictor.SignedClickPredictor`) and the student (`student_predictor.SignedClickStudentPredictor`)
 subclass it and differ only in what they do with the cached embeddings; `_reset_image_state` lets a subclass drop
 its own per-image caches when a new image arrives.
+
+Threads: the current image and its embeddings are state of the predictor object, so `set_image` in one thread and
+`predict` in another would mix two images. `lock` (a re-entrant lock) is what callers that share one predictor hold
+around each `set_image` + `predict` pair; the pipeline does (one call at a time per pipeline object). Its cost: calls
+on one predictor run one after the other, and two threads alternating two images re-encode at every switch (the
+cache holds one image). For parallel work on a GPU, give each thread its own pipeline (they may share the model).
 """
 
 from __future__ import annotations
 
 import hashlib
+import threading
 
 import numpy as np
 import torch
@@ -16,6 +23,7 @@ import torch
 from ..models.signed_click.image_processing_signed_click import SignedClickImageProcessor
 from ..scaling.tta import View
 from ..utils.image_io import DEFAULT_MAX_PIXELS, check_points_per_batch, load_image
+from .devices import check_model_dtype, precision
 
 
 class CachedImageViews:
@@ -23,13 +31,9 @@ class CachedImageViews:
 
     def __init__(self, model, image_processor: SignedClickImageProcessor | None = None, points_per_batch: int = 64,
                  max_pixels: int | None = DEFAULT_MAX_PIXELS) -> None:
-        dtype = next(model.parameters()).dtype
-        if dtype != torch.float32:
-            # the click encoding, the affinity sampling and the view maps are float32 throughout; a half-precision
-            # model would fail deep inside a convolution, so say so here
-            raise ValueError(f"hf_iis models run in float32, this one is in {dtype}: load it without a reduced "
-                             f"dtype (e.g. pipeline(..., dtype=torch.float32)); on a GPU, device=0 is the speed-up")
+        check_model_dtype(model)  # float32, bfloat16 or float16: reduced ones run under autocast (devices.py)
         self.model = model.eval()
+        self.lock = threading.RLock()  # held around set_image + predict by whoever shares this predictor
         self.processor = image_processor or SignedClickImageProcessor.for_model_config(model.config)
         self.points_per_batch = check_points_per_batch(points_per_batch)  # the default of every call
         self.max_pixels = max_pixels
@@ -41,6 +45,10 @@ class CachedImageViews:
     @property
     def device(self) -> torch.device:
         return next(self.model.parameters()).device
+
+    def precision(self):
+        """The context the model's passes run under: autocast at the model's dtype when reduced, else nothing."""
+        return precision(self.model)
 
     def set_image(self, image) -> None:
         """Validate and preprocess `image` (path, PIL image or (H, W, 3) uint8 array); embeddings are computed
@@ -80,7 +88,8 @@ class CachedImageViews:
         size = self.processor.size
         for out_size in sorted({v.output_size(size) for v in missing}):
             group = [v for v in missing if v.output_size(size) == out_size]
-            embeddings = self.model.encode_image(torch.cat([v.apply_image(self._pixel_values) for v in group]))
+            with self.precision():
+                embeddings = self.model.encode_image(torch.cat([v.apply_image(self._pixel_values) for v in group]))
             self.encode_count += 1
             for i, view in enumerate(group):
                 self._embeddings[view.name] = embeddings.index(slice(i, i + 1))

@@ -94,6 +94,13 @@ def check_num_auxiliary(value) -> int:
     return int(value)
 
 
+def check_sampling(value) -> str:
+    """`triangulation_sampling` as one of `SAMPLINGS`: the one check the pipeline and both predictors make."""
+    if not isinstance(value, str) or value not in SAMPLINGS:
+        raise ValueError(f"unknown triangulation sampling {value!r}; use one of {SAMPLINGS}")
+    return value
+
+
 class RunningTriangulation:
     """Σ_i w_i T_i(z) and Σ_i w_i T_i(z)² accumulated over chunks of auxiliary pixels, so that memory does not grow
     with K: T_i(z) = P(z | y_i ∈ m) · P(y_i | x) + P(z | y_i ∉ m) · (1 − P(y_i | x)).

@@ -2,6 +2,10 @@
 
 Every failure is a `ValueError` (or `FileNotFoundError`) whose message names the problem and the accepted form,
 raised before anything reaches torch.
+
+Numpy scalars count as the Python value they hold, everywhere: `np.int64(3)` is 3, `np.float32(2.5)` is 2.5, and
+`np.True_` is `True`, so it is refused wherever `True` is (as a click sign, a coordinate or a count) and accepted
+wherever a flag is (`return_uncertainty`). Strings are never numbers: `"10"` is not a coordinate.
 """
 
 from __future__ import annotations
@@ -20,6 +24,8 @@ DEFAULT_MAX_PIXELS = 40_000_000  # about 7300 x 5500; larger images should be do
 MIN_SIDE = 8
 ACCEPTED_IMAGE = "a path to an image file, a PIL.Image, or an (H, W, 3) uint8 numpy array"
 ACCEPTED_CLICK = "(x, y, sign) with x = column and y = row in original-image pixels and sign +1 or -1"
+_URL = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*://")
+MAX_SEED = 2**63 - 1  # torch.Generator.manual_seed's int64 range (2**70 overflows inside torch)
 
 
 def load_image(image, max_pixels: int | None = DEFAULT_MAX_PIXELS) -> np.ndarray:
@@ -32,6 +38,10 @@ def load_image(image, max_pixels: int | None = DEFAULT_MAX_PIXELS) -> np.ndarray
     `max_pixels=None` the budget for files is PIL's `Image.MAX_IMAGE_PIXELS` (its decompression-bomb warning
     threshold). Over budget, or over PIL's decompression-bomb limit, is the same ValueError ("over the budget").
     """
+    if isinstance(image, str) and _URL.match(image):
+        # Path() would fold "https://host/x" into "https:/host/x" and report that as missing
+        raise ValueError(f"image {image!r} is a URL; URLs are not fetched: download the file and pass its local "
+                         f"path, or pass a PIL.Image")
     if isinstance(image, (str, os.PathLike)):
         image = _read_image_file(Path(image), max_pixels)
     if isinstance(image, Image.Image):
@@ -54,6 +64,8 @@ def _over_budget(size: str, budget: int, what: str = "raise max_pixels") -> str:
 
 def _read_image_file(path: Path, max_pixels: int | None) -> Image.Image:
     """Open `path`, check its header size against the budget, then decode it upright (EXIF orientation applied)."""
+    if path.is_dir():
+        raise ValueError(f"image path {path} is a directory; pass an image file inside it")
     if not path.is_file():
         raise FileNotFoundError(f"image file not found: {path}")
     corrupt = f"cannot read image file {path}: it is corrupt or not an image"
@@ -127,10 +139,20 @@ def _array_to_rgb(array: np.ndarray) -> np.ndarray:
     raise ValueError(f"image array has shape {array.shape}; pass {ACCEPTED_IMAGE}")
 
 
+def is_bool(value) -> bool:
+    """True for `True`, `False` and numpy's bools (`np.True_`): what a flag takes and a number refuses."""
+    return isinstance(value, (bool, np.bool_))
+
+
+def is_real_number(value) -> bool:
+    """True for ints and floats, numpy's included; False for bools, strings and complex numbers."""
+    return isinstance(value, numbers.Real) and not is_bool(value)
+
+
 def is_whole_number(value) -> bool:
-    """True for ints and integral floats (numpy scalars included), False for bools, strings and 2.5: the check
-    behind the count options (`tta=n`, `triangulation=K`)."""
-    if isinstance(value, bool):
+    """True for ints and integral floats (numpy scalars included), False for bools (numpy's too), strings and 2.5:
+    the check behind the count options (`tta=n`, `triangulation=K`)."""
+    if is_bool(value) or isinstance(value, str):
         return False
     try:
         return float(value).is_integer()
@@ -140,6 +162,7 @@ def is_whole_number(value) -> bool:
 
 def validate_clicks(clicks, width: int, height: int) -> list[tuple[float, float, int]]:
     """Check a list of signed clicks against an image of `width` x `height`; returns [(x, y, sign), ...]."""
+    clicks = _to_numpy(clicks)  # a torch tensor of clicks reads as the array it holds
     if clicks is None or (isinstance(clicks, Sequence) and len(clicks) == 0) or (
         isinstance(clicks, np.ndarray) and clicks.size == 0
     ):
@@ -155,14 +178,12 @@ def validate_clicks(clicks, width: int, height: int) -> list[tuple[float, float,
         if not isinstance(click, (Sequence, np.ndarray)) or len(click) != 3:
             raise ValueError(f"click {index} is {click!r}; each click must be {ACCEPTED_CLICK}")
         x, y, sign = click
-        try:
-            x, y = float(x), float(y)
-        except (TypeError, ValueError):
-            message = f"click {index} has non-numeric coordinates {click!r}; expected {ACCEPTED_CLICK}"
-            raise ValueError(message) from None
+        if not (is_real_number(x) and is_real_number(y)):  # "10" and True are not coordinates
+            raise ValueError(f"click {index} has non-numeric coordinates {click!r}; expected {ACCEPTED_CLICK}")
+        x, y = float(x), float(y)
         if not (np.isfinite(x) and np.isfinite(y)):
             raise ValueError(f"click {index} has non-finite coordinates {click!r}")
-        if isinstance(sign, bool) or sign not in (1, -1):
+        if not is_real_number(sign) or sign not in (1, -1):
             raise ValueError(f"click {index} has sign {sign!r}; the sign must be +1 (object) or -1 (not object)")
         if not (-0.5 <= x < width - 0.5 + 1e-9 and -0.5 <= y < height - 0.5 + 1e-9):
             raise ValueError(
@@ -190,6 +211,9 @@ def validate_prev_mask(prev_mask, width: int, height: int) -> np.ndarray | None:
     array = np.asarray(_to_numpy(prev_mask))
     if array.ndim != 2 or array.shape != (height, width):
         raise ValueError(f"prev_mask has shape {array.shape}; it must be (H, W) = ({height}, {width}), the image size")
+    if not _is_real_array(array):  # a cast would drop the imaginary part or fail on strings
+        raise ValueError(f"prev_mask has dtype {array.dtype}; it must hold real probabilities in [0, 1] "
+                         f"(or uint8 0..255)")
     if array.dtype == np.uint8:
         array = array.astype(np.float32) / 255.0
     array = array.astype(np.float32)
@@ -206,7 +230,7 @@ def validate_prev_logits(prev_logits, size: int) -> np.ndarray | None:
     array = np.asarray(_to_numpy(prev_logits))
     while array.ndim > 2 and array.shape[0] == 1:
         array = array[0]
-    if array.shape != (size, size) or not np.issubdtype(array.dtype, np.number):
+    if array.shape != (size, size) or not _is_real_array(array):
         raise ValueError(f"prev_logits has shape {np.shape(prev_logits)}; it must be ({size}, {size}), the model-input "
                          f"square, as a previous prediction's input_logits (for a map at the image size use prev_mask)")
     array = array.astype(np.float32)
@@ -215,9 +239,27 @@ def validate_prev_logits(prev_logits, size: int) -> np.ndarray | None:
     return array
 
 
+def _is_real_array(array: np.ndarray) -> bool:
+    return array.dtype == np.bool_ or (np.issubdtype(array.dtype, np.number) and not np.iscomplexobj(array))
+
+
+def check_seed(seed) -> int:
+    """The triangulation sampler's seed as an int in [0, 2**63 - 1] (`MAX_SEED`); numpy ints count as ints."""
+    if not isinstance(seed, numbers.Integral) or is_bool(seed) or not 0 <= seed <= MAX_SEED:
+        raise ValueError(f"seed must be a whole number in [0, 2**63 - 1], got {seed!r}")
+    return int(seed)
+
+
+def check_flag(value, name: str) -> bool:
+    """A yes / no option (`return_uncertainty`) as a bool: True or False (numpy's too), never "no" or 1."""
+    if not is_bool(value):
+        raise ValueError(f"{name} must be True or False, got {value!r}")
+    return bool(value)
+
+
 def check_threshold(threshold) -> float:
     """The mask threshold as a float strictly between 0 and 1."""
-    if isinstance(threshold, bool) or not isinstance(threshold, numbers.Real) or not 0.0 < threshold < 1.0:
+    if not is_real_number(threshold) or not 0.0 < threshold < 1.0:
         raise ValueError(f"threshold must be a probability strictly between 0 and 1, got {threshold!r}")
     return float(threshold)
 
