@@ -23,9 +23,20 @@ import time
 
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")  # as scripts/train.py: idle OpenMP threads sleep
 
+from hf_iis.cli_checks import (  # noqa: E402
+    USAGE_ERRORS,
+    ArgumentParser,
+    check_output_dir,
+    non_negative_int,
+    positive_int,
+    report,
+)
+
+PROG = "distill.py"
+
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = ArgumentParser(prog=PROG, description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = parser.add_subparsers(dest="command", required=True)
     cache = sub.add_parser("cache", help="teacher maps for random clicks on unlabelled images -> parquet shards")
     cache.add_argument("--teacher", default=None, help="teacher checkpoint folder (default: the embedded model)")
@@ -34,23 +45,27 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     cache.add_argument("--image-dir", action="append", default=[], help="a folder of unlabelled images; "
                        "repeatable (in a CCP folder the annotated photos 0001-1004 are skipped)")
     cache.add_argument("--out", required=True, help="cache folder")
-    cache.add_argument("--images", type=int, default=None, help="at most N images (a seeded shuffle; default all)")
-    cache.add_argument("--clicks", type=int, default=16, help="single clicks per image, half positive (default 16)")
-    cache.add_argument("--sequences", type=int, default=4, help="click sequences per image (default 4)")
-    cache.add_argument("--sequence-clicks", type=int, default=3, help="clicks of the longest sequence (default 3)")
-    cache.add_argument("--tta", type=int, default=4, help="teacher TTA views (default 4: its best setting)")
-    cache.add_argument("--triangulation", type=int, default=0, help="teacher triangulation pixels (default 0)")
+    cache.add_argument("--images", type=positive_int, default=None,
+                       help="at most N images (a seeded shuffle; default all)")
+    cache.add_argument("--clicks", type=positive_int, default=16,
+                       help="single clicks per image, half positive (default 16)")
+    cache.add_argument("--sequences", type=non_negative_int, default=4, help="click sequences per image (default 4)")
+    cache.add_argument("--sequence-clicks", type=positive_int, default=3,
+                       help="clicks of the longest sequence (default 3)")
+    cache.add_argument("--tta", type=positive_int, default=4, help="teacher TTA views (default 4: its best setting)")
+    cache.add_argument("--triangulation", type=non_negative_int, default=0,
+                       help="teacher triangulation pixels (default 0)")
     cache.add_argument("--stride", type=int, default=4, choices=(4, 8), help="target grid stride (default 4)")
-    cache.add_argument("--shard-size", type=int, default=64)
+    cache.add_argument("--shard-size", type=positive_int, default=64)
     cache.add_argument("--seed", type=int, default=0)
-    cache.add_argument("--threads", type=int, default=None)
+    cache.add_argument("--threads", type=positive_int, default=None)
     cache.add_argument("--no-progress", action="store_true")
     train = sub.add_parser("train", help="train the student on a cache")
     train.add_argument("--config", default=None, help="YAML (configs/distill_student.yaml)")
     train.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE")
     train.add_argument("--cache", default=None, help="= cache")
     train.add_argument("--output-dir", default=None, help="= output_dir")
-    train.add_argument("--max-steps", type=int, default=None, help="= max_steps")
+    train.add_argument("--max-steps", type=positive_int, default=None, help="= max_steps")
     train.add_argument("--resume", nargs="?", const=True, default=False,
                        help="continue the latest checkpoint of the run folder (or the given checkpoint)")
     train.add_argument("--no-progress", action="store_true")
@@ -66,10 +81,13 @@ def run_cache(args: argparse.Namespace) -> int:
     from hf_iis.distillation.teacher_targets import TargetSpec
     from hf_iis.inference.predictors import load_predictor
 
-    if args.threads:
-        torch.set_num_threads(args.threads)
+    # every setting and the output folder are checked before the teacher loads or cache_info.json is written
     if not args.corpus and not args.image_dir:
         raise ValueError("give at least one --corpus or --image-dir")
+    check_output_dir(args.out, "--out")
+    spec = TargetSpec(args.clicks, args.sequences, args.sequence_clicks, args.tta, args.triangulation)
+    if args.threads:
+        torch.set_num_threads(args.threads)
     corpora = {folder: open_corpus(folder) for folder in args.corpus}
     refs = [r for folder, data in corpora.items() for r in corpus_images(folder, data)]
     refs += [r for folder in args.image_dir for r in folder_images(folder)]
@@ -77,7 +95,6 @@ def run_cache(args: argparse.Namespace) -> int:
     teacher = load_predictor(args.teacher)
     if type(teacher).__name__ != "SignedClickPredictor":
         raise ValueError("--teacher must be a teacher checkpoint (a SignedClickModel), not a student")
-    spec = TargetSpec(args.clicks, args.sequences, args.sequence_clicks, args.tta, args.triangulation)
     started = time.perf_counter()
     info = build_cache(teacher, str(args.teacher or DEFAULT_CHECKPOINT), refs, args.out, spec, args.stride, corpora,
                        args.seed, args.shard_size, progress=not args.no_progress)
@@ -101,12 +118,11 @@ def run_train(args: argparse.Namespace) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = parse_args(argv)
     try:
+        args = parse_args(argv)
         return run_cache(args) if args.command == "cache" else run_train(args)
-    except (FileNotFoundError, KeyError, ValueError) as error:
-        print(f"distill.py: error: {error}", file=sys.stderr)
-        return 2
+    except USAGE_ERRORS as error:
+        return report(PROG, error)
 
 
 if __name__ == "__main__":

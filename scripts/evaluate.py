@@ -20,27 +20,40 @@ import shlex
 import sys
 from pathlib import Path
 
+from hf_iis.cli_checks import USAGE_ERRORS, ArgumentParser, non_negative_int, positive_int, report
 from hf_iis.data.layouts import default_data_root
 from hf_iis.evaluation.results import ResultRow
-from hf_iis.evaluation.runner import PROTOCOLS, EvalConfig, run_evaluation
+from hf_iis.evaluation.runner import PROTOCOLS, EvalConfig, check_config, run_evaluation
 
 # the benchmark folder when neither --data-root nor $HF_IIS_DATA_ROOT names one: ../shared/data beside the repository
 REPO_DATA_ROOT = Path(__file__).resolve().parents[2] / "shared" / "data"
+PROG = "evaluate.py"
 
 
 def _csv(text: str) -> list[str]:
     return [t.strip() for t in text.split(",") if t.strip()]
 
 
+def _ints(text: str, flag: str) -> list[int]:
+    """'1,2,4' -> [1, 2, 4]; anything else is an error naming the flag."""
+    try:
+        return [int(v) for v in _csv(text)]
+    except ValueError:
+        raise ValueError(f"{flag} {text!r}: give a comma list of whole numbers, e.g. 1,2,4") from None
+
+
 def _combo(text: str) -> tuple[int, int, str]:
     """'4x16' or '4x16:foreground' -> (tta, triangulation, sampling)."""
     counts, _, sampling = text.partition(":")
     tta, _, k = counts.partition("x")
-    return int(tta), int(k), sampling or "stratified"
+    try:
+        return int(tta), int(k), sampling or "stratified"
+    except ValueError:
+        raise ValueError(f"--scaling-combos {text!r}: give TTAxK[:SAMPLING], e.g. 4x16 or 4x16:foreground") from None
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = ArgumentParser(prog=PROG, description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--model", action="append", default=None,
                    help="checkpoint folder or hub id; repeatable or a comma list; 'none' = peers only "
                         "(default: the embedded default model)")
@@ -55,29 +68,30 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--peers", default="grabcut,random_walker",
                    help="comma list of peers (grabcut, random_walker, u2netp_zero, u2netp_component, u2net_zero, "
                         "u2net_component), or 'none' (default: %(default)s)")
-    p.add_argument("--limit", type=int, default=None, help="at most N instances per dataset (the first ones)")
-    p.add_argument("--noc-limit", type=int, default=None,
+    p.add_argument("--limit", type=positive_int, default=None, help="at most N instances per dataset (the first ones)")
+    p.add_argument("--noc-limit", type=positive_int, default=None,
                    help="run the NoC loop (NoC / NoF / mIoU@k) on at most N instances per dataset, a fixed evenly "
                         "spaced subset; mIoU@1 center stays on every instance (default: all)")
-    p.add_argument("--random-limit", type=int, default=None,
+    p.add_argument("--random-limit", type=positive_int, default=None,
                    help="the random-click protocol on at most N instances per dataset, the same kind of subset")
-    p.add_argument("--seeds", type=int, default=3, help="random-click seeds (default: %(default)s)")
-    p.add_argument("--max-clicks", type=int, default=20)
+    p.add_argument("--seeds", type=positive_int, default=3, help="random-click seeds (default: %(default)s)")
+    p.add_argument("--max-clicks", type=positive_int, default=20)
     p.add_argument("--scaling-tta", default="1,2,4,8", help="scaling study: TTA view counts alone")
     p.add_argument("--scaling-triangulation", default="4,16,64", help="scaling study: triangulation counts alone")
     p.add_argument("--scaling-sampling", default="uniform,stratified,foreground", help="scaling study: samplings")
     p.add_argument("--scaling-combos", default="2x4,4x16,8x64",
                    help="scaling study: TTAxK[:SAMPLING] combinations (sampling: stratified unless named); 'none'")
-    p.add_argument("--scaling-limit", type=int, default=10,
+    p.add_argument("--scaling-limit", type=non_negative_int, default=10,
                    help="instances per dataset for the scaling study and the multi-click comparison; 0 = all")
     p.add_argument("--proposal-data", default="data_cache/corpus:corpus",
                    help="multi-mask images for the proposal protocol: CORPUS_DIR:corpus = the validation split of "
                         "a parquet training corpus (default: %(default)s), or FOLDER:LAYOUT under the data root "
                         "(e.g. BSDS500:bsds500, whose test split is training data here)")
-    p.add_argument("--proposal-limit", type=int, default=20, help="images for the proposal protocol")
-    p.add_argument("--proposal-min-masks", type=int, default=2, help="skip images with fewer gt masks")
-    p.add_argument("--overlays", type=int, default=3, help="instances per method in the qualitative overlays")
-    p.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's own choice)")
+    p.add_argument("--proposal-limit", type=positive_int, default=20, help="images for the proposal protocol")
+    p.add_argument("--proposal-min-masks", type=positive_int, default=2, help="skip images with fewer gt masks")
+    p.add_argument("--overlays", type=non_negative_int, default=3,
+                   help="instances per method in the qualitative overlays")
+    p.add_argument("--threads", type=positive_int, default=None, help="torch threads (default: torch's own choice)")
     p.add_argument("--no-progress", action="store_true")
     p.add_argument("--out", default="outputs/eval/run")
     return p.parse_args(argv)
@@ -94,8 +108,8 @@ def config_from_args(args: argparse.Namespace, command: str) -> EvalConfig:
         datasets=_csv(args.datasets),
         data_root=args.data_root or str(default_data_root(REPO_DATA_ROOT)),
         protocols=_csv(args.protocols),
-        tta=[int(v) for v in _csv(args.tta)],
-        triangulation=[int(v) for v in _csv(args.triangulation)],
+        tta=_ints(args.tta, "--tta"),
+        triangulation=_ints(args.triangulation, "--triangulation"),
         sampling=_csv(args.sampling),
         peers=[] if args.peers.lower() == "none" else _csv(args.peers),
         limit=args.limit,
@@ -104,8 +118,8 @@ def config_from_args(args: argparse.Namespace, command: str) -> EvalConfig:
         seeds=args.seeds,
         max_clicks=args.max_clicks,
         out=args.out,
-        scaling_tta=[int(v) for v in _csv(args.scaling_tta)],
-        scaling_triangulation=[int(v) for v in _csv(args.scaling_triangulation)],
+        scaling_tta=_ints(args.scaling_tta, "--scaling-tta"),
+        scaling_triangulation=_ints(args.scaling_triangulation, "--scaling-triangulation"),
         scaling_sampling=_csv(args.scaling_sampling),
         scaling_combos=[] if args.scaling_combos.lower() == "none" else [
             _combo(c) for c in _csv(args.scaling_combos)
@@ -123,23 +137,26 @@ def config_from_args(args: argparse.Namespace, command: str) -> EvalConfig:
 
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
-    args = parse_args(argv)
+    try:  # the arguments and the output folder are checked before any model loads (run_evaluation's check_config)
+        args = parse_args(argv)
+        cfg = config_from_args(args, "python scripts/evaluate.py " + shlex.join(argv))
+        check_config(cfg)
+    except USAGE_ERRORS as error:
+        return report(PROG, error)
     if args.threads:
         import torch
 
         torch.set_num_threads(args.threads)
     try:
-        results = run_evaluation(config_from_args(args, "python scripts/evaluate.py " + shlex.join(argv)))
-    except (FileNotFoundError, KeyError, ValueError) as error:  # missing data, unknown benchmark / peer / protocol
-        message = error.args[0] if isinstance(error, KeyError) and error.args else error
-        print(f"evaluate.py: error: {message}", file=sys.stderr)
-        return 2
+        results = run_evaluation(cfg)
+    except (FileNotFoundError, KeyError, ValueError) as error:  # missing data, unknown benchmark / peer / corpus
+        return report(PROG, error)
     for row in map(ResultRow.from_dict, results["results"]):
         m = row.metrics
         shown = (("NoC90", m.noc.get(90), 2), ("mIoU@1", m.miou1_center, 2), ("mIoU@1 random", m.miou1_random, 2),
                  ("s/click", m.seconds_per_click, 3))
         values = " ".join(f"{label}={value:.{digits}f}" for label, value, digits in shown if value is not None)
-        print(f"{row.dataset:14s} {row.method:32s} {values}")
+        print(f"{row.dataset:14s} {row.method:32s} N={row.num_instances} {values}")
     print(f"wrote {args.out}/results.json, table.md, instances.csv, plots/ in {results['seconds total']:.1f} s")
     return 0
 

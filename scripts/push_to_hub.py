@@ -16,16 +16,25 @@ import tempfile
 from pathlib import Path
 
 from hf_iis.checkpoint_paths import resolve_checkpoint
+from hf_iis.cli_checks import USAGE_ERRORS, ArgumentParser, check_output_dir, report
 from hf_iis.hub_export import export_hub_folder
 
+PROG = "push_to_hub.py"
 
-def build_folder(model: str | None, card: Path | None, out: Path) -> Path:
+
+def check_inputs(model: str | None, card: Path | None) -> tuple[Path, Path]:
+    """(checkpoint folder, card file), both existing; raised as one-line errors before anything is built."""
     folder = Path(resolve_checkpoint(model))
     card_path = card if card is not None else folder / "README.md"
     if not card_path.is_file():
         raise FileNotFoundError(
             f"no model card at {card_path}; make one with scripts/make_model_card.py or pass --card"
         )
+    return folder, card_path
+
+
+def build_folder(model: str | None, card: Path | None, out: Path) -> Path:
+    folder, card_path = check_inputs(model, card)
     return export_hub_folder(folder, out, model_card=card_path.read_text())
 
 
@@ -47,14 +56,23 @@ def _http_client_errors() -> tuple[type[BaseException], ...]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = ArgumentParser(prog=PROG, description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--repo-id", required=True)
     parser.add_argument("--model", default=None, help="checkpoint folder (default: the embedded default model)")
     parser.add_argument("--card", type=Path, default=None, help="model card markdown (default: <model>/README.md)")
     parser.add_argument("--private", action="store_true")
     parser.add_argument("--dry-run", action="store_true", help="build the folder and list it; upload nothing")
     parser.add_argument("--keep", type=Path, default=None, help="also keep the built folder here")
-    args = parser.parse_args(argv)
+    try:  # every argument is checked before the folder is built or the network is touched
+        args = parser.parse_args(argv)
+        from huggingface_hub.utils import validate_repo_id
+
+        validate_repo_id(args.repo_id)  # HFValidationError, a ValueError, names the accepted form
+        check_inputs(args.model, args.card)
+        if args.keep is not None:
+            check_output_dir(args.keep, "--keep")
+    except USAGE_ERRORS as error:
+        return report(PROG, error)
 
     with tempfile.TemporaryDirectory() as tmp:
         folder = build_folder(args.model, args.card, Path(args.keep) if args.keep else Path(tmp) / "hub")

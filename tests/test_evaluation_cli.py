@@ -79,13 +79,14 @@ def test_model_flag_accepts_repeats_and_comma_lists():
 
 
 def test_measured_and_published_tables_are_separate():
-    row = {"method": "m", "scaling": "tta=1", "dataset": "GrabCut",
+    row = {"method": "m", "scaling": "tta=1", "dataset": "GrabCut", "num_instances": 50,
            "metrics": {"NoC@85": 1.5, "NoC@90": 2.0, "NoF@90": 0, "mIoU@1 center": 80.0, "mIoU@1 random": 75.0,
                        "mIoU@1 random std": 1.25, "seconds per click": 0.01},
            "command": "python scripts/evaluate.py"}
     md = measured_table([row])
     assert "75.00 ± 1.25" in md and "`python scripts/evaluate.py`" in md and md.count("\n") == 3
-    assert "| m | tta=1 | GrabCut | 1.50 | 2.00 | 0 | 80.00 | 75.00 ± 1.25 | 0.010 |" in md
+    assert "| dataset | N | NoC85 |" in md  # every results table says how many instances it measured
+    assert "| m | tta=1 | GrabCut | 50 | 1.50 | 2.00 | 0 | 80.00 | 75.00 ± 1.25 | 0.010 |" in md
     assert measured_table([ResultRow.from_dict(row)]) == md
     pub = published_table()
     assert all(r["method"] in pub for r in PUBLISHED) and "m |" not in pub

@@ -46,8 +46,11 @@ class DistillConfig:
 
 
 def load_distill_config(path: str | Path | None = None, overrides: list[str] | None = None) -> DistillConfig:
-    """Defaults < YAML file < overrides. Unknown keys raise `KeyError` naming the known ones."""
-    values: dict[str, Any] = (yaml.safe_load(Path(path).read_text()) or {}) if path is not None else {}
+    """Defaults < YAML file < overrides, then checked (`validate_distill_config`). Unknown keys raise `KeyError`
+    naming the known ones; a missing, malformed or non-mapping file and out-of-range values raise ValueError."""
+    from ..training.config import parse_override_value, read_yaml_mapping
+
+    values: dict[str, Any] = read_yaml_mapping(path, "config") if path is not None else {}
     for item in overrides or []:
         if "=" not in item:
             raise ValueError(f"override {item!r} is not key=value")
@@ -58,7 +61,7 @@ def load_distill_config(path: str | Path | None = None, overrides: list[str] | N
             if not isinstance(node.get(part), dict):
                 node[part] = {}
             node = node[part]
-        node[parts[-1]] = yaml.safe_load(raw)
+        node[parts[-1]] = parse_override_value(item, raw)
     known = {f.name: f for f in dataclasses.fields(DistillConfig)}
     unknown = sorted(set(values) - set(known))
     if unknown:
@@ -69,6 +72,41 @@ def load_distill_config(path: str | Path | None = None, overrides: list[str] | N
         if name == "mixed_precision" and value is False:
             value = "no"  # YAML 1.1 reads `no` as False
         if isinstance(value, str) and ("float" in kinds or "int" in kinds) and "str" not in kinds:
-            value = float(value) if "float" in kinds else int(value)  # YAML 1.1 reads 3e-4 as a string
+            try:
+                value = float(value) if "float" in kinds else int(value)  # YAML 1.1 reads 3e-4 as a string
+            except ValueError:
+                raise ValueError(f"config key {name!r} expects {kinds}, got {value!r}") from None
         kwargs[name] = value
-    return DistillConfig(**kwargs)
+    cfg = DistillConfig(**kwargs)
+    validate_distill_config(cfg)
+    return cfg
+
+
+def validate_distill_config(cfg: DistillConfig) -> None:
+    """ValueError naming the first setting of the wrong type or out of its range."""
+    def number(key: str, low: float, allow_none: bool = False) -> None:
+        value = getattr(cfg, key)
+        if value is None and allow_none:
+            return
+        if isinstance(value, bool) or not isinstance(value, int | float) or value < low:
+            raise ValueError(f"config key {key!r} must be a number >= {low}, got {value!r}")
+
+    for key in ("batch_size", "max_steps", "keep_checkpoints", "log_every"):
+        number(key, 1)
+    for key in ("lr", "backbone_lr", "weight_decay", "warmup_steps", "max_grad_norm", "sequence_weight",
+                "save_every_minutes", "save_every"):
+        number(key, 0)
+    number("num_threads", 1, allow_none=True)
+    if isinstance(cfg.view_prob, bool) or not isinstance(cfg.view_prob, int | float) or not 0 <= cfg.view_prob <= 1:
+        raise ValueError(f"config key 'view_prob' must be a probability in [0, 1], got {cfg.view_prob!r}")
+    if isinstance(cfg.seed, bool) or not isinstance(cfg.seed, int):
+        raise ValueError(f"config key 'seed' must be an integer, got {cfg.seed!r}")
+    if cfg.mixed_precision not in ("no", "bf16", "fp16"):
+        raise ValueError(f"config key 'mixed_precision' must be no, bf16 or fp16, got {cfg.mixed_precision!r}")
+    for key in ("student", "loss_weights"):
+        if not isinstance(getattr(cfg, key), dict):
+            raise ValueError(f"config key {key!r} must be a mapping, got {getattr(cfg, key)!r}")
+    for key in ("cache", "output_dir", "preset", "init_from", "backbone_from"):
+        value = getattr(cfg, key)
+        if value is not None and not isinstance(value, str):
+            raise ValueError(f"config key {key!r} must be a string, got {value!r}")

@@ -21,6 +21,8 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from ..scaling.tta import resolve_views
+
 
 @dataclass(frozen=True)
 class TargetSpec:
@@ -36,6 +38,10 @@ class TargetSpec:
     def __post_init__(self) -> None:
         if self.clicks < 1 or self.sequences < 0 or self.sequence_clicks < 2:
             raise ValueError(f"need clicks >= 1, sequences >= 0 and sequence_clicks >= 2, got {self}")
+        if self.tta < 1 or self.triangulation < 0:  # refused here, before a cache folder is written
+            raise ValueError(f"need tta >= 1 (views) and triangulation >= 0 (pixels), got tta={self.tta}, "
+                             f"triangulation={self.triangulation}")
+        resolve_views(self.tta)  # more views than exist: the scaling module's message
 
 
 def to_grid(maps: np.ndarray, size: int, stride: int) -> np.ndarray:

@@ -127,12 +127,16 @@ def distill(cfg: DistillConfig, resume: bool | str = False, progress: bool = Tru
     from accelerate import Accelerator
     from accelerate.utils import ProjectConfiguration, set_seed
 
+    from ..cli_checks import check_output_dir
     from ..models.signed_click.image_processing_signed_click import SignedClickImageProcessor
     from ..training.checkpoint import atomic_save_pretrained, latest_checkpoint, read_json, save_checkpoint
     from ..training.teardown import finish_run
     from ..training.tracking import JSONLTracker
     from .cache import read_cache
+    from .config import validate_distill_config
 
+    validate_distill_config(cfg)  # before the run folder or its config.yaml is written
+    check_output_dir(cfg.output_dir, "output_dir")
     if dataset is None:
         if cfg.cache is None:
             raise ValueError("set cache (the teacher-target folder, e.g. --cache data_cache/distill_v1)")

@@ -154,15 +154,16 @@ def _table(header: list[str], rows: Iterable[list[str]]) -> str:
 
 def measured_table(rows: Sequence[ResultRow | dict[str, Any]]) -> str:
     """Markdown table of measured rows: :class:`~hf_iis.evaluation.results.ResultRow` or their ``results.json``
-    dicts (``method, scaling, dataset, metrics, command``); missing values print as "–"."""
-    header = ["method / model", "scaling", "dataset", "NoC85", "NoC90", "NoF90", "mIoU@1 center",
+    dicts (``method, scaling, dataset, num_instances, metrics, command``); missing values print as "–". N is the
+    benchmark's instance count (a NoC or random-click subset is noted above the table by ``markdown_report``)."""
+    header = ["method / model", "scaling", "dataset", "N", "NoC85", "NoC90", "NoF90", "mIoU@1 center",
               "mIoU@1 random ± std", "s/click", "command"]
     body = []
     for r in map(ResultRow.from_dict, rows):
         m = r.metrics
         rand_txt = "–" if m.miou1_random is None else f"{m.miou1_random:.2f} ± {m.miou1_random_std or 0.0:.2f}"
         body.append([
-            str(r.method), str(r.scaling or "–"), str(r.dataset),
+            str(r.method), str(r.scaling or "–"), str(r.dataset), _fmt(r.num_instances),
             _fmt(m.noc.get(85)), _fmt(m.noc.get(90)), _fmt(m.nof.get(90)),
             _fmt(m.miou1_center), rand_txt, _fmt(m.seconds_per_click, 3), f"`{r.command}`",
         ])
@@ -224,7 +225,8 @@ def markdown_report(results: dict[str, Any]) -> str:
     if results["multiclick"]:
         md += ["\n## Multi-click: model vs average of single-click maps (measured)\n"]
         md += [measured_table([{"method": r["method"], "scaling": "tta=1", "dataset": r["dataset"], "metrics": r,
-                                "command": results["command"]} for r in results["multiclick"]])]
+                                "num_instances": r.get("num_instances"), "command": results["command"]}
+                               for r in results["multiclick"]])]
     if results["proposals"]:
         md += ["\n## Zero-shot proposals (measured)\n", proposals_table(results["proposals"])]
     md += ["\n## Published (not measured here)\n", published_table()]

@@ -215,6 +215,46 @@ def _overlay_items(m: _Method, instances: list[Instance], n: int, max_clicks: in
     return items
 
 
+OUTPUT_FILES = ("results.json", "instances.json", "instances.csv", "table.md")
+
+
+def check_config(cfg: EvalConfig) -> None:
+    """ValueError naming the first setting a run cannot use, before any model loads: unknown protocols, instance
+    counts below 1 (a run on 0 or "-1" instances would report a benchmark it did not measure), and an output folder
+    that cannot be written (a file in its place, a folder where a result file goes)."""
+    from hf_iis.cli_checks import check_output_dir, check_output_file
+
+    unknown = set(cfg.protocols) - set(PROTOCOLS)
+    if unknown:
+        raise ValueError(f"unknown protocols {sorted(unknown)}; known: {PROTOCOLS}")
+    if not cfg.protocols:
+        raise ValueError(f"no protocol to run; give some of {PROTOCOLS}")
+    if not cfg.datasets:
+        raise ValueError("no benchmark to run; give --datasets, e.g. GrabCut,Berkeley")
+    for name in ("limit", "noc_limit", "random_limit"):
+        value = getattr(cfg, name)
+        if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < 1):
+            raise ValueError(f"{name} must be a positive number of instances (or unset for all), got {value!r}")
+    for name, low in (("seeds", 1), ("max_clicks", 1), ("proposal_limit", 1), ("proposal_min_masks", 1),
+                      ("overlays", 0)):
+        value = getattr(cfg, name)
+        if isinstance(value, bool) or not isinstance(value, int) or value < low:
+            raise ValueError(f"{name} must be an integer >= {low}, got {value!r}")
+    if cfg.scaling_limit is not None and cfg.scaling_limit < 1:
+        raise ValueError(f"scaling_limit must be a positive number of instances (or unset for all), got "
+                         f"{cfg.scaling_limit!r}")
+    for name in ("tta", "scaling_tta"):
+        if any(v < 1 for v in getattr(cfg, name)):
+            raise ValueError(f"{name} view counts must be >= 1, got {getattr(cfg, name)}")
+    for name in ("triangulation", "scaling_triangulation"):
+        if any(v < 0 for v in getattr(cfg, name)):
+            raise ValueError(f"{name} pixel counts must be >= 0, got {getattr(cfg, name)}")
+    out = check_output_dir(cfg.out, "--out")
+    for name in OUTPUT_FILES:
+        check_output_file(out / name, "result file")
+    check_output_dir(out / "plots", "plots folder")
+
+
 def run_evaluation(cfg: EvalConfig) -> dict[str, Any]:
     """Run everything ``cfg`` asks for, write the outputs under ``cfg.out``, return the results dict.
 
@@ -224,9 +264,7 @@ def run_evaluation(cfg: EvalConfig) -> dict[str, Any]:
     """
     from hf_iis.evaluation.plots import plot_benchmark
 
-    unknown = set(cfg.protocols) - set(PROTOCOLS)
-    if unknown:
-        raise ValueError(f"unknown protocols {sorted(unknown)}; known: {PROTOCOLS}")
+    check_config(cfg)
     out = Path(cfg.out)
     started = time.perf_counter()
     model_methods, predictors = _model_methods(cfg)

@@ -180,6 +180,8 @@ def _from_dict(cls, values: dict[str, Any], prefix: str = ""):
             kwargs[key] = _from_dict(sub, value, prefix + key + ".")
         elif sub is not None and value is None and not optional:
             raise ValueError(f"config section {prefix + key!r} cannot be null")
+        elif sub is not None and value is not None:
+            raise ValueError(f"config section {prefix + key!r} must be a mapping of its keys, got {value!r}")
         else:
             kwargs[key] = _coerce(names[key].type, value, prefix + key)
     return cls(**kwargs)
@@ -231,19 +233,122 @@ def apply_overrides(values: dict[str, Any], overrides: list[str]) -> dict[str, A
             node = node[part]
             if not isinstance(node, dict):
                 raise ValueError(f"override {item!r}: {part!r} is not a section")
-        node[parts[-1]] = yaml.safe_load(raw)
+        node[parts[-1]] = parse_override_value(item, raw)
     return values
 
 
+def read_yaml_mapping(path: str | Path, what: str = "config") -> dict[str, Any]:
+    """A YAML file's top-level mapping (an empty file is `{}`); a missing file, a folder, a binary or malformed file
+    or a YAML list / scalar is an error naming the file and the accepted form."""
+    path = Path(path)
+    if path.is_dir():
+        raise ValueError(f"{what} {path} is a folder; give a YAML file (e.g. configs/default.yaml)")
+    if not path.is_file():
+        raise FileNotFoundError(f"{what} {path} not found; give a YAML file (e.g. configs/default.yaml)")
+    try:
+        values = yaml.safe_load(path.read_text())
+    except UnicodeDecodeError:
+        raise ValueError(f"{what} {path} is not a text file; give a YAML file of key: value lines") from None
+    except yaml.YAMLError as error:
+        where = getattr(error, "problem_mark", None)
+        at = f" (line {where.line + 1}, column {where.column + 1})" if where is not None else ""
+        problem = getattr(error, "problem", None) or str(error).splitlines()[0]
+        raise ValueError(f"{what} {path} is not valid YAML{at}: {problem}") from None
+    if values is None:
+        return {}
+    if not isinstance(values, dict):
+        raise ValueError(f"{what} {path} must be a YAML mapping of key: value lines, not a {type(values).__name__}")
+    return values
+
+
+def parse_override_value(item: str, raw: str) -> Any:
+    """An override's value, parsed as YAML; malformed YAML is a ValueError naming the override."""
+    try:
+        return yaml.safe_load(raw)
+    except yaml.YAMLError:
+        raise ValueError(f"override {item!r}: the value is not valid YAML (quote it: key='text')") from None
+
+
 def load_config(path: str | Path | None = None, overrides: list[str] | None = None) -> TrainingConfig:
-    """Defaults < YAML file < overrides. A YAML `iterative: null` turns iterative training off.
+    """Defaults < YAML file < overrides, then checked (`validate_config`). A YAML `iterative: null` turns iterative
+    training off.
 
     Old-style files (flat augmentation keys under `data`) load with the same meaning, see `migrate_legacy_keys`.
     """
     values: dict[str, Any] = {}
     if path is not None:
-        values = yaml.safe_load(Path(path).read_text()) or {}
+        values = read_yaml_mapping(path, "config")
     migrate_legacy_keys(values)
     apply_overrides(values, overrides or [])
     migrate_legacy_keys(values)  # an override that set a whole old-style `data` mapping
-    return _from_dict(TrainingConfig, values)
+    cfg = _from_dict(TrainingConfig, values)
+    validate_config(cfg)
+    return cfg
+
+
+def _at_least(key: str, value: Any, low: float, allow_none: bool = False) -> None:
+    if value is None and allow_none:
+        return
+    if isinstance(value, bool) or not isinstance(value, int | float) or value < low:
+        raise ValueError(f"config key {key!r} must be a number >= {low}, got {value!r}")
+
+
+def _probability(key: str, value: Any) -> None:
+    if isinstance(value, bool) or not isinstance(value, int | float) or not 0 <= value <= 1:
+        raise ValueError(f"config key {key!r} must be a probability in [0, 1], got {value!r}")
+
+
+def validate_config(cfg: TrainingConfig) -> None:
+    """ValueError naming the first setting out of its range (checked before a run writes anything)."""
+    o, d, m = cfg.optim, cfg.data, cfg.model
+    for key, value, low in (("optim.max_steps", o.max_steps, 1), ("optim.grad_accum", o.grad_accum, 1),
+                            ("optim.warmup_steps", o.warmup_steps, 0), ("optim.lr", o.lr, 0),
+                            ("optim.backbone_lr", o.backbone_lr, 0), ("optim.weight_decay", o.weight_decay, 0),
+                            ("optim.max_grad_norm", o.max_grad_norm, 0), ("data.batch_size", d.batch_size, 1),
+                            ("data.num_workers", d.num_workers, 0), ("data.masks_per_image", d.masks_per_image, 1),
+                            ("data.pairs_per_mask", d.pairs_per_mask, 1),
+                            ("data.min_mask_pixels", d.min_mask_pixels, 1),
+                            ("data.shuffle_buffer", d.shuffle_buffer, 1), ("model.image_size", m.image_size, 32),
+                            ("save_every", cfg.save_every, 0), ("eval_every", cfg.eval_every, 0),
+                            ("keep_checkpoints", cfg.keep_checkpoints, 1), ("val_images", cfg.val_images, 0),
+                            ("log_every", cfg.log_every, 1)):
+        _at_least(key, value, low)
+    _at_least("data.max_masks_decoded", d.max_masks_decoded, 1, allow_none=True)
+    _at_least("stop_at_step", cfg.stop_at_step, 1, allow_none=True)
+    _at_least("num_threads", cfg.num_threads, 1, allow_none=True)
+    _at_least("max_minutes", cfg.max_minutes, 0, allow_none=True)
+    if isinstance(cfg.seed, bool) or not isinstance(cfg.seed, int):
+        raise ValueError(f"config key 'seed' must be an integer, got {cfg.seed!r}")
+    if o.mixed_precision not in ("no", "bf16", "fp16"):
+        raise ValueError(f"config key 'optim.mixed_precision' must be no, bf16 or fp16, got {o.mixed_precision!r}")
+    if d.mask_sampling not in ("uniform", "area"):
+        raise ValueError(f"config key 'data.mask_sampling' must be uniform or area, got {d.mask_sampling!r}")
+    a = d.augment
+    for name in ("crop_prob", "view_prob", "blur_prob", "jitter_prob", "crop_min_area"):
+        _probability(f"data.augment.{name}", getattr(a, name))
+    if cfg.iterative is not None:
+        it = cfg.iterative
+        _probability("iterative.prob", it.prob)
+        _at_least("iterative.min_clicks", it.min_clicks, 1)
+        _at_least("iterative.max_clicks", it.max_clicks, it.min_clicks)
+    for key, value in (("output_dir", cfg.output_dir), ("data.path", d.path)):
+        if value is not None and not isinstance(value, str):
+            raise ValueError(f"config key {key!r} must be a path string, got {value!r}")
+
+
+def check_run_paths(cfg: TrainingConfig, needs_data: bool = True) -> None:
+    """The run folder can be made (no file in the way) and `data.path` holds the train split's parquet shards;
+    checked before a run writes anything (`config.yaml` included)."""
+    from ..cli_checks import check_output_dir
+
+    check_output_dir(cfg.output_dir, "output_dir")
+    if not needs_data:
+        return
+    if cfg.data.path is None:
+        raise ValueError("set data.path (the parquet corpus folder, e.g. --data data_cache/corpus)")
+    data = Path(cfg.data.path)
+    if not data.is_dir() or not any(data.glob(f"{cfg.data.train_split}-*.parquet")):
+        what = "is not a folder" if data.exists() and not data.is_dir() else \
+            f"has no {cfg.data.train_split}-*.parquet shards" if data.is_dir() else "not found"
+        raise FileNotFoundError(f"data.path {data} {what}: build the corpus first with `python "
+                                f"scripts/build_datasets.py --data-root <data folder> --out {data}` (README, 'Data')")

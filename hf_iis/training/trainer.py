@@ -28,7 +28,7 @@ import torch
 from .augment import InputFormat
 from .checkpoint import atomic_save_pretrained, latest_checkpoint, read_json, save_checkpoint
 from .collate import SKIP_REASONS
-from .config import TrainingConfig
+from .config import TrainingConfig, check_run_paths, validate_config
 from .data import BatchStream, load_split
 from .factory import build_model, build_optimizer, build_transform, cosine_with_warmup, image_processor_for
 from .objective import SignedClickObjective
@@ -46,8 +46,9 @@ class Trainer:
         from accelerate import Accelerator
         from accelerate.utils import ProjectConfiguration, set_seed
 
-        if cfg.data.path is None and train_dataset is None:
-            raise ValueError("set data.path (the parquet corpus folder, e.g. --data data_cache/corpus)")
+        # every setting and path is checked before anything is written (config.yaml, the run folder)
+        validate_config(cfg)
+        check_run_paths(cfg, needs_data=train_dataset is None)
         if cfg.num_threads:
             torch.set_num_threads(int(cfg.num_threads))
         self.cfg, self.progress, self.val_dataset = cfg, progress, val_dataset
