@@ -54,7 +54,8 @@ def _add_scaling_args(parser: argparse.ArgumentParser) -> None:
                         help="weight of the direct estimate in triangulation (default: the checkpoint's)")
     parser.add_argument("--device", default=None, help="torch device: cpu, cuda, cuda:1, mps (default: cpu)")
     parser.add_argument("--dtype", default=None, choices=sorted(DTYPES),
-                        help="weights' precision (default: float32); bfloat16 runs on CPU and recent GPUs")
+                        help="weights' precision (default: float32); bfloat16 runs on CPU and recent GPUs, float16 "
+                        "on GPUs")
 
 
 def _tta_value(text: str):
@@ -81,42 +82,13 @@ def _check_scaling(args: argparse.Namespace) -> dict:
 
 
 def _check_device(device: str | None, dtype: str | None) -> tuple[str | None, str | None]:
-    """A device torch knows and has here, and a precision it runs; refused with the accepted forms otherwise."""
-    import torch
+    """The device and precision, checked before any model loads (`hf_iis.inference.devices`: a device this machine
+    lacks is one line naming the ones it has)."""
+    from .inference.devices import check_device, check_dtype
 
-    if device is not None:
-        try:
-            parsed = torch.device(device)
-        except RuntimeError:
-            raise ValueError(f"--device {device!r} is not a torch device; give cpu, cuda, cuda:N or mps") from None
-        if parsed.type == "cuda" and not torch.cuda.is_available():
-            raise ValueError(f"--device {device}: no CUDA GPU is usable here; use --device cpu")
-        if parsed.type == "cuda" and parsed.index is not None and parsed.index >= torch.cuda.device_count():
-            raise ValueError(f"--device {device}: there are {torch.cuda.device_count()} CUDA devices "
-                             f"(cuda:0..cuda:{torch.cuda.device_count() - 1})")
-        if parsed.type == "mps" and not torch.backends.mps.is_available():
-            raise ValueError(f"--device {device}: MPS is not available here; use --device cpu")
-        if parsed.type not in ("cpu", "cuda", "mps"):
-            raise ValueError(f"--device {device!r}: give cpu, cuda, cuda:N or mps")
-    dtype = DTYPES[dtype] if dtype else None
-    if dtype == "float16" and (device is None or torch.device(device).type == "cpu"):
-        raise ValueError("--dtype float16 needs a GPU (--device cuda); on CPU use --dtype bfloat16 or float32")
-    return device, dtype
-
-
-def _pipeline_options(device: str | None, dtype: str | None) -> dict:
-    """load_pipeline keywords for the device / precision, those its signature names (`device` always works: it
-    goes on to transformers' `pipeline`)."""
-    import inspect
-
-    from .checkpoint_paths import load_pipeline
-
-    options = {"device": device} if device else {}
-    if dtype and dtype != "float32":
-        if "dtype" not in inspect.signature(load_pipeline).parameters:
-            raise ValueError(f"--dtype {dtype}: this version of hf_iis loads float32 weights only")
-        options["dtype"] = dtype
-    return options
+    check_device(device)
+    check_dtype(dtype)
+    return device, (DTYPES[dtype] if dtype else None)
 
 
 def _describe(scaling: dict, clicks: int) -> str:
@@ -139,9 +111,8 @@ def _segment(args: argparse.Namespace) -> int:
     if args.overlay:
         check_output_file(args.overlay, "--overlay", OVERLAY_SUFFIXES)
     device, dtype = _check_device(args.device, args.dtype)
-    options = _pipeline_options(device, dtype)
     image = load_image(args.image)  # a bad image is reported without loading a model
-    seg = load_pipeline(args.model, **options)
+    seg = load_pipeline(args.model, device=device, dtype=dtype)
     height, width = image.shape[:2]
     print(f"segmenting {args.image} ({width}x{height}): {_describe(scaling, len(args.click))} ...", flush=True)
     out = seg(image, clicks=args.click, **scaling)
