@@ -3,9 +3,15 @@ data pipeline alone beside it (it must not be the bottleneck).
 
     python scripts/bench_train_throughput.py --config configs/default.yaml --steps 10 --out runs/bench_train.json
     python scripts/bench_train_throughput.py --config configs/default.yaml --processes 2   # + 2 gloo processes
+    # today's end-to-end step against the decoder trained from cached embeddings, in one run:
+    python scripts/bench_train_throughput.py --config configs/u2netp_prior.yaml \
+        --set model.init_from=hf_iis/checkpoints/default --decoder-config configs/decoder_multimask.yaml
 
 With `--processes 2` the script re-launches itself with the checked 2-process CPU launch line and reports the
-per-process and total rates next to the single-process ones. Results are printed and saved as JSON.
+per-process and total rates next to the single-process ones. With `--decoder-config` it also times steps of
+`scripts/train_decoder.py train` (no image pass: embeddings read from the cache) and prints the ratio of click sets
+per second, decoder-from-cache over end-to-end; a click set is one training sample (one signed click, its target,
+its corrective clicks). Results are printed and saved as JSON.
 """
 
 from __future__ import annotations
@@ -74,7 +80,7 @@ def train_throughput(cfg, steps: int, warmup: int) -> dict[str, float]:
     objective.train()
     stream = _stream(cfg, accelerator.process_index, accelerator.num_processes, model.config)
     it = cfg.iterative
-    times, data_wait, images = [], [], 0
+    times, data_wait, images, click_sets = [], [], 0, 0
     for step in range(warmup + steps):
         t0 = time.perf_counter()
         batch = next(stream)
@@ -89,18 +95,54 @@ def train_throughput(cfg, steps: int, warmup: int) -> dict[str, float]:
             times.append(time.perf_counter() - t0)
             data_wait.append(t1 - t0)
             images += int(batch["pixel_values"].shape[0])
+            click_sets += int(batch["labels"].shape[0])
     total = float(np.sum(times))
     result = {
         "sec_per_step": total / steps,
         "sec_per_step_median": float(np.median(times)),
         "data_wait_sec_per_step": float(np.mean(data_wait)),
         "images_per_s_per_process": images / total,
+        "click_sets_per_s_per_process": click_sets / total,
         "torch_threads": torch.get_num_threads(),
     }
     gathered = accelerator.gather(torch.tensor([result["images_per_s_per_process"]], dtype=torch.float64))
     result["images_per_s_total"] = float(gathered.sum())
     result["processes"] = accelerator.num_processes
     return result
+
+
+def decoder_throughput(decoder_config: str, overrides: list[str], steps: int, warmup: int) -> dict[str, float]:
+    """Steps of the decoder trained from cached embeddings (`hf_iis.training.decoder_training`): batch from the
+    cache, first-click loss over the S maps, corrective clicks with the run's probability, backward, step."""
+    from hf_iis.training.decoder_training import CachedBatches, build_decoder_model, load_run_config
+    from hf_iis.training.objective import SignedClickObjective
+
+    cfg = load_run_config(decoder_config, overrides)
+    model = build_decoder_model(cfg).train()
+    objective = SignedClickObjective(model)
+    params = [p for p in model.parameters() if p.requires_grad]
+    optimizer = torch.optim.AdamW(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
+    rng = np.random.default_rng(cfg.seed)
+    batches = CachedBatches(cfg.cache, model.config.image_size, cfg, rng)
+    times, data_wait, click_sets = [], [], 0
+    for step in range(warmup + steps):
+        t0 = time.perf_counter()
+        batch = batches.next()
+        t1 = time.perf_counter()
+        rounds = int(rng.integers(1, cfg.max_corrective_clicks + 1)) if rng.random() < cfg.corrective_prob else 0
+        out = objective.loss_on_embeddings(**batch, corrective_clicks=rounds)
+        out["loss"].backward()
+        optimizer.step()
+        optimizer.zero_grad(set_to_none=True)
+        if step >= warmup:
+            times.append(time.perf_counter() - t0)
+            data_wait.append(t1 - t0)
+            click_sets += int(batch["labels"].shape[0])
+    total = float(np.sum(times))
+    return {"sec_per_step": total / steps, "sec_per_step_median": float(np.median(times)),
+            "data_wait_sec_per_step": float(np.mean(data_wait)), "click_sets_per_s": click_sets / total,
+            "views_per_step": cfg.batch_size, "num_mask_outputs": cfg.num_mask_outputs,
+            "torch_threads": torch.get_num_threads()}
 
 
 def _free_port() -> int:
@@ -119,6 +161,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--loader-batches", type=int, default=10)
     parser.add_argument("--processes", type=int, default=1, help="also measure with this many gloo processes")
     parser.add_argument("--out", default="runs/bench_train_throughput.json")
+    parser.add_argument("--decoder-config", help="also time the decoder trained from cached embeddings (its YAML)")
+    parser.add_argument("--decoder-set", action="append", default=[], metavar="KEY=VALUE",
+                        help="override a setting of --decoder-config")
     parser.add_argument("--worker-out", help=argparse.SUPPRESS)  # internal: one launched multi-process measurement
     args = parser.parse_args(argv)
     overrides = list(args.overrides) + ([f"data.path={args.data}"] if args.data else [])
@@ -160,6 +205,13 @@ def main(argv: list[str] | None = None) -> int:
         report[f"{args.processes}_processes"] = json.loads(worker_out.read_text())
         worker_out.unlink()
         print(json.dumps({f"{args.processes}_processes": report[f"{args.processes}_processes"]}), flush=True)
+    if args.decoder_config:
+        report["decoder_from_cache"] = decoder_throughput(args.decoder_config, args.decoder_set, args.steps,
+                                                          args.warmup)
+        ratio = report["decoder_from_cache"]["click_sets_per_s"] / report["single_process"][
+            "click_sets_per_s_per_process"]
+        report["decoder_from_cache"]["ratio_to_end_to_end"] = ratio
+        print(json.dumps({"decoder_from_cache": report["decoder_from_cache"]}), flush=True)
     report["machine"]["load_avg_1min_end"] = os.getloadavg()[0]
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
     Path(args.out).write_text(json.dumps(report, indent=1))

@@ -92,9 +92,24 @@ class SignedClickObjective(nn.Module):
         corrective_clicks: int = 0,
     ) -> dict[str, torch.Tensor]:
         """Inputs as `collate_click_sets` builds them; returns {"loss", "loss_first", "loss_final", "iou_first"}."""
+        embeddings = self.model.encode_image(pixel_values)
+        return self.loss_on_embeddings(embeddings, points, labels, image_index, target_masks, target_valid,
+                                       corrective_clicks)
+
+    def loss_on_embeddings(
+        self,
+        embeddings,
+        points: torch.Tensor,
+        labels: torch.Tensor,
+        image_index: torch.Tensor,
+        target_masks: torch.Tensor,
+        target_valid: torch.Tensor,
+        corrective_clicks: int = 0,
+    ) -> dict[str, torch.Tensor]:
+        """`forward` on image embeddings already computed (e.g. read from an embedding cache: the decoder and heads
+        train without an image pass)."""
         model = self.model
         target = target_masks.float()
-        embeddings = model.encode_image(pixel_values)
         # the first click: all S maps, the loss of the best-fitting one (+ the IoU head's) when S > 1; corrective
         # clicks then follow one map, the best-predicted (as SAM does)
         maps, iou_logits = model.decode_masks(embeddings, points, labels, None, image_index)

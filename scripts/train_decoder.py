@@ -1,0 +1,110 @@
+r"""Train the click decoder and its heads (S maps, IoU head, output prior) from cached frozen image embeddings.
+
+    # 1. cache the teacher's image embeddings for V views of every training image (resumable: shards are skipped)
+    python scripts/train_decoder.py cache --teacher hf_iis/checkpoints/default --corpus data_cache/corpus_v2 \
+        --views 2 --out data_cache/embeddings_v2
+    # 2. train as resumable legs (rerun the same command to continue; --set stop_at_step=N ends a leg at step N)
+    python scripts/train_decoder.py train --config configs/decoder_multimask.yaml --set max_minutes=60
+    # 3. throughput against today's end-to-end step: scripts/bench_train_throughput.py --decoder-cache ...
+
+The cache records the teacher's weights (sha256), backbone, input size, corpus and views (`cache_info.json`); a run
+refuses a cache of another model, and a resumed run refuses other settings. See
+`hf_iis/training/embedding_cache.py` and `hf_iis/training/decoder_training.py`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0],
+                                     formatter_class=argparse.RawDescriptionHelpFormatter, epilog=__doc__)
+    sub = parser.add_subparsers(dest="command", required=True)
+    cache = sub.add_parser("cache", help="encode V views of every training image once")
+    cache.add_argument("--teacher", default="hf_iis/checkpoints/default", help="checkpoint folder (frozen image side)")
+    cache.add_argument("--corpus", required=True, help="parquet corpus folder (scripts/build_datasets.py --out)")
+    cache.add_argument("--split", default="train")
+    cache.add_argument("--views", type=int, default=2, help="views per image: 0 = plain, >= 1 augmented")
+    cache.add_argument("--out", required=True, help="cache folder (created; an existing one is resumed)")
+    cache.add_argument("--seed", type=int, default=0)
+    cache.add_argument("--limit", type=int, default=None, help="first N images only (tests, trials)")
+    cache.add_argument("--images-per-shard", type=int, default=32)
+    cache.add_argument("--threads", type=int, default=2)
+    train = sub.add_parser("train", help="train (or resume) the decoder from a cache")
+    train.add_argument("--config", default="configs/decoder_multimask.yaml")
+    train.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="override a setting")
+    train.add_argument("--no-progress", action="store_true")
+    return parser
+
+
+def _positive(name: str, value: int | None) -> None:
+    if value is not None and value < 1:
+        raise ValueError(f"{name} must be >= 1, got {value}")
+
+
+def _cache(args) -> int:
+    import torch
+    from tqdm import tqdm
+
+    from hf_iis.models.signed_click.configuration_signed_click import SignedClickConfig
+    from hf_iis.models.signed_click.image_processing_signed_click import SignedClickImageProcessor
+    from hf_iis.models.signed_click.modeling_signed_click import SignedClickModel
+    from hf_iis.training.augment import InputFormat
+    from hf_iis.training.config import AugmentParams
+    from hf_iis.training.data import load_split
+    from hf_iis.training.embedding_cache import CACHE_INFO, CacheInfo, build_embedding_cache, check_cache_info
+
+    for name in ("views", "limit", "images_per_shard", "threads"):
+        _positive(f"--{name.replace('_', '-')}", getattr(args, name))
+    teacher, corpus, out = Path(args.teacher), Path(args.corpus), Path(args.out)
+    if not (teacher / "model.safetensors").is_file():
+        raise ValueError(f"--teacher {teacher}: no model.safetensors there (a save_pretrained folder is expected)")
+    if not (corpus / "dataset_info.json").is_file() and not any(corpus.glob(f"{args.split}-*.parquet")):
+        raise ValueError(f"--corpus {corpus}: no parquet corpus there (build it with scripts/build_datasets.py)")
+    if out.exists() and not out.is_dir():
+        raise ValueError(f"--out {out} is a file; give a folder")
+    # what the cache will hold, checked against an existing cache before any model is loaded
+    info = CacheInfo.for_run(teacher, SignedClickConfig.from_pretrained(str(teacher)), corpus, args.split, args.views,
+                             args.seed, AugmentParams())
+    if (out / CACHE_INFO).is_file():
+        check_cache_info(out, info)
+    torch.set_num_threads(args.threads)
+    model = SignedClickModel.from_pretrained(str(teacher)).eval()
+    processor = SignedClickImageProcessor.from_pretrained(str(teacher))
+    rows = load_split(str(corpus), args.split)
+    if args.limit is not None:
+        rows = rows.select(range(min(args.limit, len(rows))))
+    with tqdm(total=len(rows), desc="embedding cache", unit="image") as bar:
+        written = build_embedding_cache(model, rows, out, info, InputFormat.of_processor(processor),
+                                        images_per_shard=args.images_per_shard, progress=bar)
+    print(f"wrote {written} new shard(s) to {out} ({len(rows)} images x {args.views} views)")
+    return 0
+
+
+def _train(args) -> int:
+    from hf_iis.training.decoder_training import load_run_config, train_decoder
+
+    cfg = load_run_config(args.config, args.set)
+    out = Path(cfg.output_dir)
+    if out.exists() and not out.is_dir():
+        raise ValueError(f"output_dir {out} is a file; give a folder")
+    result = train_decoder(cfg, progress=not args.no_progress)
+    print(f"step {result['step']} ({result['stopped']}), {result['click_sets_per_second']:.1f} click sets/s; "
+          f"model in {out / 'final'}")
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    try:
+        return _cache(args) if args.command == "cache" else _train(args)
+    except (FileNotFoundError, ValueError) as error:
+        print(f"train_decoder.py: error: {error}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

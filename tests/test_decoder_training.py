@@ -1,0 +1,158 @@
+"""The decoder trained from cached frozen embeddings: the cache (views, resume, refusal of another model or corpus),
+the run (legs equal one run, refusal of other settings or another cache) and the script's one-line errors."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+from safetensors.torch import load_file
+
+from hf_iis import SignedClickConfig, SignedClickImageProcessor, SignedClickModel
+from hf_iis.training.embedding_cache import (
+    CacheInfo,
+    check_cache_info,
+    list_shards,
+    load_shards,
+)
+from hf_iis.training.toy import write_corpus
+from tests.conftest import load_script
+
+
+def _synthetic_rows(n: int = 4) -> list[dict]:
+    """Images with a bright rectangle (the object) holding a smaller square (a part): two nested masks each."""
+    rng = np.random.default_rng(0)
+    rows = []
+    for k in range(n):
+        image = (rng.random((48, 64, 3)) * 60).astype(np.uint8)
+        obj = np.zeros((48, 64), bool)
+        obj[8 + k:40, 10:50 - k] = True
+        part = np.zeros_like(obj)
+        part[12 + k:24, 14:30] = True
+        image[obj] = (200, 180, 40)
+        image[part] = (40, 80, 220)
+        rows.append({"image": Image.fromarray(image), "masks": [Image.fromarray(obj.astype(np.uint8) * 255),
+                                                                Image.fromarray(part.astype(np.uint8) * 255)],
+                     "ignore": None, "id": f"syn{k}", "source": "synthetic"})
+    return rows
+
+
+@pytest.fixture(scope="module")
+def setup(tmp_path_factory):
+    root = tmp_path_factory.mktemp("decoder")
+    corpus = write_corpus(root / "corpus", {"train": _synthetic_rows(4), "validation": _synthetic_rows(1)})
+    torch.manual_seed(0)
+    config = SignedClickConfig.from_preset("tiny", image_size=64, use_pretrained_backbone=False,
+                                           saliency_encoder="u2netp", saliency_input_size=64,
+                                           saliency_click_prior=True)
+    teacher = root / "teacher"
+    SignedClickModel(config).eval().save_pretrained(teacher)
+    SignedClickImageProcessor(size=64).save_pretrained(teacher)
+    cache = root / "cache"
+    script = load_script("train_decoder")
+    assert script.main(["cache", "--teacher", str(teacher), "--corpus", str(corpus), "--out", str(cache),
+                        "--views", "2", "--images-per-shard", "2", "--threads", "1"]) == 0
+    return {"root": root, "corpus": corpus, "teacher": teacher, "cache": cache, "script": script}
+
+
+def test_cache_holds_every_view_with_its_masks(setup):
+    shards = list_shards(setup["cache"])
+    assert len(shards) == 2  # 4 images, 2 per shard
+    views = load_shards(shards, 64)
+    assert len(views) == 8  # 4 images x 2 views
+    assert views.embeddings.features.dtype == torch.float16 and views.embeddings.saliency.shape == (8, 1, 32, 32)
+    assert all(m.shape[1:] == (64, 64) and 1 <= m.shape[0] <= 2 for m in views.masks)
+    plain = views.masks[0]  # view 0 of the first image: no augmentation, the object as the corpus has it
+    assert plain.dtype == torch.bool and plain.any() and bool(views.valid[0].any())
+    info = json.loads((setup["cache"] / "cache_info.json").read_text())
+    assert info["views_per_image"] == 2 and info["image_size"] == 64 and len(info["teacher_sha256"]) == 64
+
+
+def test_cache_build_resumes_without_rewriting_shards(setup, capsys):
+    before = {p: p.stat().st_mtime_ns for p in list_shards(setup["cache"])}
+    assert setup["script"].main(["cache", "--teacher", str(setup["teacher"]), "--corpus", str(setup["corpus"]),
+                                 "--out", str(setup["cache"]), "--views", "2", "--images-per-shard", "2",
+                                 "--threads", "1"]) == 0
+    assert "wrote 0 new shard(s)" in capsys.readouterr().out
+    assert {p: p.stat().st_mtime_ns for p in list_shards(setup["cache"])} == before
+
+
+def test_a_cache_of_other_settings_is_refused_naming_the_file_and_key(setup, capsys):
+    config = SignedClickConfig.from_pretrained(setup["teacher"])
+    other = CacheInfo.for_run(setup["teacher"], config, setup["corpus"], "train", 3, 0,
+                              __import__("hf_iis.training.config", fromlist=["AugmentParams"]).AugmentParams())
+    with pytest.raises(ValueError, match=r"cache_info.json: views_per_image is 2, expected 3"):
+        check_cache_info(setup["cache"], other)
+    code = setup["script"].main(["cache", "--teacher", str(setup["teacher"]), "--corpus", str(setup["corpus"]),
+                                 "--out", str(setup["cache"]), "--views", "3", "--images-per-shard", "2"])
+    err = _error_lines(capsys)
+    assert code == 2 and len(err) == 1 and "views_per_image is 2, expected 3" in err[0]
+
+
+def _error_lines(capsys) -> list[str]:
+    """stderr's lines other than transformers' weight-loading progress bar."""
+    return [line for line in capsys.readouterr().err.strip().splitlines() if not line.startswith("Loading weights")]
+
+
+def _train(setup, out, *overrides):
+    return setup["script"].main(["train", "--config", "configs/decoder_multimask.yaml", "--no-progress",
+                                 "--set", f"teacher={setup['teacher']}", "--set", f"cache={setup['cache']}",
+                                 "--set", f"output_dir={out}", "--set", "batch_size=3", "--set", "max_steps=4",
+                                 "--set", "warmup_steps=1", "--set", "shards_in_memory=1", "--set", "log_every=1",
+                                 "--set", "num_threads=1", "--set", "corrective_prob=0.5", *overrides])
+
+
+def test_two_legs_equal_one_run_and_only_the_decoder_moves(setup):
+    one, legs = setup["root"] / "one", setup["root"] / "legs"
+    assert _train(setup, one) == 0
+    assert _train(setup, legs, "--set", "stop_at_step=2") == 0
+    assert json.loads((legs / "state" / "run.json").read_text())["step"] == 2
+    assert _train(setup, legs) == 0
+    a, b = load_file(str(one / "final" / "model.safetensors")), load_file(str(legs / "final" / "model.safetensors"))
+    assert a.keys() == b.keys()
+    for key in a:
+        assert torch.allclose(a[key], b[key], atol=1e-6), key
+    teacher = load_file(str(setup["teacher"] / "model.safetensors"))
+    moved = [k for k in teacher if not torch.equal(teacher[k], a[k])]
+    assert moved and all(k.startswith("decoder.") for k in moved)
+    grown = SignedClickModel.from_pretrained(one / "final")
+    assert grown.config.num_mask_outputs == 3 and grown.config.prior_in_output
+    lines = (one / "log.jsonl").read_text().splitlines()
+    assert len(lines) == 4 and all(np.isfinite(json.loads(line)["loss"]) for line in lines)
+
+
+def test_resume_with_other_settings_or_another_models_cache_is_refused(setup, capsys, tmp_path):
+    run = setup["root"] / "refuse"
+    assert _train(setup, run, "--set", "stop_at_step=1") == 0
+    capsys.readouterr()
+    assert _train(setup, run, "--set", "lr=0.01") == 2
+    err = _error_lines(capsys)
+    assert len(err) == 1 and "other settings" in err[0] and "lr" in err[0]
+    # a teacher whose weights differ from the cache's: refused before any step
+    other = tmp_path / "other_teacher"
+    model = SignedClickModel.from_pretrained(setup["teacher"])
+    with torch.no_grad():
+        next(model.decoder.parameters()).add_(1.0)
+    model.save_pretrained(other)
+    SignedClickImageProcessor(size=64).save_pretrained(other)
+    capsys.readouterr()
+    assert _train(setup, tmp_path / "fresh", "--set", f"teacher={other}") == 2
+    err = _error_lines(capsys)
+    assert len(err) == 1 and "built from another model" in err[0]
+
+
+@pytest.mark.parametrize("args, message", [
+    (["train", "--config", "/nonexistent.yaml"], "no such file"),
+    (["train", "--set", "bogus=1"], "unknown setting(s) ['bogus']"),
+    (["train", "--set", "batch_size=0"], "batch_size must be an integer >= 1"),
+    (["train", "--set", "mask_sampling=soft"], "mask_sampling must be one of"),
+    (["cache", "--corpus", "/nonexistent", "--out", "/tmp/x"], "no parquet corpus"),
+    (["cache", "--corpus", "/tmp", "--out", "/tmp/x", "--views", "0"], "--views must be >= 1"),
+])
+def test_bad_arguments_are_one_line_errors(setup, capsys, args, message):
+    assert setup["script"].main(args) == 2
+    err = _error_lines(capsys)
+    assert len(err) == 1 and err[0].startswith("train_decoder.py: error:") and message in err[0]
