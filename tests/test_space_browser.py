@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import os
 import socket
+import time
 from pathlib import Path
 
 import numpy as np
@@ -67,6 +68,35 @@ def stand_in_url():
     demo = serve(segmenter=DiskSegmenter(radius=RADIUS))
     yield demo.local_url
     demo.close()
+
+
+class SlowDiskSegmenter(DiskSegmenter):
+    """The stand-in, taking `delay` seconds per call: clicks made meanwhile arrive while a prediction runs."""
+
+    def __init__(self, delay: float = 1.0, **kwargs) -> None:
+        super().__init__(**kwargs)
+        self.delay = delay
+
+    def __call__(self, *args, **kwargs) -> dict:
+        time.sleep(self.delay)
+        return super().__call__(*args, **kwargs)
+
+
+@pytest.fixture(scope="module")
+def slow_url():
+    demo = serve(segmenter=SlowDiskSegmenter(delay=1.0, radius=RADIUS))
+    yield demo.local_url
+    demo.close()
+
+
+@pytest.fixture(scope="module")
+def coffee_path(tmp_path_factory) -> Path:
+    """scikit-image's coffee photo (600x400, public domain) as a file: needs no data folder."""
+    from skimage import data
+
+    path = tmp_path_factory.mktemp("coffee") / "coffee.png"
+    Image.fromarray(data.coffee()).save(path)
+    return path
 
 
 @pytest.fixture(scope="module")
@@ -283,4 +313,30 @@ def test_real_pipeline_end_to_end_with_an_example_and_an_upload(browser, real_ur
     page.locator("#show_prob input").check()
     page.wait_for_selector("#prob_map img")
     page.screenshot(path=ARTIFACTS / "08_real_pipeline.png", full_page=True)
+    context.close()
+
+
+def test_clicks_made_while_a_prediction_runs_are_all_applied_in_order(browser, slow_url, coffee_path):
+    """Each prediction takes 1 s: three clicks 0.3 s apart, then a TTA change and at once a negative click. Every
+    click is queued and applied, in order, each on the session the one before it left."""
+    context = browser.new_context(viewport={"width": 1280, "height": 1000})
+    page = open_page(context, slow_url)
+    upload(page, coffee_path)
+    page.wait_for_selector("#canvas img")
+    show_details(page)
+    targets = [(300, 200), (340, 230), (260, 180)]
+    for x, y in targets:
+        click_pixel(page, x, y)
+        page.wait_for_timeout(300)
+    applied = wait_for_clicks(page, 3)
+    assert [c[:2] for c in applied["clicks"]] == [list(t) for t in targets] and applied["tta"] == 1
+    page.screenshot(path=ARTIFACTS / "09_three_quick_clicks.png", full_page=True)
+
+    page.locator("#tta input[type=number]").fill("4")  # reruns the last click at TTA 4 (1 s) ...
+    page.locator("#tta input[type=number]").press("Enter")
+    choose(page, space.NEGATIVE)  # ... while a negative click comes in
+    click_pixel(page, 50, 60)
+    final = wait_for_clicks(page, 4)
+    assert final["clicks"][3] == [50, 60, -1] and final["tta"] == 4
+    assert [c[:2] for c in final["clicks"][:3]] == [list(t) for t in targets]
     context.close()

@@ -23,6 +23,7 @@ from .uploads import MAX_MODEL_PIXELS
 CONCURRENCY = int(os.environ.get("HF_IIS_SPACE_CONCURRENCY", 2))
 EXAMPLES = ("astronaut", "coffee", "chelsea")  # skimage.data images (never benchmark images)
 CSS = "#status {min-height: 3em} #canvas img {cursor: crosshair}"
+SESSION_QUEUE = "session"  # the queue group of the events that change a visitor's session (see build_demo)
 
 
 def resolve_model(model: str | os.PathLike | None) -> str:
@@ -98,15 +99,22 @@ def build_demo(model: str | os.PathLike | None = None, segmenter: Segmenter | No
         outputs = [state, canvas, prob_map, unc_map, mask, status, details]
         toggles = [show_prob, show_unc]
         files = as_cached_files
-        upload.change(files(handlers.load), [upload, *toggles, state], outputs, preprocess=False,
-                      api_visibility="private")
+        # Every event that reads the session and writes a new one runs in one queue group, one at a time, in the
+        # order the events came: Gradio reads a gr.State when the event starts, so two of them running together
+        # would both start from the same session and the later write would drop the other's click. Clicks,
+        # undo and reset are "multiple" (each one queued, none dropped while a prediction runs; "once", the
+        # default, ignores them). The model runs one call at a time anyway (`Handlers.lock`). Progress is
+        # "minimal" for all but the upload: the full progress overlay covers the canvas and swallows clicks.
+        ordered = {"concurrency_id": SESSION_QUEUE, "concurrency_limit": 1, "api_visibility": "private"}
+        upload.change(files(handlers.load), [upload, *toggles, state], outputs, preprocess=False, **ordered)
+        ordered["show_progress"] = "minimal"
         canvas.select(files(handlers.select), [state, sign, tta, triangulation, *toggles], outputs,
-                      api_visibility="private", show_progress="minimal")
+                      trigger_mode="multiple", **ordered)
         for slider in (tta, triangulation):  # `input`: a drag and a value typed in the box both rerun (once, last)
             slider.input(files(handlers.rerun), [state, tta, triangulation, *toggles], outputs,
-                         api_visibility="private", trigger_mode="always_last")
-        undo.click(files(handlers.undo), [state, *toggles], outputs, api_visibility="private")
-        reset.click(files(handlers.reset), [state, *toggles], outputs, api_visibility="private")
+                         trigger_mode="always_last", **ordered)
+        undo.click(files(handlers.undo), [state, *toggles], outputs, trigger_mode="multiple", **ordered)
+        reset.click(files(handlers.reset), [state, *toggles], outputs, trigger_mode="multiple", **ordered)
         show_prob.change(as_cached_files(handlers.toggle_probability, ("probability",)), [state, show_prob],
                          [prob_map], api_visibility="private")
         show_unc.change(as_cached_files(handlers.toggle_uncertainty, ("uncertainty", "status")), [state, show_unc],
