@@ -31,7 +31,7 @@ from hf_iis.evaluation.report import hardware_info, timestamp, write_outputs
 from hf_iis.evaluation.results import SECONDS_PER_CLICK, ClickMetrics, ResultRow, noc_key, threshold_tag
 from hf_iis.evaluation.segmenters import ModelSegmenter, Segmenter
 
-__all__ = ["PROTOCOLS", "EvalConfig", "run_evaluation", "spread_subset"]
+__all__ = ["PROTOCOLS", "EvalConfig", "check_config", "run_evaluation", "spread_subset"]
 
 PROTOCOLS = ("noc", "miou1", "random", "scaling", "proposals")
 
