@@ -91,3 +91,34 @@ def test_unknown_keys_and_null_iterative():
     with pytest.raises(KeyError, match="optim.lrr"):
         load_config(None, ["optim.lrr=1"])
     assert load_config(None, ["iterative=null"]).iterative is None
+
+
+def test_config_files_of_the_wrong_kind_and_out_of_range_values_are_refused(tmp_path):
+    (tmp_path / "list.yaml").write_text("- a\n")
+    (tmp_path / "bad.yaml").write_text("optim: [1\n")
+    (tmp_path / "bin.yaml").write_bytes(b"\xff\xfe\x00" * 10)
+    for name, message in (("list.yaml", "must be a YAML mapping"), ("bad.yaml", "not valid YAML"),
+                          ("bin.yaml", "not a text file"), ("missing.yaml", "not found"), ("", "is a folder")):
+        with pytest.raises((ValueError, FileNotFoundError), match=message):
+            load_config(tmp_path / name)
+    for override, message in (("optim.max_steps=-5", "'optim.max_steps' must be a number >= 1"),
+                              ("data.batch_size=0", "'data.batch_size'"), ("optim=3", "must be a mapping"),
+                              ("iterative.min_clicks=4", "'iterative.max_clicks' must be a number >= 4"),
+                              ("data.augment.view_prob=2", "probability"), ("seed=x", "'seed' expects int")):
+        with pytest.raises(ValueError, match=message):
+            load_config(None, [override])
+
+
+def test_trainer_checks_before_writing_its_run_folder(tmp_path):
+    """A config built in code (not through load_config) is checked too, before config.yaml is written."""
+    from hf_iis.training.loop import train
+
+    cfg = load_config(None, [f"output_dir={tmp_path / 'run'}"])
+    cfg.optim.max_steps = -5
+    with pytest.raises(ValueError, match="optim.max_steps"):
+        train(cfg, train_dataset=[], progress=False)
+    assert not (tmp_path / "run").exists()
+    (tmp_path / "file").write_text("x")
+    cfg = load_config(None, [f"output_dir={tmp_path / 'file'}"])
+    with pytest.raises(ValueError, match="is a file, not a folder"):
+        train(cfg, train_dataset=[], progress=False)
