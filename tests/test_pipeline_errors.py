@@ -33,6 +33,14 @@ def test_truncated_weights_are_a_value_error_naming_the_checkpoint(tiny_checkpoi
         ({"triangulation_sampling": "random"}, "unknown triangulation sampling"),
         ({"triangulation_blend": 2}, r"triangulation_blend must be in \[0, 1\]"),
         ({"combine": "max"}, "unknown TTA combine mode"),
+        ({"seed": "x"}, r"seed must be a whole number in \[0, 2\*\*63 - 1\], got 'x'"),
+        ({"seed": 2**70}, "seed must be a whole number"),
+        ({"seed": -1}, "seed must be a whole number"),
+        ({"seed": 2.5}, "seed must be a whole number"),
+        ({"return_uncertainty": "no"}, "return_uncertainty must be True or False, got 'no'"),
+        ({"return_uncertainty": 1}, "return_uncertainty must be True or False"),
+        ({"tta": np.True_}, "tta must be a number of views or a list of view names, got np.True_"),
+        ({"triangulation": np.True_}, "triangulation must be a whole number"),
     ],
 )
 def test_bad_scaling_options_are_refused_at_construction(tiny_checkpoint, options, message):

@@ -21,7 +21,7 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 
-from ..utils.image_io import is_whole_number
+from ..utils.image_io import is_bool, is_whole_number
 
 
 @dataclass(frozen=True)
@@ -127,7 +127,7 @@ def resolve_views(tta: int | str | list[str] | tuple[str, ...] | None) -> list[V
     """`tta` as an int n (the first n of `VIEW_ORDER`), a view name, or a list of names; None or 1 = identity."""
     if tta is None:
         return [VIEW_ORDER[0]]
-    if isinstance(tta, bool):
+    if is_bool(tta):  # numpy's bools too (image_io's module docstring)
         raise ValueError(f"tta must be a number of views or a list of view names, got {tta!r}")
     if isinstance(tta, numbers.Real) and not isinstance(tta, int):  # 4.0 and numpy ints are fine, 2.5 is not
         if not is_whole_number(tta):
