@@ -13,6 +13,15 @@ back (probabilities, uncertainty, score); `predict_torch` decodes B click sets, 
 view's direct estimate (one batched decode), optionally refined by probabilistic triangulation (triangulation.py)
 on the same cached embedding, mapped back to the canonical frame, and the views averaged.
 
+SAM's point prompts work too: `predict(input_points=[[x, y], ...], input_labels=[1, 0, ...])` is
+`predict([(x, y, 1), (x2, y2, -1), ...])` (label 1 in the object, 0 not; `hf_iis.utils.click_prompts`).
+
+Threads: `set_image` + `predict` form one use of the predictor's current image; threads sharing a predictor hold
+`predictor.lock` around the pair (`view_cache.py`), as the pipeline does. Long triangulations (thousands of
+single-click decodes: `triangulation=4096` is 8192 decodes per view, about 7 minutes per view at 320 px on one CPU
+thread, ~55 ms each) show a progress bar (transformers' `logging.tqdm`, off with
+`transformers.utils.logging.disable_progress_bar()`) from `PROGRESS_MIN_DECODES` decodes on.
+
 A click set with no positive click selects nothing: its mask is empty and its score 0.0 at every setting (as in any
 click tool before the first "this is the object" click), while `probabilities` still holds the model's f−(I, x), "some
 region that avoids these pixels", which is what `prev_mask` should carry into the next click.
@@ -26,10 +35,13 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from ..scaling.triangulation import check_num_auxiliary
+from ..scaling.triangulation import check_num_auxiliary, check_sampling
 from ..scaling.tta import combine_views, resolve_views
+from ..utils.click_prompts import clicks_from_prompts
 from ..utils.image_io import (
+    check_flag,
     check_points_per_batch,
+    check_seed,
     check_threshold,
     validate_clicks,
     validate_prev_logits,
@@ -47,6 +59,19 @@ from .view_cache import CachedImageViews
 
 __all__ = ["Prediction", "SignedClickPredictor", "has_positive_click", "mask_score"]
 
+PROGRESS_MIN_DECODES = 1024
+"""A call whose triangulation needs this many single-click decodes or more (views x sets x 2K) shows a progress bar:
+about a minute on a CPU at 320 px, where a call without feedback looks hung."""
+
+
+def _progress_bar(total: int):
+    """A transformers progress bar over `total` decodes (None below `PROGRESS_MIN_DECODES`)."""
+    if total < PROGRESS_MIN_DECODES:
+        return None
+    from transformers.utils import logging as hf_logging
+
+    return hf_logging.tqdm(total=total, desc="triangulation", unit="decode", leave=False)
+
 
 class SignedClickPredictor(CachedImageViews):
     """Caches image embeddings per (image, view) (`CachedImageViews`); decodes click sets, triangulation pixels and
@@ -57,12 +82,15 @@ class SignedClickPredictor(CachedImageViews):
     """
 
     @classmethod
-    def from_pretrained(cls, path: str | Path | None = None, **kwargs) -> SignedClickPredictor:
-        """Load a checkpoint folder (safetensors + config + preprocessor config); None = the embedded default."""
+    def from_pretrained(cls, path: str | Path | None = None, *, device=None, dtype=None,
+                        **kwargs) -> SignedClickPredictor:
+        """Load a checkpoint folder (safetensors + config + preprocessor config); None = the embedded default.
+        `device` ('cpu', 'cuda', 0, ...) and `dtype` (torch.bfloat16, 'float16', ...) place the model
+        (`devices.py`); the other keywords go to the constructor (points_per_batch, max_pixels)."""
         from ..checkpoint_paths import load_checkpoint
         from ..models.kinds import is_student
 
-        model, processor = load_checkpoint(path)
+        model, processor = load_checkpoint(path, device=device, dtype=dtype)
         if is_student(model):
             raise ValueError(f"{path} holds a distilled student ({type(model).__name__}), which this decoder-based "
                              "predictor cannot run: use hf_iis.inference.predictors.load_predictor (either kind) or "
@@ -100,6 +128,8 @@ class SignedClickPredictor(CachedImageViews):
         """
         self._require_image()
         batch_size = check_points_per_batch(self.points_per_batch if points_per_batch is None else points_per_batch)
+        seed, return_uncertainty = check_seed(seed), check_flag(return_uncertainty, "return_uncertainty")
+        triangulation_sampling = check_sampling(triangulation_sampling)
         if triangulation_blend is None:
             triangulation_blend = float(getattr(self.model.config, "triangulation_blend", 0.0))
         if not 0.0 <= float(triangulation_blend) <= 1.0:
@@ -109,7 +139,21 @@ class SignedClickPredictor(CachedImageViews):
         prev = previous_probabilities(prev_logits, prev_masks, points.shape[0], self._valid)
         encoded_views = sum(view.name not in self._embeddings for view in views)
         embeddings = self.view_embeddings(views)
-        generators = [torch.Generator().manual_seed(int(seed)) for _ in range(points.shape[0])]
+        generators = [torch.Generator().manual_seed(seed) for _ in range(points.shape[0])]
+        bar = _progress_bar(points.shape[0] * len(views) * 2 * num_aux)
+        try:
+            with self.precision():
+                return self._combine_views(points, labels, prev, views, embeddings, size, batch_size, num_aux,
+                                           triangulation_sampling, triangulation_blend, generators, combine,
+                                           return_uncertainty, encoded_views, None if bar is None else bar.update)
+        finally:
+            if bar is not None:
+                bar.close()
+
+    def _combine_views(self, points, labels, prev, views, embeddings, size, batch_size, num_aux, sampling, blend,
+                       generators, combine, return_uncertainty, encoded_views, progress) -> InputFramePrediction:
+        """`predict_torch`'s work on checked inputs: each view's direct estimate, triangulated when asked, mapped
+        back and combined across views."""
         means, spreads = [], []
         sets_per_call = max(1, batch_size // len(views))  # one decoder call holds every view of these sets
         for start in range(0, points.shape[0], sets_per_call):
@@ -121,25 +165,25 @@ class SignedClickPredictor(CachedImageViews):
                 estimate = direct
                 if num_aux:
                     triangulated, tri_spread = triangulate_sets(self.model, embeddings[view.name], view, direct,
-                                                                self._valid, num_aux, triangulation_sampling,
-                                                                generators[part], batch_size)
-                    estimate = triangulation_blend * direct + (1.0 - triangulation_blend) * triangulated
+                                                                self._valid, num_aux, sampling, generators[part],
+                                                                batch_size, progress)
+                    estimate = blend * direct + (1.0 - blend) * triangulated
                     tri_spreads.append(view.invert_map(tri_spread, size))
                 per_view.append(view.invert_map(estimate, size))
             mean, spread = combine_views(torch.stack(per_view), combine)
-            means.append(mean.clamp(0, 1))
+            means.append(mean.float().clamp(0, 1))
             if return_uncertainty:
                 spreads.append(tri_spreads[0] if len(views) == 1 and tri_spreads else spread)
         uncertainty = None
         if return_uncertainty and (len(views) > 1 or num_aux):  # one estimate has no spread to report
-            uncertainty = torch.cat(spreads).clamp_min(0)
+            uncertainty = torch.cat(spreads).float().clamp_min(0)
         return InputFramePrediction(torch.cat(means), uncertainty, [v.name for v in views], encoded_views)
 
     # ---------------------------------------------------------------- original pixels
     @torch.inference_mode()
     def predict(
         self,
-        clicks,
+        clicks=None,
         prev_mask=None,
         tta: int | str | list[str] | None = 1,
         triangulation: int = 0,
@@ -152,10 +196,14 @@ class SignedClickPredictor(CachedImageViews):
         prev_logits=None,
         threshold: float = 0.5,
         points_per_batch: int | None = None,
+        input_points=None,
+        input_labels=None,
     ) -> Prediction:
         """Probability map for one set of signed clicks [(x, y, sign), ...] in original pixels.
 
         Args:
+            input_points, input_labels: SAM's form of the clicks, instead of `clicks`: [[x, y], ...] and [1, 0, ...]
+                (1 in the object, 0 not; without labels every point is positive).
             prev_mask: optional (H, W) previous probabilities, fed back for multi-click refinement; or
                 `prev_logits`, a previous `Prediction.input_logits` (model-input frame, no resize on the way).
             tta: number of views (first n of `tta.VIEW_ORDER`) or view names.
@@ -169,7 +217,7 @@ class SignedClickPredictor(CachedImageViews):
         start = time.perf_counter()
         self._require_image()
         height, width = self.original_size
-        clicks = validate_clicks(clicks, width, height)
+        clicks = validate_clicks(clicks_from_prompts(clicks, input_points, input_labels), width, height)
         prev = validate_prev_mask(prev_mask, width, height)
         logits = validate_prev_logits(prev_logits, self.processor.size)
         if prev is not None and logits is not None:
