@@ -66,7 +66,7 @@ def test_bfloat16_through_load_pipeline_and_the_predictors(tiny_checkpoint, tmp_
 def test_from_pretrained_takes_a_device(tiny_checkpoint):
     predictor = hf_iis.SignedClickPredictor.from_pretrained(tiny_checkpoint, device="cpu", points_per_batch=8)
     assert predictor.device == torch.device("cpu") and predictor.points_per_batch == 8
-    assert hf_iis.load_predictor(tiny_checkpoint).device == torch.device("cpu")
+    assert hf_iis.load_predictor(tiny_checkpoint, device="cpu", dtype="bfloat16").model.dtype == torch.bfloat16
 
 
 @pytest.mark.skipif(torch.cuda.is_available(), reason="this machine has CUDA")

@@ -25,9 +25,10 @@ def predictor_for(model, image_processor=None, **kwargs):
     return SignedClickPredictor(model, image_processor, **kwargs)
 
 
-def load_predictor(path=None, **kwargs):
-    """`predictor_for(*load_checkpoint(path))`: teacher or student checkpoint, None = the embedded default."""
+def load_predictor(path=None, *, device=None, dtype=None, **kwargs):
+    """`predictor_for(*load_checkpoint(path))`: teacher or student checkpoint, None = the embedded default;
+    `device` / `dtype` place the model (`devices.py`)."""
     from ..checkpoint_paths import load_checkpoint
 
-    model, processor = load_checkpoint(path)
+    model, processor = load_checkpoint(path, device=device, dtype=dtype)
     return predictor_for(model, processor, **kwargs)
