@@ -12,7 +12,6 @@ from __future__ import annotations
 import argparse
 import os
 import sys
-from pathlib import Path
 
 # Idle OpenMP threads sleep instead of spinning. On a CPU shared with other work, spinning threads wait for a
 # descheduled partner: measured here, a tiny-model step took 10 s with 2 spinning threads and 0.2 s with this set.
@@ -20,7 +19,7 @@ from pathlib import Path
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 from hf_iis.cli_checks import USAGE_ERRORS, ArgumentParser, report  # noqa: E402
-from hf_iis.training.config import check_run_paths, load_config  # noqa: E402
+from hf_iis.training.config import check_resume_target, check_run_paths, load_config  # noqa: E402
 
 PROG = "train.py"
 
@@ -68,20 +67,13 @@ def parse_args(argv: list[str] | None = None) -> tuple[argparse.Namespace, list[
     return args, overrides
 
 
-def check_resume(resume: bool | str) -> None:
-    """A named checkpoint folder must exist (True = the run's latest, which may be none yet)."""
-    if resume is not True and resume and not (Path(resume) / "trainer_state.json").is_file():
-        raise FileNotFoundError(f"--resume {resume}: not a checkpoint folder (no trainer_state.json); give "
-                                "<output_dir>/checkpoints/step_N, or --resume alone for the latest")
-
-
 def main(argv: list[str] | None = None) -> int:
     # every argument, the config and the run's paths are checked before anything is written or built
     try:
         args, overrides = parse_args(argv)
         cfg = load_config(args.config, overrides)
         check_run_paths(cfg)
-        check_resume(args.resume)
+        check_resume_target(args.resume)
     except USAGE_ERRORS as error:
         return report(PROG, error)
     from hf_iis.training.loop import train

@@ -24,8 +24,10 @@ def paths(tmp_path) -> dict[str, Path]:
     """Files of every wrong kind the cases need."""
     p = {"dir": tmp_path / "a_dir", "file": tmp_path / "a_file.txt", "missing": tmp_path / "missing",
          "garbage": tmp_path / "garbage.yaml", "list": tmp_path / "list.yaml", "binary": tmp_path / "binary.yaml",
-         "image": tmp_path / "photo.png", "out": tmp_path / "out"}
+         "image": tmp_path / "photo.png", "out": tmp_path / "out", "corpus": tmp_path / "corpus"}
     p["dir"].mkdir()
+    p["corpus"].mkdir()
+    (p["corpus"] / "train-00000.parquet").write_bytes(b"")  # passes the path check (the shard is never read)
     p["file"].write_text("not a folder\n")
     p["garbage"].write_text("optim: {lr: [1, 2\nseed: : :\n")
     p["list"].write_text("- optim\n- data\n")
@@ -59,6 +61,8 @@ CASES = [
     ("train", ["--output-dir", "{out}"], "set data.path"),
     ("train", ["--output-dir", "{out}", "--max-steps", "x"], "--max-steps"),
     ("train", ["stray"], "unexpected argument"),
+    ("train", ["--output-dir", "{out}", "--data", "{corpus}", "--resume", "{dir}"],
+     "not a checkpoint folder (no trainer_state.json)"),
     # scripts/distill.py train
     *_config_cases("distill", ["train", "--output-dir", "{out}"]),
     ("distill", ["train", "--output-dir", "{out}", "--max-steps", "0"], "expected a positive integer, got 0"),
@@ -66,6 +70,8 @@ CASES = [
     ("distill", ["train", "--output-dir", "{out}", "--set", "lr=fast"], "'lr' expects"),
     ("distill", ["train", "--output-dir", "{file}", "--cache", "{dir}"], "is a file, not a folder"),
     ("distill", ["train", "--output-dir", "{out}", "--cache", "{missing}"], "no teacher-target cache"),
+    ("distill", ["train", "--output-dir", "{out}", "--cache", "{missing}", "--resume", "{dir}"],
+     "not a checkpoint folder (no trainer_state.json)"),
     # scripts/distill.py cache: refused before the teacher loads or cache_info.json is written
     ("distill", ["cache", "--teacher", NO_MODEL, "--image-dir", "{dir}", "--out", "{out}", "--images", "-1"],
      "argument --images: expected a positive integer, got -1"),

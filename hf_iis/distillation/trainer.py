@@ -130,6 +130,7 @@ def distill(cfg: DistillConfig, resume: bool | str = False, progress: bool = Tru
     from ..cli_checks import check_output_dir
     from ..models.signed_click.image_processing_signed_click import SignedClickImageProcessor
     from ..training.checkpoint import atomic_save_pretrained, latest_checkpoint, read_json, save_checkpoint
+    from ..training.config import check_resume_target
     from ..training.teardown import finish_run
     from ..training.tracking import JSONLTracker
     from .cache import read_cache
@@ -137,6 +138,7 @@ def distill(cfg: DistillConfig, resume: bool | str = False, progress: bool = Tru
 
     validate_distill_config(cfg)  # before the run folder or its config.yaml is written
     check_output_dir(cfg.output_dir, "output_dir")
+    check_resume_target(resume)
     if dataset is None:
         if cfg.cache is None:
             raise ValueError("set cache (the teacher-target folder, e.g. --cache data_cache/distill_v1)")

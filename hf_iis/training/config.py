@@ -352,3 +352,12 @@ def check_run_paths(cfg: TrainingConfig, needs_data: bool = True) -> None:
             f"has no {cfg.data.train_split}-*.parquet shards" if data.is_dir() else "not found"
         raise FileNotFoundError(f"data.path {data} {what}: build the corpus first with `python "
                                 f"scripts/build_datasets.py --data-root <data folder> --out {data}` (README, 'Data')")
+
+
+def check_resume_target(resume: bool | str | Path) -> None:
+    """`resume` = a checkpoint folder must hold `trainer_state.json` (True = the run's latest, which may be none)."""
+    if resume is True or not resume:
+        return
+    if not (Path(resume) / "trainer_state.json").is_file():
+        raise FileNotFoundError(f"--resume {resume}: not a checkpoint folder (no trainer_state.json); give "
+                                "<output_dir>/checkpoints/step_N, or --resume alone for the latest")
