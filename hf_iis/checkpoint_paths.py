@@ -21,10 +21,6 @@ def resolve_checkpoint(path: str | Path | None) -> str:
     A string that is not an existing path goes to the hub only when it reads as a hub repo id, `owner/name`
     (`looks_like_hub_repo_id`); anything else (`hub_foldr`, `./x`, `/tmp/x`, `outputs/typo` where `outputs/` exists)
     is a local folder that is not there: FileNotFoundError naming it, at once, with no hub lookup.
-
-    A hub repo id is checked against the hub's reachability first (`hub_source`): with `HF_HUB_OFFLINE` set, or the
-    hub unreachable, it resolves to its cached copy or fails at once with one line, instead of the hub client's
-    retries (about 30 s).
     """
     if path is None:
         path = DEFAULT_CHECKPOINT
@@ -51,7 +47,7 @@ def resolve_checkpoint(path: str | Path | None) -> str:
         elif text.count("/") == 1 and owner and Path(owner).is_dir():  # "/x" has no owner part: not a hub id
             hint = f" ({owner}/ is a local folder, so this is read as a path, not as a hub repo id)"
         raise FileNotFoundError(f"checkpoint folder not found: {text}{hint}")
-    return hub_source(text)
+    return text
 
 
 def _offline() -> bool:
@@ -79,7 +75,7 @@ def hub_reachable(timeout: float = 3.0) -> bool:
 
 def hub_source(repo_id: str) -> str:
     """`repo_id` when the hub can be asked; its cached snapshot folder when offline (`HF_HUB_OFFLINE`) or the hub
-    is unreachable; else FileNotFoundError in one line, at once."""
+    is unreachable; else FileNotFoundError in one line, at once, instead of the hub client's retries (about 30 s)."""
     offline = _offline()
     if not offline and hub_reachable():
         return repo_id
@@ -169,6 +165,8 @@ def load_checkpoint(path: str | Path | None = None, *, device=None, dtype=None):
 
     device, dtype = check_device(device), check_dtype(dtype)
     source = resolve_checkpoint(path)
+    if not Path(source).is_dir():  # a hub repo id: offline or unreachable, its cached copy or one line at once
+        source = hub_source(source)
     try:
         model_class = SignedClickModel
         if _model_type(source) == "signed_click_student":  # the distilled student (modeling_signed_click_student)

@@ -83,7 +83,10 @@ def sample_auxiliary_pixels(
 
 
 MAX_AUXILIARY_PIXELS = 4096
-"""Upper bound on K per view: 2K decoder passes per view (memory stays constant, see RunningTriangulation)."""
+"""Upper bound on K per view: 2K decoder passes per view (memory stays constant, see RunningTriangulation). Time
+grows linearly: the default teacher decodes one click in ~55 ms on one CPU thread at 320 px, so K = 4096 is about
+7.5 minutes per view there (seconds on a GPU); the predictor shows a progress bar from 1024 decodes on
+(`inference/predictor.py`). Not capped lower: what K still pays depends on the image and the device."""
 
 
 def check_num_auxiliary(value) -> int:
