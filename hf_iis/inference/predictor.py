@@ -47,6 +47,7 @@ from ..utils.image_io import (
     validate_prev_logits,
     validate_prev_mask,
 )
+from .click_rules import negative_click_cannot_add
 from .prediction import Prediction, has_positive_click, mask_score
 from .predictor_views import (
     InputFramePrediction,
@@ -171,7 +172,8 @@ class SignedClickPredictor(CachedImageViews):
                     tri_spreads.append(view.invert_map(tri_spread, size))
                 per_view.append(view.invert_map(estimate, size))
             mean, spread = combine_views(torch.stack(per_view), combine)
-            means.append(mean.float().clamp(0, 1))
+            means.append(negative_click_cannot_add(mean.float().clamp(0, 1), None if prev is None else prev[part],
+                                                   labels[part]))  # click_rules.py: it removes, never adds
             if return_uncertainty:
                 spreads.append(tri_spreads[0] if len(views) == 1 and tri_spreads else spread)
         uncertainty = None

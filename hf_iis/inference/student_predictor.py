@@ -47,6 +47,7 @@ from ..utils.image_io import (
     validate_prev_logits,
     validate_prev_mask,
 )
+from .click_rules import student_click_logits
 from .prediction import Prediction, has_positive_click, mask_score
 from .view_cache import CachedImageViews
 
@@ -184,7 +185,8 @@ class SignedClickStudentPredictor(CachedImageViews):
         per_view, spreads = [], []
         for view in views:
             emb = embeddings[view.name]
-            grid = self.model.decode(emb, view.apply_points(points, size)[None], labels)[:, 0].float()  # (1, h, w)
+            # (1, h, w); click_rules.py: a negative click lowers, never raises
+            grid = student_click_logits(self.model, emb, view.apply_points(points, size)[None], labels)[:, 0].float()
             if triangulation:
                 direct = torch.sigmoid(grid)
                 estimate, spread = self._triangulator(view, emb)(direct, sampling, return_uncertainty)
