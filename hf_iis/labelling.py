@@ -44,20 +44,24 @@ class LabelSpec:
     triangulation: int = 0
     chunk_size: int = 64
 
-    def check(self, columns: list[str]) -> None:
-        """ValueError naming the problem when the spec does not fit a dataset with these columns."""
+    def check(self, columns: list[str] | None = None) -> None:
+        """ValueError naming the problem when the settings (and, given `columns`, the dataset's columns) do not
+        fit."""
+        from .scaling.tta import resolve_views
+
         sources = [s for s in (self.clicks_column, self.mask_column, self.point) if s is not None]
         if len(sources) != 1:
             raise ValueError("give exactly one click source: --clicks-column COLUMN, --mask-column COLUMN "
                              f"(simulated clicks) or --point X,Y (got {len(sources)})")
-        for what, name in (("--image-column", self.image_column), ("--id-column", self.id_column),
-                           ("--clicks-column", self.clicks_column), ("--mask-column", self.mask_column)):
-            if name is not None and name not in columns:
-                raise ValueError(f"{what} {name!r} is not a column of the dataset; its columns: {columns}")
         for what, value, low in (("simulated_clicks", self.simulated_clicks, 1), ("chunk_size", self.chunk_size, 1),
                                  ("tta", self.tta, 1), ("triangulation", self.triangulation, 0)):
             if isinstance(value, bool) or not isinstance(value, int) or value < low:
                 raise ValueError(f"{what} must be an integer >= {low}, got {value!r}")
+        resolve_views(self.tta)  # more views than there are: refused here, before the model loads
+        for what, name in (("--image-column", self.image_column), ("--id-column", self.id_column),
+                           ("--clicks-column", self.clicks_column), ("--mask-column", self.mask_column)):
+            if columns is not None and name is not None and name not in columns:
+                raise ValueError(f"{what} {name!r} is not a column of the dataset; its columns: {columns}")
 
 
 def open_dataset(source: str | Path, split: str | None = None):
@@ -89,7 +93,10 @@ def open_dataset(source: str | Path, split: str | None = None):
     if not files or not all(f.endswith(".parquet") for f in files):
         raise ValueError(f"--dataset {source}: give a save_to_disk folder, a .parquet file, a folder of them or a "
                          "glob (no parquet file found)")
-    return datasets.Dataset.from_parquet(files, split=split or "train")
+    try:
+        return datasets.Dataset.from_parquet(files, split=split or "train")
+    except ValueError as error:  # pyarrow's ArrowInvalid: not a parquet file
+        raise ValueError(f"--dataset {source}: cannot read it as parquet ({error})") from None
 
 
 def _as_mask(value: Any):
@@ -173,6 +180,7 @@ def label_dataset(source: str | Path, out: str | Path, spec: LabelSpec, model: s
     from .cli_checks import check_output_dir
 
     out = check_output_dir(out, "--out")
+    spec.check()
     dataset = open_dataset(source, split)
     spec.check(list(dataset.column_names))
     model_path = resolve_checkpoint(model)

@@ -106,6 +106,8 @@ CASES = [
     # scripts/label_dataset.py
     ("label_dataset", ["--dataset", "{missing}", "--out", "{out}", "--point", "1,2"], "no such file or folder"),
     ("label_dataset", ["--dataset", "{dir}", "--out", "{file}", "--point", "1,2"], "is a file, not a folder"),
+    ("label_dataset", ["--dataset", "{corpus}", "--out", "{out}", "--point", "1,2", "--tta", "13"],
+     "between 1 and 12 views"),
     # hf-iis: every output path and setting is checked before the model loads
     ("cli", ["segment", "{image}", "--click", "5,5", "--model", NO_MODEL, "--out", "{dir}"], "is a folder"),
     ("cli", ["segment", "{image}", "--click", "5,5", "--model", NO_MODEL, "--out", "{out}/e.txt"],
