@@ -13,7 +13,9 @@ the same views) and writes, per shard of images, one safetensors file:
 `cache_info.json` records what the cache was built from (teacher weights' sha256, backbone, saliency encoder, input
 size, corpus fingerprint, split, views, seed, augmentation); `check_cache_info` refuses a cache whose record differs
 from what a run expects, naming the file and the first differing key. Shards already written are skipped, so an
-interrupted build resumes where it stopped.
+interrupted build resumes where it stopped. Rows are visited in a random order drawn from `seed` (the corpus
+lists its sources one after the other), so the shards written so far are always a uniform sample of the corpus and
+training can start before the build ends.
 """
 
 from __future__ import annotations
@@ -36,7 +38,7 @@ from .augment import AugmentParams, InputFormat, augment
 
 CACHE_INFO = "cache_info.json"
 EMBEDDING_FIELDS = ("features", "low_level", "fine", "saliency")
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2  # 2: rows in a seeded random order, so any prefix of shards is a uniform sample
 
 
 def file_sha256(path: str | Path, chunk: int = 1 << 20) -> str:
@@ -150,6 +152,7 @@ def build_embedding_cache(model, rows, folder: str | Path, info: CacheInfo, inpu
     model.eval()
     written = 0
     n_shards = (len(rows) + images_per_shard - 1) // images_per_shard
+    order = np.random.default_rng(info.seed).permutation(len(rows))
     for shard in range(n_shards):
         target = shard_path(folder, shard)
         if target.is_file():
@@ -157,8 +160,8 @@ def build_embedding_cache(model, rows, folder: str | Path, info: CacheInfo, inpu
                 progress.update(min(images_per_shard, len(rows) - shard * images_per_shard))
             continue
         samples = []
-        for i in range(shard * images_per_shard, min(len(rows), (shard + 1) * images_per_shard)):
-            row = rows[i]
+        for i in order[shard * images_per_shard:(shard + 1) * images_per_shard]:
+            row = rows[int(i)]
             for view in range(info.views_per_image):
                 sample = view_sample(row, view, info, input_format)
                 if sample is not None:
