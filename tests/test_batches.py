@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+import torch
 from PIL import Image
 from transformers import pipeline
 
@@ -101,6 +102,7 @@ def test_an_empty_list_gives_no_results(seg):
         (lambda seg, ims: seg([{"clicks": CLICKS[0]}]), "no 'image' key"),
         (lambda seg, ims: seg(ims, input_points=[[[1, 1]], [[2, 2]], [[3, 3]]], input_labels=[1]),
          "input_labels needs one per image too"),
+        (lambda seg, ims: seg(torch.zeros(8, 8, 3), clicks=CLICKS), "unsupported image type Tensor"),
     ],
 )
 def test_batch_mistakes_are_one_line_errors(seg, images, call, message):

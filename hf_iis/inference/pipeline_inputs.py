@@ -42,8 +42,9 @@ def is_batch(inputs) -> bool:
     iterators, and `datasets` datasets. Images (paths, PIL images, arrays) and dict rows are single inputs."""
     if isinstance(inputs, (list, tuple, Dataset)) or is_hf_dataset(inputs):
         return True
-    return isinstance(inputs, Iterable) and not isinstance(inputs, (str, bytes, dict, np.ndarray)) and not hasattr(
-        inputs, "getpixel")  # a PIL image iterates over nothing useful but is one image
+    # arrays and tensors (anything with a shape) and PIL images are one image each, though some of them iterate
+    return isinstance(inputs, Iterable) and not isinstance(inputs, (str, bytes, dict)) and not hasattr(
+        inputs, "shape") and not hasattr(inputs, "getpixel")
 
 
 def is_hf_dataset(inputs) -> bool:
