@@ -17,6 +17,7 @@ from hf_iis.evaluation import (
     summarize_curves,
 )
 from hf_iis.utils.clicker import center_click
+from tests.conftest import require_full_data
 
 GRABCUT_SUBSET = ["106024", "124080", "153077"]  # the first three ids in sorted order
 
@@ -35,12 +36,14 @@ def _independent_iou(data_root, sample_id: str) -> float:
 
 
 def test_grabcut_subset_is_the_expected_one(grabcut3):
+    require_full_data("GrabCut's first three ids")
     assert [i.id for i in grabcut3] == GRABCUT_SUBSET
     assert grabcut3[0].ignore is None or not grabcut3[0].ignore.any()
     assert grabcut3[1].ignore is not None and grabcut3[1].ignore.any()  # 128 band present
 
 
 def test_eroded_oracle_metrics_on_real_grabcut_match_independent_computation(data_root, grabcut3):
+    require_full_data("hand-checked IoUs of GrabCut's first three masks")
     expected = [_independent_iou(data_root, i) for i in GRABCUT_SUBSET]
     np.testing.assert_allclose(expected, [0.792128, 0.885057, 0.850668], atol=1e-6)  # hand-checked once
     runs = run_noc(OracleSegmenter(erode_px=3), grabcut3, max_clicks=20, progress=False)

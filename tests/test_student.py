@@ -194,7 +194,7 @@ def test_bad_input(seg, image, student_folder):
 
 
 def test_evaluate_and_bench_latency_take_a_student_folder(student_folder, data_root, tmp_path, monkeypatch):
-    from tests.conftest import load_script
+    from tests.conftest import load_script, require_full_data
 
     out = tmp_path / "eval"
     argv = ["--model", str(student_folder), "--datasets", "GrabCut", "--protocols", "miou1", "--limit", "2",
@@ -203,6 +203,7 @@ def test_evaluate_and_bench_latency_take_a_student_folder(student_folder, data_r
     assert load_script("evaluate").main(argv) == 0
     rows = json.loads((out / "results.json").read_text())["results"]
     assert len(rows) == 6 and all(0 <= r["metrics"]["mIoU@1 center"] <= 100 for r in rows)
+    require_full_data("bench_latency on a GrabCut photo of at least 640x480")
     monkeypatch.setattr("sys.argv", ["bench_latency.py", "--model", str(student_folder), "--repeats", "1",
                                      "--threads", "1", "--data-root", str(data_root), "--out",
                                      str(tmp_path / "latency.json")])
