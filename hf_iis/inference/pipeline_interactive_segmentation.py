@@ -7,6 +7,9 @@
     out["uncertainty"]    # np.ndarray float32 (H, W), when return_uncertainty=True and tta > 1 or triangulation > 0
     out["score"]          # float: mean probability inside the mask (probability >= threshold)
     out["encoded_views"]  # int: views whose image embedding this call computed (0: all from the cache)
+    out["iou_score"]      # float: a multi-map model's predicted IoU of the answer (absent for one-map models)
+    seg(image, clicks=..., multimask_output=True)   # a multi-map model's S answers, best first, besides the best:
+    out["masks"], out["mask_probabilities"], out["iou_scores"], out["scores"]     # lists, best first
     seg(image, clicks=[(x1, y1, 1), (x2, y2, -1)], prev_mask=out["probabilities"])
 
 (x, y) = (column, row) in original-image pixels, sign +1 ("in the object") or -1 ("not in the object"). Every
@@ -77,6 +80,7 @@ _FORWARD_KEYS = (
     "combine",
     "seed",
     "return_uncertainty",
+    "multimask_output",
 )
 
 
@@ -91,8 +95,9 @@ def check_scaling_options(options: dict) -> None:
         check_sampling(options["triangulation_sampling"])
     if "seed" in options:
         check_seed(options["seed"])
-    if "return_uncertainty" in options:
-        check_flag(options["return_uncertainty"], "return_uncertainty")
+    for flag in ("return_uncertainty", "multimask_output"):
+        if flag in options:
+            check_flag(options[flag], flag)
     if "triangulation_blend" in options:
         value = options["triangulation_blend"]
         if isinstance(value, bool) or not isinstance(value, numbers.Real) or not 0.0 <= value <= 1.0:
@@ -204,6 +209,14 @@ class InteractiveSegmentationPipeline(Pipeline):
         out = {"mask": mask, "probabilities": prediction.probabilities, "score": prediction.score}
         if prediction.uncertainty is not None:
             out["uncertainty"] = prediction.uncertainty
+        if prediction.predicted_iou is not None:
+            out["iou_score"] = prediction.predicted_iou
+        if prediction.alternatives:  # multimask_output=True: every map, best first (SAM's multimask_output)
+            out["masks"] = [Image.fromarray(np.where(a.mask(), 255, 0).astype(np.uint8), mode="L")
+                            for a in prediction.alternatives]
+            out["mask_probabilities"] = [a.probabilities for a in prediction.alternatives]
+            out["iou_scores"] = [a.predicted_iou for a in prediction.alternatives]
+            out["scores"] = [a.score for a in prediction.alternatives]
         out["views"] = prediction.views
         out["seconds"] = prediction.seconds
         out["encoded_views"] = prediction.encoded_views

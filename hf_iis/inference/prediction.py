@@ -34,6 +34,9 @@ class Prediction:
             image resized into the top-left `reshaped_size`, padding elsewhere), before the resize to the original
             resolution: `predict(..., prev_logits=input_logits)` feeds it back without that round trip.
         threshold: the probability threshold of `mask()` and `score`.
+        predicted_iou: a multi-map model's predicted IoU of this answer (its IoU head); None for one-map models.
+        alternatives: with `multimask_output=True` on a multi-map model, every map's answer, best first (this one
+            first); empty otherwise.
     """
 
     probabilities: np.ndarray
@@ -45,6 +48,8 @@ class Prediction:
     encoded_views: int = 0
     input_logits: np.ndarray | None = None
     threshold: float = 0.5
+    predicted_iou: float | None = None
+    alternatives: list[Prediction] = field(default_factory=list)
 
     def mask(self, threshold: float | None = None) -> np.ndarray:
         """(H, W) bool: probability ≥ `threshold` (default: the prediction's); all False for a click set without a

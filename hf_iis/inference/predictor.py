@@ -48,6 +48,7 @@ from ..utils.image_io import (
     validate_prev_mask,
 )
 from .click_rules import negative_click_cannot_add
+from .multimask_prediction import IDENTITY, num_mask_outputs, predicted_ious, run_by_chosen_map
 from .prediction import Prediction, has_positive_click, mask_score
 from .predictor_views import (
     InputFramePrediction,
@@ -115,6 +116,7 @@ class SignedClickPredictor(CachedImageViews):
         seed: int = 0,
         return_uncertainty: bool = False,
         points_per_batch: int | None = None,
+        map_index: int | None = None,
     ) -> InputFramePrediction:
         """Estimates for B click sets on the current image, all in the canonical model-input frame (S x S).
 
@@ -126,6 +128,8 @@ class SignedClickPredictor(CachedImageViews):
             tta, triangulation, ...: as in `predict`. Each set's triangulation sampler starts from `seed`, so a
                 set's result does not depend on the other sets in the batch.
             points_per_batch: click sets per decoder call (default: the predictor's); results do not depend on it.
+            map_index: which of a multi-map model's maps to run (None: for each set, the map with the highest
+                predicted IoU; `multimask_prediction.py`).
         """
         self._require_image()
         batch_size = check_points_per_batch(self.points_per_batch if points_per_batch is None else points_per_batch)
@@ -142,17 +146,29 @@ class SignedClickPredictor(CachedImageViews):
         embeddings = self.view_embeddings(views)
         generators = [torch.Generator().manual_seed(seed) for _ in range(points.shape[0])]
         bar = _progress_bar(points.shape[0] * len(views) * 2 * num_aux)
+        def run(indices, k):
+            subset = (points, labels) if indices is None else (points[indices], labels[indices])
+            sub_prev = None if prev is None or indices is None else prev[indices]
+            sub_generators = generators if indices is None else [generators[i] for i in indices.tolist()]
+            return self._combine_views(*subset, prev if indices is None else sub_prev, views, embeddings, size,
+                                       batch_size, num_aux, triangulation_sampling, triangulation_blend,
+                                       sub_generators, combine, return_uncertainty, encoded_views,
+                                       None if bar is None else bar.update, k)
+
         try:
             with self.precision():
-                return self._combine_views(points, labels, prev, views, embeddings, size, batch_size, num_aux,
-                                           triangulation_sampling, triangulation_blend, generators, combine,
-                                           return_uncertainty, encoded_views, None if bar is None else bar.update)
+                if map_index is None and num_mask_outputs(self.model) > 1:
+                    ious = predicted_ious(self.model, self.view_embeddings([IDENTITY])[IDENTITY.name], points,
+                                          labels, prev)
+                    return run_by_chosen_map(ious.argmax(1), run)
+                return run(None, map_index)
         finally:
             if bar is not None:
                 bar.close()
 
     def _combine_views(self, points, labels, prev, views, embeddings, size, batch_size, num_aux, sampling, blend,
-                       generators, combine, return_uncertainty, encoded_views, progress) -> InputFramePrediction:
+                       generators, combine, return_uncertainty, encoded_views, progress,
+                       map_index=None) -> InputFramePrediction:
         """`predict_torch`'s work on checked inputs: each view's direct estimate, triangulated when asked, mapped
         back and combined across views."""
         means, spreads = [], []
@@ -160,14 +176,14 @@ class SignedClickPredictor(CachedImageViews):
         for start in range(0, points.shape[0], sets_per_call):
             part = slice(start, start + sets_per_call)
             directs = decode_views(self.model, embeddings, views, points[part], labels[part],
-                                   None if prev is None else prev[part], size, batch_size)
+                                   None if prev is None else prev[part], size, batch_size, map_index)
             per_view, tri_spreads = [], []
             for view, direct in zip(views, directs):
                 estimate = direct
                 if num_aux:
                     triangulated, tri_spread = triangulate_sets(self.model, embeddings[view.name], view, direct,
                                                                 self._valid, num_aux, sampling, generators[part],
-                                                                batch_size, progress)
+                                                                batch_size, progress, map_index)
                     estimate = blend * direct + (1.0 - blend) * triangulated
                     tri_spreads.append(view.invert_map(tri_spread, size))
                 per_view.append(view.invert_map(estimate, size))
@@ -200,6 +216,7 @@ class SignedClickPredictor(CachedImageViews):
         points_per_batch: int | None = None,
         input_points=None,
         input_labels=None,
+        multimask_output: bool = False,
     ) -> Prediction:
         """Probability map for one set of signed clicks [(x, y, sign), ...] in original pixels.
 
@@ -215,6 +232,9 @@ class SignedClickPredictor(CachedImageViews):
                 `config.triangulation_blend`).
             combine: "probability" (mean of probabilities) or "logit" (mean of logits) across views.
             threshold: of the mask and the score. points_per_batch: click sets per decoder call (memory only).
+            multimask_output: with a multi-map model, run every map through the same scaling and return the best
+                (highest predicted IoU) with all of them, best first, in `alternatives` (each with its
+                `predicted_iou`); False: the best-predicted map only. A one-map model has one answer either way.
         """
         start = time.perf_counter()
         self._require_image()
@@ -225,6 +245,7 @@ class SignedClickPredictor(CachedImageViews):
         if prev is not None and logits is not None:
             raise ValueError("pass prev_mask or prev_logits, not both")
         threshold = check_threshold(threshold)
+        multimask_output = check_flag(multimask_output, "multimask_output")
         points = self.processor.points_to_input(
             torch.tensor([[c[0], c[1]] for c in clicks], device=self.device), self.original_size, self.reshaped_size
         )
@@ -232,16 +253,38 @@ class SignedClickPredictor(CachedImageViews):
         if prev is not None:
             prev = self.processor.map_to_input(torch.from_numpy(prev)[None, None].to(self.device), self.reshaped_size)
         logits = None if logits is None else torch.from_numpy(logits)[None, None]
-        out = self.predict_torch(points[None], labels[None], logits, prev_masks=prev, tta=tta,
-                                 triangulation=triangulation, triangulation_sampling=triangulation_sampling,
-                                 triangulation_blend=triangulation_blend, combine=combine, seed=seed,
-                                 return_uncertainty=return_uncertainty, points_per_batch=points_per_batch)
+        settings = dict(tta=tta, triangulation=triangulation, triangulation_sampling=triangulation_sampling,
+                        triangulation_blend=triangulation_blend, combine=combine, seed=seed,
+                        return_uncertainty=return_uncertainty, points_per_batch=points_per_batch)
+        if num_mask_outputs(self.model) == 1:
+            out = self.predict_torch(points[None], labels[None], logits, prev_masks=prev, **settings)
+            prediction = self._prediction(out, clicks, threshold, start)
+            prediction.alternatives = [prediction] if multimask_output else []  # its one answer
+            return prediction
+        # a multi-map model: the IoU head on the plain view chooses (multimask_prediction.py)
+        encodes_plain_view = IDENTITY.name not in self._embeddings
+        with self.precision():
+            ious = predicted_ious(self.model, self.view_embeddings([IDENTITY])[IDENTITY.name], points[None],
+                                  labels[None].long(), previous_probabilities(logits, prev, 1, self._valid))[0]
+        order = torch.argsort(ious, descending=True).tolist()
+        answers = []
+        for k in order if multimask_output else order[:1]:
+            out = self.predict_torch(points[None], labels[None], logits, prev_masks=prev, map_index=k, **settings)
+            answers.append(self._prediction(out, clicks, threshold, start, float(ious[k])))
+        answers[0].encoded_views += int(encodes_plain_view and IDENTITY.name not in answers[0].views)
+        answers[0].alternatives = answers if multimask_output else []
+        return answers[0]
+
+    def _prediction(self, out: InputFramePrediction, clicks, threshold: float, start: float,
+                    predicted_iou: float | None = None) -> Prediction:
+        """`predict`'s result at the original resolution from one click set's model-frame estimate."""
         probabilities = self._to_original(out.probabilities).clamp(0, 1)[0].cpu().numpy()
         uncertainty = None
         if out.uncertainty is not None:
             uncertainty = self._to_original(out.uncertainty).clamp_min(0)[0].cpu().numpy()
         prediction = Prediction(probabilities, uncertainty, views=out.views, has_positive_click=has_positive_click(
-            clicks), encoded_views=out.encoded_views, input_logits=out.logits[0].cpu().numpy(), threshold=threshold)
+            clicks), encoded_views=out.encoded_views, input_logits=out.logits[0].cpu().numpy(), threshold=threshold,
+            predicted_iou=predicted_iou)
         prediction.score = mask_score(probabilities, prediction.mask())
         prediction.seconds = time.perf_counter() - start
         return prediction

@@ -59,16 +59,19 @@ def decode_probabilities(
     prev_masks: torch.Tensor | None = None,
     points_per_batch: int = 64,
     image_index: torch.Tensor | None = None,
+    map_index: int | None = None,
 ) -> torch.Tensor:
     """σ(decode) (N, H, W) for N click sets, at most `points_per_batch` sets per decoder call.
 
-    `image_index` (N,) picks each set's embedding in a batch of embeddings (None: `decode`'s default)."""
+    `image_index` (N,) picks each set's embedding in a batch of embeddings (None: `decode`'s default); `map_index`
+    picks one of a multi-map model's S maps (None: the model's default, its best-predicted map)."""
     out = []
+    extra = {} if map_index is None else {"map_index": map_index}
     for start in range(0, points.shape[0], points_per_batch):
         part = slice(start, start + points_per_batch)
         prev = None if prev_masks is None else prev_masks[part]
         index = None if image_index is None else image_index[part]
-        logits = model.decode(embeddings, points[part], labels[part], prev, image_index=index)
+        logits = model.decode(embeddings, points[part], labels[part], prev, image_index=index, **extra)
         out.append(torch.sigmoid(logits[:, 0].float()))  # float32 maps, also from a reduced-precision model
     return torch.cat(out)
 
@@ -82,6 +85,7 @@ def decode_views(
     prev_masks: torch.Tensor | None,
     size: int,
     points_per_batch: int,
+    map_index: int | None = None,
 ) -> list[torch.Tensor]:
     """Direct estimates σ f(T(I), T(x), T(prev)) of B click sets in every view T, each in its view's frame.
 
@@ -106,7 +110,8 @@ def decode_views(
         else:
             stacked = SignedClickImageEmbeddings.cat([embeddings[view.name] for view in group])
             index = torch.arange(len(group), device=points.device).repeat_interleave(batch)
-        maps = decode_probabilities(model, stacked, view_points, view_labels, view_prev, points_per_batch, index)
+        maps = decode_probabilities(model, stacked, view_points, view_labels, view_prev, points_per_batch, index,
+                                    map_index)
         for j, i in enumerate(members):
             out[i] = maps[j * batch : (j + 1) * batch]
     return out
@@ -122,6 +127,7 @@ def triangulate_view(
     generator: torch.Generator,
     points_per_batch: int,
     progress=None,
+    map_index: int | None = None,
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Triangulated estimate and its spread, (S_T, S_T) each, of one click set in one view's frame.
 
@@ -139,7 +145,7 @@ def triangulate_view(
         k = part.shape[0]
         labels = torch.cat([torch.ones(k), -torch.ones(k)]).long().to(direct.device)[:, None]
         maps = decode_probabilities(model, embeddings, torch.cat([part, part])[:, None, :], labels,
-                                    points_per_batch=points_per_batch)
+                                    points_per_batch=points_per_batch, map_index=map_index)
         running.add(part, weights[start : start + chunk], maps[:k], maps[k:])
         if progress is not None:
             progress(2 * k)
@@ -157,12 +163,13 @@ def triangulate_sets(
     generators: list[torch.Generator],
     points_per_batch: int,
     progress=None,
+    map_index: int | None = None,
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """`triangulate_view` for each of B click sets in `view`: `directs` (B, S_T, S_T) in the view's frame, `valid`
     (1, 1, S, S) the canonical image region, one sampler per set. Returns the estimates and spreads, (B, S_T, S_T)."""
     view_valid = view.apply_image(valid.float(), mode="nearest")[0, 0] > 0.5
     pairs = [triangulate_view(model, embeddings, direct, view_valid, num_samples, sampling, generator,
-                              points_per_batch, progress) for direct, generator in zip(directs, generators)]
+                              points_per_batch, progress, map_index) for direct, generator in zip(directs, generators)]
     return torch.stack([pair[0] for pair in pairs]), torch.stack([pair[1] for pair in pairs])
 
 

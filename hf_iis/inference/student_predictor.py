@@ -129,15 +129,17 @@ class SignedClickStudentPredictor(CachedImageViews):
                 triangulation_sampling: str = "uniform", triangulation_blend: float | None = None,
                 combine: str = "probability", seed: int = 0, return_uncertainty: bool = False, *,
                 prev_logits=None, threshold: float = 0.5, points_per_batch: int | None = None,
-                input_points=None, input_labels=None) -> Prediction:
+                input_points=None, input_labels=None, multimask_output: bool = False) -> Prediction:
         """Probability map for one set of signed clicks [(x, y, sign), ...] in original pixels (see the module
         docstring; the arguments are the teacher predictor's: `prev_mask` / `prev_logits` are checked and not used,
-        `points_per_batch` has nothing to split for one click set, `seed` is checked and not needed)."""
+        `points_per_batch` has nothing to split for one click set, `seed` is checked and not needed,
+        `multimask_output` is checked and gives the one answer the student has)."""
         start = time.perf_counter()
         self._require_image()
         height, width = self.original_size
         clicks = validate_clicks(clicks_from_prompts(clicks, input_points, input_labels), width, height)
         check_seed(seed)  # the exact estimator draws nothing (module docstring)
+        multimask_output = check_flag(multimask_output, "multimask_output")  # one map: its one answer
         return_uncertainty = check_flag(return_uncertainty, "return_uncertainty")
         triangulation_sampling = check_sampling(triangulation_sampling)
         threshold = check_threshold(threshold)
@@ -175,6 +177,7 @@ class SignedClickStudentPredictor(CachedImageViews):
                                 threshold=threshold)
         prediction.score = mask_score(probabilities, prediction.mask())
         prediction.seconds = time.perf_counter() - start
+        prediction.alternatives = [prediction] if multimask_output else []
         return prediction
 
     def _combine_views(self, views, embeddings, points, labels, triangulation, sampling, blend, combine,

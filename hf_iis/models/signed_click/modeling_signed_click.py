@@ -200,10 +200,16 @@ class SignedClickModel(SignedClickPreTrainedModel):
         labels: torch.Tensor,
         prev_masks: torch.Tensor | None = None,
         image_index: torch.Tensor | None = None,
+        map_index: int | None = None,
     ) -> torch.Tensor:
-        """Logits (N, 1, H, W) at input resolution for N click sets: with S > 1 maps, the map with the highest
-        predicted IoU (`decode_masks` returns all of them). Arguments as `decode_masks`."""
+        """Logits (N, 1, H, W) at input resolution for N click sets: with S > 1 maps, map `map_index` (0-based), or
+        by default the map with the highest predicted IoU (`decode_masks` returns all of them). Other arguments as
+        `decode_masks`."""
         logits, iou_logits = self.decode_masks(image_embeddings, points, labels, prev_masks, image_index)
+        if map_index is not None:
+            if not 0 <= map_index < logits.shape[1]:
+                raise ValueError(f"map_index must be in [0, {logits.shape[1] - 1}] for this model, got {map_index}")
+            return logits[:, map_index:map_index + 1]
         return select_best(logits, iou_logits)
 
     def decode_masks(
