@@ -115,11 +115,17 @@ def _segment(args: argparse.Namespace) -> int:
     seg = load_pipeline(args.model, device=device, dtype=dtype)
     height, width = image.shape[:2]
     print(f"segmenting {args.image} ({width}x{height}): {_describe(scaling, len(args.click))} ...", flush=True)
-    out = seg(image, clicks=args.click, **scaling)
+    out = seg(image, clicks=args.click, multimask_output=args.multimask, **scaling)
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
     out["mask"].save(args.out)
-    print(f"mask: {args.out}  ({int(np.asarray(out['mask']).astype(bool).sum())} px, score {out['score']:.3f}, "
-          f"{out['seconds'] * 1000:.0f} ms, views {out['views']})")
+    iou = f", predicted IoU {out['iou_score']:.3f}" if "iou_score" in out else ""
+    print(f"mask: {args.out}  ({int(np.asarray(out['mask']).astype(bool).sum())} px, score {out['score']:.3f}"
+          f"{iou}, {out['seconds'] * 1000:.0f} ms, views {out['views']})")
+    for rank, (mask, predicted) in enumerate(zip(out.get("masks", [])[1:], out.get("iou_scores", [])[1:]), 2):
+        path = Path(args.out).with_name(f"{Path(args.out).stem}_{rank}{Path(args.out).suffix}")
+        mask.save(path)
+        print(f"alternative {rank}: {path}  ({int(np.asarray(mask).astype(bool).sum())} px, predicted IoU "
+              f"{predicted:.3f})")
     if not any(sign > 0 for _, _, sign in args.click):
         print("note: no positive click, so nothing is selected (the mask is empty until a click X,Y,+ on the object)")
     if args.overlay:
@@ -222,6 +228,8 @@ def build_parser() -> argparse.ArgumentParser:
     _add_scaling_args(segment)
     segment.add_argument("--out", required=True, help=f"output mask ({', '.join(MASK_SUFFIXES)}; 0/255)")
     segment.add_argument("--overlay", help=f"optional overlay image ({', '.join(OVERLAY_SUFFIXES)})")
+    segment.add_argument("--multimask", action="store_true",
+                         help="a multi-map model's other answers too, as <out>_2.png, <out>_3.png (best first)")
     segment.set_defaults(func=_segment)
 
     demo = sub.add_parser("demo", help="segment a shipped example photo with and without scaling")

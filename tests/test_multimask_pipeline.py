@@ -87,3 +87,17 @@ def test_multimask_output_must_be_a_bool(multimask_checkpoint, image, bad):
         seg(image, clicks=[(30, 20, 1)], multimask_output=bad)
     with pytest.raises(ValueError, match="multimask_output"):
         pipeline("interactive-segmentation", model=str(multimask_checkpoint), multimask_output=bad)
+
+
+def test_cli_writes_the_alternatives(multimask_checkpoint, image, tmp_path, capsys):
+    from PIL import Image
+
+    from hf_iis.cli import main
+
+    Image.fromarray(image).save(tmp_path / "photo.png")
+    out = tmp_path / "m.png"
+    assert main(["segment", str(tmp_path / "photo.png"), "--click", "30,20", "--model", str(multimask_checkpoint),
+                 "--out", str(out), "--multimask"]) == 0
+    assert out.is_file() and (tmp_path / "m_2.png").is_file() and (tmp_path / "m_3.png").is_file()
+    text = capsys.readouterr().out
+    assert "predicted IoU" in text and "alternative 3:" in text
