@@ -80,14 +80,15 @@ def test_student_on_a_real_photo_a_far_negative_click_adds_nothing(photo):
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("tta", [1, 4])
-def test_default_model_on_a_real_photo_a_far_negative_click_adds_nothing(photo, tta):
-    """The README's own refinement: 29.3 % of the image for the cup click; adding the negative click in the wood
-    with the previous mask grew it to 30.9 % (tta=1) / 38.0 % (tta=4), on the saucer, before the rule."""
+@pytest.mark.parametrize("first_tta, tta", [(1, 1), (4, 4), (4, 1)])
+def test_default_model_on_a_real_photo_a_far_negative_click_adds_nothing(photo, first_tta, tta):
+    """The README's own refinement (its first call at tta=4, the refinement at the default tta=1): the cup click
+    covers 30 % of the image; adding the negative click in the wood with the previous mask grew it to 37 % (31 % and
+    38 % with tta 1 and 4 throughout), on the saucer, before the rule."""
     from transformers import pipeline
 
     seg = pipeline("interactive-segmentation")
-    before = seg(photo, clicks=[CUP], tta=tta)["probabilities"]
+    before = seg(photo, clicks=[CUP], tta=first_tta)["probabilities"]
     after = seg(photo, clicks=[CUP, WOOD], prev_mask=before, tta=tta)["probabilities"]
     # the rule works in the model-input frame: going there and back resamples the previous mask (a few edge pixels)
     assert _gained(before, after) < 1e-3
