@@ -34,11 +34,12 @@ def test_clicks_inside_the_mask_stay_inside_under_every_view(rows, view):
         aug = augment(image, masks, None, params, InputFormat(96), rng)
         assert aug.pixel_values.shape == (3, 96, 96) and aug.masks.shape == (1, 96, 96)
         # a click deep inside the original mask (away from resampling edges) lands inside the augmented mask
-        scale = 96 / max(aug.geometry.crop[2:])
+        # original pixels per output pixel: the crop's resize, then the view's rescale (a 0.75 view shrinks again)
+        scale = 96 / max(aug.geometry.crop[2:]) * aug.geometry.view.output_size(96) / 96
         x0, y0, cw, ch = aug.geometry.crop
-        inner = ndimage.binary_erosion(masks[0], iterations=int(np.ceil(3 / scale)) + 1)
-        inner[:, :x0] = inner[:, x0 + cw:] = False
-        inner[:y0] = inner[y0 + ch:] = False
+        in_crop = np.zeros_like(masks[0])
+        in_crop[y0:y0 + ch, x0:x0 + cw] = True  # the crop's edge is an edge too: erode from it as from the mask's
+        inner = ndimage.binary_erosion(masks[0] & in_crop, iterations=int(np.ceil(3 / scale)) + 1)
         clicks = sample_pixels(inner, 20, rng)
         if clicks is None:
             continue
