@@ -137,9 +137,12 @@ def build_decoder_model(cfg: DecoderRunConfig) -> SignedClickModel:
 
 
 class CachedBatches:
-    """Random batches of cached views, `shards_in_memory` shards at a time; the generator is part of the run state."""
+    """Random batches of cached views, `shards_in_memory` shards at a time; the generator is part of the run state.
+    The shard list is read again at every refill, so training can run beside a cache build (its shards are a uniform
+    sample of the corpus at any time, `embedding_cache.py`)."""
 
     def __init__(self, cache: str | Path, size: int, cfg: DecoderRunConfig, rng: np.random.Generator) -> None:
+        self.cache = cache
         self.shards = list_shards(cache)
         if not self.shards:
             raise ValueError(f"{cache} holds no shard: build the cache first (scripts/train_decoder.py cache)")
@@ -149,6 +152,9 @@ class CachedBatches:
         self.order: list[int] = []
 
     def _refill(self) -> None:
+        # shards written since the last refill join (a cache still being built): names sort in build order, so
+        # the indices of the shards already listed keep their meaning
+        self.shards = list_shards(self.cache)
         pick = self.rng.choice(len(self.shards), size=min(self.cfg.shards_in_memory, len(self.shards)),
                                replace=False)
         self.picked = sorted(int(i) for i in pick)
