@@ -37,7 +37,8 @@ class DiskSegmenter:
         self.radius = radius
         self.calls: list[dict] = []
 
-    def __call__(self, image, clicks=None, tta=1, triangulation=0, prev_mask=None, return_uncertainty=False) -> dict:
+    def __call__(self, image, clicks=None, tta=1, triangulation=0, prev_mask=None, return_uncertainty=False,
+                 multimask_output=False) -> dict:
         image = np.asarray(image)
         height, width = image.shape[:2]
         rows, cols = np.mgrid[:height, :width]
@@ -48,7 +49,8 @@ class DiskSegmenter:
                     disk = (cols - x) ** 2 + (rows - y) ** 2 <= self.radius**2
                     mask = mask | disk if sign > 0 else mask & ~disk
         self.calls.append({"shape": image.shape, "clicks": list(clicks), "tta": tta, "triangulation": triangulation,
-                           "prev_mask": None if prev_mask is None else np.array(prev_mask)})
+                           "prev_mask": None if prev_mask is None else np.array(prev_mask),
+                           "multimask_output": multimask_output})
         probabilities = mask.astype(np.float32)
         out = {"mask": Image.fromarray((mask * 255).astype(np.uint8)), "probabilities": probabilities,
                "score": 1.0 if mask.any() else 0.0, "seconds": 0.001}
@@ -73,9 +75,9 @@ def stand_in(app):
 
 
 def unpack(out: tuple) -> dict:
-    state, canvas, prob_map, unc_map, mask, status, details = out
+    state, canvas, prob_map, unc_map, mask, answers, status, details = out
     return {"state": state, "canvas": canvas, "prob_map": prob_map, "unc_map": unc_map, "mask": mask,
-            "status": status, "details": json.loads(details)}
+            "status": status, "details": json.loads(details), "answers": answers}
 
 
 def test_clicks_accumulate_with_prev_mask_then_undo_and_reset(app, stand_in, data_root):
@@ -155,7 +157,7 @@ def test_corrupt_and_non_image_uploads_give_a_readable_message(app, stand_in, tm
     assert out["state"].image is None and out["canvas"] is None
     # Gradio repeats `change` for an upload its preview cannot show: the repeat changes nothing and warns no more
     repeat = handlers.load({"path": str(path), "orig_name": name}, False, False, out["state"])
-    assert len(repeat) == 7 and all(value == gr.skip() for value in repeat)
+    assert len(repeat) == 8 and all(value == gr.skip() for value in repeat)
 
 
 def test_too_small_and_too_large_images_are_refused_readably(app, stand_in, tmp_path, monkeypatch):

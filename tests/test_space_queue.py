@@ -17,18 +17,18 @@ def events() -> dict:
 
 
 def test_session_events_share_one_queue_group_of_one(events):
-    for name in ("load", "select", "rerun", "undo", "reset"):
+    for name in ("load", "select", "rerun", "undo", "reset", "choose"):
         assert events[name].concurrency_id == space.ui.SESSION_QUEUE, name
         assert events[name].concurrency_limit == 1, name
 
 
 def test_clicks_undo_and_reset_are_queued_not_dropped_while_one_runs(events):
     # Gradio's default "once" ignores an event that comes while the previous one of its kind runs
-    for name in ("select", "undo", "reset"):
+    for name in ("select", "undo", "reset", "choose"):
         assert events[name].trigger_mode == "multiple", name
 
 
 def test_no_progress_overlay_covers_the_canvas(events):
     # the "full" progress overlay lies over the output images, the canvas included, and swallows clicks on it
-    for name in ("select", "rerun", "undo", "reset"):
+    for name in ("select", "rerun", "undo", "reset", "choose"):
         assert events[name].show_progress == "minimal", name

@@ -2,8 +2,10 @@
 `Session`; the only shared object is the segmenter (the pipeline), whose calls are serialised by a lock (its
 embedding cache holds one image).
 
-Each UI handler returns (session, canvas, probability map, uncertainty map, full-size mask, status, details JSON);
-the two map checkboxes update their own map only (`toggle_probability`, `toggle_uncertainty`).
+Each UI handler returns (session, canvas, probability map, uncertainty map, full-size mask, answers, status,
+details JSON); the two map checkboxes update their own map only (`toggle_probability`, `toggle_uncertainty`). The model
+is asked for every answer (`multimask_output=True`): a multi-map model's answers are offered in the `answers` radio,
+best first, and `choose` makes the picked one the shown mask, the full-size mask and the next click's `prev_mask`.
 """
 
 from __future__ import annotations
@@ -35,7 +37,9 @@ MAX_TTA, MAX_TRIANGULATION = 8, 64
 POSITIVE, NEGATIVE = "positive (object)", "negative (background)"
 NO_SPREAD = ("One estimate has no spread: raise TTA views to 2 or more, or triangulation pixels above 0, to see "
              "the uncertainty map.")
-N_OUTPUTS = 7
+NOT_ANSWER_1 = ("The uncertainty map is computed for answer 1 (the best predicted) only: pick answer 1 to see it "
+                "(with TTA views ≥ 2 or triangulation pixels above 0).")
+N_OUTPUTS = 8
 REPEAT_WINDOW_S = 10.0  # Gradio's repeated `change` comes within this (the visitor's session may lag behind it)
 
 Segmenter = Callable[..., dict]
@@ -43,8 +47,10 @@ Segmenter = Callable[..., dict]
 
 class Handlers:
     """The UI's event handlers and the API endpoint, over one shared `segmenter`: any callable with the pipeline's
-    signature, `segmenter(image, clicks=..., tta=..., triangulation=..., prev_mask=..., return_uncertainty=...)`
-    returning `{"probabilities": (h, w) float32, "score": float, ...}` (tests pass a deterministic stand-in)."""
+    signature, `segmenter(image, clicks=..., tta=..., triangulation=..., prev_mask=..., return_uncertainty=...,
+    multimask_output=...)` returning `{"probabilities": (h, w) float32, "score": float, ...}`, with every answer in
+    `mask_probabilities` / `iou_scores` / `scores` for `multimask_output=True` (tests pass a deterministic
+    stand-in)."""
 
     def __init__(self, segmenter: Segmenter, max_pixels: int = MAX_MODEL_PIXELS) -> None:
         self.segmenter = segmenter
@@ -55,11 +61,15 @@ class Handlers:
         self._uploads_lock = threading.Lock()
 
     # ---- model call
-    def predict(self, image: np.ndarray, clicks, prev: np.ndarray | None, tta: int, triangulation: int) -> Step:
+    def predict(self, image: np.ndarray, clicks, prev: np.ndarray | None, tta: int, triangulation: int,
+                answers: bool = True) -> Step:
+        """One prediction; `answers`: every answer of a multi-map model (each runs the whole scaling path), False:
+        the best-predicted one alone."""
         with self.lock:
             start = time.perf_counter()
             out = self.segmenter(image, clicks=[tuple(c) for c in clicks], tta=int(tta),
-                                 triangulation=int(triangulation), prev_mask=prev, return_uncertainty=True)
+                                 triangulation=int(triangulation), prev_mask=prev, return_uncertainty=True,
+                                 multimask_output=answers)
             wall = time.perf_counter() - start
         return Step.from_output(out, clicks, tta, triangulation, wall)
 
@@ -141,6 +151,18 @@ class Handlers:
         prev = steps[-1].probability_map() if steps else None
         return self._run(session, session.clicks, prev, steps, tta, triangulation, show_prob, show_unc)
 
+    def choose(self, session: Session, answer: int | None, show_prob: bool, show_unc: bool) -> tuple:
+        """The answers radio: answer `answer` (0 = the best) of the last click becomes the shown mask, the
+        full-size mask and the next click's `prev_mask`."""
+        session = session or Session()
+        if answer is None or session.last is None or answer == session.last.chosen:
+            return (session, *self.render(session, show_prob, show_unc))
+        try:
+            session = session.with_choice(answer)
+        except ValueError as error:
+            return self.fail(session, str(error), show_prob, show_unc)
+        return (session, *self.render(session, show_prob, show_unc))
+
     def undo(self, session: Session, show_prob: bool, show_unc: bool) -> tuple:
         session = session or Session()
         if not session.clicks:
@@ -169,19 +191,35 @@ class Handlers:
         gr.Warning(message)
         return (session, *self.render(session, show_prob, show_unc, f"⚠️ {message}"))
 
-    # ---- outputs: canvas, probability map, uncertainty map, full-size mask, status, details
+    # ---- outputs: canvas, probability map, uncertainty map, full-size mask, answers, status, details
     def render(self, session: Session, show_prob: bool, show_unc: bool, message: str | None = None) -> tuple:
         image, step = session.image, session.last
         prob_map, unc_map = self.probability_view(session, show_prob), self.uncertainty_view(session, show_unc)
+        answers = self.answers_view(step)
         if image is None:
-            return (None, prob_map, unc_map, None, message or "Upload an image or pick an example.",
+            return (None, prob_map, unc_map, None, answers, message or "Upload an image or pick an example.",
                     json.dumps({"n_clicks": 0, "clicks": []}))
         mask = np.zeros(image.shape[:2], bool) if step is None else step.mask()
         canvas = overlay_mask(image, mask, session.clicks)
         full_mask = None if step is None else Image.fromarray(np.where(step.mask(session.size), 255, 0).astype(
             np.uint8))
         details = self.describe(session, mask)
-        return (canvas, prob_map, unc_map, full_mask, message or self.status(details, show_unc), json.dumps(details))
+        return (canvas, prob_map, unc_map, full_mask, answers, message or self.status(details, show_unc),
+                json.dumps(details))
+
+    @staticmethod
+    def answer_labels(step: Step) -> list[str]:
+        """'answer 1 · predicted IoU 0.91', ... best first (the score where the model predicts no IoU)."""
+        return [f"answer {k + 1} · " + (f"predicted IoU {iou:.2f}" if iou is not None else f"score {score:.2f}")
+                for k, (iou, score) in enumerate(zip(step.predicted_ious, step.answer_scores))]
+
+    @classmethod
+    def answers_view(cls, step: Step | None) -> dict:
+        """The answers radio: shown with a multi-map model's answers, hidden for one answer (or before a click)."""
+        if step is None or len(step.answers) < 2:
+            return gr.update(choices=[], value=None, visible=False)
+        labels = cls.answer_labels(step)
+        return gr.update(choices=labels, value=labels[step.chosen], visible=True)
 
     @staticmethod
     def probability_view(session: Session, show: bool) -> dict:
@@ -191,13 +229,14 @@ class Handlers:
 
     @staticmethod
     def uncertainty_view(session: Session, show: bool) -> dict:
-        """The uncertainty map, or a card saying what to raise when the last step had a single estimate."""
+        """The uncertainty map, or a card saying what to raise when the last step had a single estimate (or which
+        answer to pick: only answer 1's spread is known)."""
         step = session.last
         if not show or step is None:
             return gr.update(visible=bool(show), value=None)
-        if step.uncertainty is None:
-            return gr.update(visible=True, value=hint_card(NO_SPREAD))
-        return gr.update(visible=True, value=uncertainty_picture(step.uncertainty.astype(np.float32)))
+        if step.uncertainty_map() is None:
+            return gr.update(visible=True, value=hint_card(NO_SPREAD if step.chosen == 0 else NOT_ANSWER_1))
+        return gr.update(visible=True, value=uncertainty_picture(step.uncertainty_map().astype(np.float32)))
 
     def toggle_probability(self, session: Session, show_prob: bool) -> dict:
         """The probability checkbox: its map only (each toggle has its own outputs, so two quick toggles whose
@@ -230,7 +269,10 @@ class Handlers:
         }
         if step is not None:
             details.update({"tta": step.tta, "triangulation": step.triangulation, "selects": step.selects,
-                            "encoder_runs": session.encoder_runs, "uncertainty": step.uncertainty is not None})
+                            "encoder_runs": session.encoder_runs, "uncertainty": step.uncertainty_map() is not None})
+            iou = step.predicted_ious[step.chosen] if step.predicted_ious else None
+            details.update({"answers": max(len(step.answers), 1), "answer": step.chosen + 1,
+                            "predicted_iou": None if iou is None else round(iou, 4)})
             details.update({k: round(getattr(step, k), 4) for k in ("score", "seconds", "model_seconds")})
             details["embedding"] = (None if step.encoded_views is None else
                                     "cached" if step.encoded_views == 0 else "computed")
@@ -251,8 +293,13 @@ class Handlers:
             text += "nothing selected yet: a negative click only says what is not the object; add a positive click"
         if details.get("embedding"):
             text += f" · image embedding {details['embedding']}"
+        if details.get("answers", 1) > 1:
+            text += f" · answer {details['answer']} of {details['answers']}"
+            if details.get("predicted_iou") is not None:
+                text += f" (predicted IoU {details['predicted_iou']:.2f})"
         if show_unc and not details["uncertainty"]:
-            text += " · uncertainty map: raise TTA views to ≥ 2 or triangulation pixels above 0"
+            text += (" · uncertainty map: pick answer 1 to see it" if details.get("answer", 1) > 1 else
+                     " · uncertainty map: raise TTA views to ≥ 2 or triangulation pixels above 0")
         return text
 
     # ---- programmatic endpoint
@@ -271,7 +318,7 @@ class Handlers:
             if not (1 <= int(tta) <= MAX_TTA and 0 <= int(triangulation) <= MAX_TRIANGULATION):
                 raise ValueError(f"tta must be in 1..{MAX_TTA} and triangulation in 0..{MAX_TRIANGULATION}")
             step = self.predict(working, self.to_model_image(parsed, size, working.shape[:2]), None, tta,
-                                triangulation)
+                                triangulation, answers=False)  # its output is the best answer alone
         except json.JSONDecodeError as error:
             raise gr.Error(f"clicks must be JSON like [[x, y, 1], [x, y, -1]] ({error})") from None
         except ValueError as error:

@@ -15,7 +15,7 @@ import numpy as np
 from gradio.utils import get_upload_folder
 from PIL import Image, ImageDraw, ImageFont
 
-OUTPUT_NAMES = ("state", "canvas", "probability", "uncertainty", "mask", "status", "details")
+OUTPUT_NAMES = ("state", "canvas", "probability", "uncertainty", "mask", "answers", "status", "details")
 LEGEND_MIN_WIDTH = 320  # a legend narrower than this cannot hold its labels
 
 

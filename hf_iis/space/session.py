@@ -16,6 +16,16 @@ from .rendering import upsample
 Click = tuple[int, int, int]  # (x, y, sign) in pixels of the model image
 
 
+def _half(values) -> np.ndarray:
+    return np.asarray(values, dtype=np.float32).astype(np.float16)
+
+
+def _listed(out: dict, key: str, single) -> list:
+    """out[key] as a list, or [single] when the segmenter gave no such list (one answer)."""
+    values = out.get(key)
+    return [single] if values is None or len(values) == 0 else list(values)
+
+
 @dataclass(frozen=True, eq=False)
 class Step:
     """One prediction, for the clicks up to and including its own.
@@ -23,6 +33,12 @@ class Step:
     probabilities / uncertainty are (h, w) float16 maps in the model image's frame (float16 halves what a session
     holds); `encoded_views` is how many image embeddings the call computed (0: cached), None when the segmenter
     does not say; `selects` is False for a click set without a positive click, whose mask is empty.
+
+    A multi-map model answers each click with several maps: `answers` holds them all, best (highest predicted IoU)
+    first, with their `predicted_ious` (None for a one-map model) and `answer_scores`; `chosen` is the one the
+    visitor picked (`choose`), and `probabilities` / `score` are always that one's, so the shown mask, the
+    full-size mask and the next click's `prev_mask` all follow the choice. `uncertainty` is the spread of answer
+    1's estimates (the pipeline reports no other): `uncertainty_map()` gives it only while answer 1 is chosen.
     """
 
     probabilities: np.ndarray
@@ -34,24 +50,51 @@ class Step:
     triangulation: int
     encoded_views: int | None = None
     selects: bool = True
+    answers: tuple[np.ndarray, ...] = ()
+    predicted_ious: tuple[float | None, ...] = ()
+    answer_scores: tuple[float, ...] = ()
+    chosen: int = 0
 
     @classmethod
     def from_output(cls, out: dict, clicks, tta: int, triangulation: int, seconds: float) -> Step:
         """A Step from a pipeline output (`probabilities`, `score`, optional `uncertainty`, `seconds`,
-        `encoded_views`)."""
+        `encoded_views`, and with `multimask_output=True` every answer: `mask_probabilities`, `iou_scores`,
+        `scores`, best first)."""
         uncertainty = out.get("uncertainty")
         encoded = out.get("encoded_views")
+        answers = tuple(_half(m) for m in _listed(out, "mask_probabilities", out["probabilities"]))
+        ious = _listed(out, "iou_scores", out.get("iou_score"))[: len(answers)]
+        ious += [None] * (len(answers) - len(ious))
+        scores = _listed(out, "scores", out.get("score", 0.0))[: len(answers)]
+        scores += [0.0] * (len(answers) - len(scores))
         return cls(
-            probabilities=np.asarray(out["probabilities"], dtype=np.float32).astype(np.float16),
-            uncertainty=None if uncertainty is None else np.asarray(uncertainty, dtype=np.float32).astype(np.float16),
-            score=float(out.get("score", 0.0)),
+            probabilities=answers[0],
+            uncertainty=None if uncertainty is None else _half(uncertainty),
+            score=float(out.get("score", scores[0])),
             seconds=seconds,
             model_seconds=float(out.get("seconds", seconds)),
             tta=int(tta),
             triangulation=int(triangulation),
             encoded_views=None if encoded is None else int(encoded),
             selects=has_positive_click(clicks),
+            answers=answers,
+            predicted_ious=tuple(None if v is None else float(v) for v in ious),
+            answer_scores=tuple(float(v) for v in scores),
         )
+
+    def choose(self, index: int) -> Step:
+        """This step with answer `index` (0 = the best) as the one shown and fed back; ValueError when there is no
+        such answer."""
+        count = max(len(self.answers), 1)
+        if not isinstance(index, (int, np.integer)) or isinstance(index, bool) or not 0 <= index < count:
+            raise ValueError(f"there is no answer {index!r} for this click: pick one of the {count} answers shown")
+        if not self.answers:
+            return self
+        return replace(self, probabilities=self.answers[index], score=self.answer_scores[index], chosen=int(index))
+
+    def uncertainty_map(self) -> np.ndarray | None:
+        """The uncertainty of the shown answer: answer 1's spread, None for another answer or a single estimate."""
+        return self.uncertainty if self.chosen == 0 else None
 
     def probability_map(self) -> np.ndarray:
         return self.probabilities.astype(np.float32)
@@ -93,6 +136,12 @@ class Session:
             runs = (runs or 0) + step.encoded_views
         steps = self.steps if steps is None else steps
         return replace(self, clicks=tuple(tuple(c) for c in clicks), steps=(*steps, step), encoder_runs=runs)
+
+    def with_choice(self, index: int) -> Session:
+        """The session with answer `index` chosen for the last click (`Step.choose`)."""
+        if self.last is None:
+            raise ValueError("click on the object first: there is no answer to pick yet")
+        return replace(self, steps=(*self.steps[:-1], self.last.choose(index)))
 
     def undone(self) -> Session:
         return replace(self, clicks=self.clicks[:-1], steps=self.steps[:-1])
