@@ -5,7 +5,9 @@ r"""Train the click decoder and its heads (S maps, IoU head, output prior) from 
         --views 2 --out data_cache/embeddings_v2
     # 2. train as resumable legs (rerun the same command to continue; --set stop_at_step=N ends a leg at step N)
     python scripts/train_decoder.py train --config configs/decoder_multimask.yaml --set max_minutes=60
-    # 3. throughput against today's end-to-end step: scripts/bench_train_throughput.py --decoder-cache ...
+    # 3. throughput against today's end-to-end step: scripts/bench_train_throughput.py --decoder-config ...
+    # the untrained grown model alone (S maps that start as component / old answer / blend), to compare against:
+    python scripts/train_decoder.py grow --teacher hf_iis/checkpoints/default --out runs/grown_init
 
 The cache records the teacher's weights (sha256), backbone, input size, corpus and views (`cache_info.json`); a run
 refuses a cache of another model, and a resumed run refuses other settings. See
@@ -33,6 +35,11 @@ def _parser() -> argparse.ArgumentParser:
     cache.add_argument("--limit", type=int, default=None, help="first N images only (tests, trials)")
     cache.add_argument("--images-per-shard", type=int, default=32)
     cache.add_argument("--threads", type=int, default=2)
+    grow = sub.add_parser("grow", help="write the teacher grown to S maps with the output prior, untrained")
+    grow.add_argument("--teacher", default="hf_iis/checkpoints/default")
+    grow.add_argument("--out", required=True, help="folder to write (save_pretrained)")
+    grow.add_argument("--num-masks", type=int, default=3)
+    grow.add_argument("--no-prior-in-output", action="store_true")
     train = sub.add_parser("train", help="train (or resume) the decoder from a cache")
     train.add_argument("--config", default="configs/decoder_multimask.yaml")
     train.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="override a setting")
@@ -84,6 +91,28 @@ def _cache(args) -> int:
     return 0
 
 
+def _grow(args) -> int:
+    from hf_iis.models.signed_click.grow_outputs import grow_outputs
+    from hf_iis.models.signed_click.image_processing_signed_click import SignedClickImageProcessor
+    from hf_iis.models.signed_click.modeling_signed_click import SignedClickModel
+
+    _positive("--num-masks", args.num_masks)
+    teacher, out = Path(args.teacher), Path(args.out)
+    if not (teacher / "model.safetensors").is_file():
+        raise ValueError(f"--teacher {teacher}: no model.safetensors there (a save_pretrained folder is expected)")
+    if out.exists() and (not out.is_dir() or any(out.iterdir())):
+        raise ValueError(f"--out {out} exists and is not an empty folder")
+    import torch
+
+    torch.manual_seed(0)  # the IoU head's hidden layer is new: the same draw as `train`'s (seed 0) every time
+    grown = grow_outputs(SignedClickModel.from_pretrained(str(teacher)), args.num_masks,
+                         not args.no_prior_in_output)
+    grown.save_pretrained(out)
+    SignedClickImageProcessor.from_pretrained(str(teacher)).save_pretrained(out)
+    print(f"wrote {out}: {args.num_masks} map(s), prior in output: {not args.no_prior_in_output}")
+    return 0
+
+
 def _train(args) -> int:
     from hf_iis.training.decoder_training import load_run_config, train_decoder
 
@@ -100,7 +129,7 @@ def _train(args) -> int:
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     try:
-        return _cache(args) if args.command == "cache" else _train(args)
+        return {"cache": _cache, "grow": _grow, "train": _train}[args.command](args)
     except (FileNotFoundError, ValueError) as error:
         print(f"train_decoder.py: error: {error}", file=sys.stderr)
         return 2

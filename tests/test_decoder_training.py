@@ -156,3 +156,12 @@ def test_bad_arguments_are_one_line_errors(setup, capsys, args, message):
     assert setup["script"].main(args) == 2
     err = _error_lines(capsys)
     assert len(err) == 1 and err[0].startswith("train_decoder.py: error:") and message in err[0]
+
+
+def test_grow_writes_the_untrained_multi_map_model(setup, tmp_path, capsys):
+    out = tmp_path / "grown"
+    assert setup["script"].main(["grow", "--teacher", str(setup["teacher"]), "--out", str(out)]) == 0
+    grown = SignedClickModel.from_pretrained(out)
+    assert grown.config.num_mask_outputs == 3 and grown.config.prior_in_output
+    assert setup["script"].main(["grow", "--teacher", str(setup["teacher"]), "--out", str(out)]) == 2
+    assert "exists and is not an empty folder" in _error_lines(capsys)[-1]
