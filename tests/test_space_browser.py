@@ -19,6 +19,7 @@ import pytest
 import torch
 from PIL import Image
 from scipy import ndimage
+from test_space_answers import IOUS, RADII, AnswersSegmenter
 from test_space_handlers import REPO_ROOT, DiskSegmenter, grabcut_path
 
 from hf_iis import space
@@ -67,6 +68,14 @@ def browser():
 def stand_in_url():
     demo = serve(segmenter=DiskSegmenter(radius=RADIUS))
     yield demo.local_url
+    demo.close()
+
+
+@pytest.fixture(scope="module")
+def answers_app():
+    segmenter = AnswersSegmenter()
+    demo = serve(segmenter=segmenter)
+    yield demo.local_url, segmenter
     demo.close()
 
 
@@ -188,6 +197,7 @@ def test_positive_click_covers_the_pixel_and_a_negative_click_shrinks_the_mask(b
     assert positive["mask_at_last_click"] is True and positive["mask_size"] == [width, height]
     assert abs(positive["mask_area"] - np.pi * RADIUS**2) < 0.05 * np.pi * RADIUS**2
     assert "1 click" in page.inner_text("#status")
+    assert not page.locator("#answers").is_visible()  # one answer per click: nothing to pick from
     page.screenshot(path=ARTIFACTS / "03_positive_click.png", full_page=True)
 
     choose(page, space.NEGATIVE)
@@ -339,4 +349,42 @@ def test_clicks_made_while_a_prediction_runs_are_all_applied_in_order(browser, s
     final = wait_for_clicks(page, 4)
     assert final["clicks"][3] == [50, 60, -1] and final["tta"] == 4
     assert [c[:2] for c in final["clicks"][:3]] == [list(t) for t in targets]
+    context.close()
+
+
+def test_picking_another_answer_of_a_multi_map_model(browser, answers_app, coffee_path):
+    """Three answers per click (disks of 30, 15 and 60 pixels, best first): the radio offers them, a pick becomes the
+    mask and the next click starts from it; undo brings the pick back with its click."""
+    context = browser.new_context(viewport={"width": 1280, "height": 1000})
+    url, segmenter = answers_app
+    page = open_page(context, url)
+    upload(page, coffee_path)
+    page.wait_for_selector("#canvas img")
+    show_details(page)
+    assert not page.locator("#answers").is_visible()
+    click_pixel(page, 300, 200)
+    first = wait_for_clicks(page, 1)
+    assert first["answers"] == 3 and first["answer"] == 1
+    page.wait_for_selector("#answers", state="visible")
+    labels = [f"answer {k + 1} · predicted IoU {iou:.2f}" for k, iou in enumerate(IOUS)]
+    options = page.locator("#answers input[type=radio]")
+    assert options.count() == 3 and options.nth(0).is_checked()
+    assert all(label in page.inner_text("#answers") for label in labels)
+
+    page.locator("#answers").get_by_text(labels[2]).click()
+    page.wait_for_function("() => JSON.parse(document.querySelector('#details textarea').value).answer === 3")
+    picked = details(page)
+    assert abs(picked["mask_area"] - np.pi * RADII[2] ** 2) < 0.05 * np.pi * RADII[2] ** 2
+    assert picked["n_clicks"] == 1 and "answer 3 of 3" in page.inner_text("#status")
+    page.screenshot(path=ARTIFACTS / "10_answer_picked.png", full_page=True)
+
+    click_pixel(page, 10, 10)  # far outside every disk: a new click, its best answer, shown as picked
+    second = wait_for_clicks(page, 2)
+    assert second["answer"] == 1 and options.nth(0).is_checked()
+    prev = segmenter.calls[-1]["prev_mask"]  # the picked answer, fed back
+    assert abs(prev.sum() - np.pi * RADII[2] ** 2) < 0.05 * np.pi * RADII[2] ** 2
+    page.click("#undo")
+    undone = wait_for_clicks(page, 1)
+    assert undone["answer"] == 3 and undone["mask_area"] == picked["mask_area"]
+    page.wait_for_function("() => document.querySelectorAll('#answers input[type=radio]')[2].checked")
     context.close()

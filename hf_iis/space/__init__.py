@@ -2,12 +2,15 @@
 
     from hf_iis.space import build_demo, launch_kwargs
     build_demo(model=None).launch(**launch_kwargs())     # what `python spaces/app.py` runs
+    build_demo(model, device="cuda", dtype="bfloat16")   # or --device / --dtype, HF_IIS_DEVICE / HF_IIS_DTYPE
 
 Modules:
     uploads   decoding a visitor's file (`read_upload`), with messages meant for that visitor
     session   `Session` (one visitor's image, clicks and steps, kept in a `gr.State`) and `Step` (one prediction)
     rendering probability / uncertainty maps with their colour legend, hint cards, masks, files in Gradio's cache
-    handlers  `Handlers`: the UI's events and the `/segment` endpoint over the shared pipeline
+    handlers  `Handlers`: the UI's events and the `/segment` endpoint over the shared pipeline; a multi-map model's
+              answers to each click are offered best first to pick from (`choose`)
+    placement the model's device and dtype (arguments, else HF_IIS_DEVICE / HF_IIS_DTYPE), checked at start-up
     ui        `build_demo()` (the Blocks app), `launch_kwargs()`, `main()` (the command line)
 
 Clicks are (x, y) = (column, row) in pixels of the image the model sees: an upload over `max_pixels` is downscaled
