@@ -54,17 +54,18 @@ def test_answers_are_offered_best_first_and_the_pick_is_the_mask_and_the_next_pr
     first = unpack(handlers.click(state, 300, 200, space.POSITIVE, 1, 0, False, False))
     assert segmenter.calls[-1]["multimask_output"] is True
     radio = first["answers"]
-    assert radio["visible"] and radio["choices"] == ["answer 1 · predicted IoU 0.91", "answer 2 · predicted IoU 0.62",
-                                                     "answer 3 · predicted IoU 0.35"]
-    assert radio["value"] == radio["choices"][0]
+    labels, values = zip(*radio["choices"])
+    assert radio["visible"] and labels == ("answer 1 · predicted IoU 0.91", "answer 2 · predicted IoU 0.62",
+                                           "answer 3 · predicted IoU 0.35")
+    assert radio["value"] == values[0]
     assert first["details"]["answers"] == 3 and first["details"]["answer"] == 1
     assert first["details"]["predicted_iou"] == 0.91 and "answer 1 of 3 (predicted IoU 0.91)" in first["status"]
     assert abs(first["details"]["mask_area"] - disk_area(30)) < 0.05 * disk_area(30)
 
     calls = len(segmenter.calls)
-    picked = unpack(handlers.choose(first["state"], 2, False, False))
+    picked = unpack(handlers.choose(first["state"], values[2], False, False))  # the radio's value
     assert len(segmenter.calls) == calls  # picking an answer runs no model
-    assert picked["answers"]["value"] == radio["choices"][2] and picked["answers"]["visible"]
+    assert picked["answers"]["value"] == values[2] and picked["answers"]["visible"]
     assert picked["details"]["answer"] == 3 and picked["details"]["answers"] == 3
     assert picked["details"]["predicted_iou"] == 0.35 and "answer 3 of 3" in picked["status"]
     assert abs(picked["details"]["mask_area"] - disk_area(60)) < 0.05 * disk_area(60)
@@ -79,7 +80,7 @@ def test_answers_are_offered_best_first_and_the_pick_is_the_mask_and_the_next_pr
     assert np.array_equal(segmenter.calls[-1]["prev_mask"], step.answers[2].astype(np.float32))
     assert second["details"]["answer"] == 1 and second["details"]["n_clicks"] == 2  # a new click: its best
     undone = unpack(handlers.undo(second["state"], False, False))
-    assert undone["details"]["answer"] == 3 and undone["answers"]["value"] == radio["choices"][2]
+    assert undone["details"]["answer"] == 3 and undone["answers"]["value"] == values[2]
     assert undone["details"]["mask_area"] == picked["details"]["mask_area"]
     rerun = unpack(handlers.rerun(undone["state"], 2, 0, False, False))  # a new prediction: its best again
     assert rerun["details"]["answer"] == 1 and rerun["details"]["tta"] == 2
@@ -96,6 +97,23 @@ def test_a_pick_that_is_not_offered_gives_a_message_and_keeps_the_session(answer
     before = unpack(handlers.choose(state, 1, False, False))  # no click yet: nothing to pick, nothing changes
     assert before["state"] is state and not before["answers"]["visible"]
     assert unpack(handlers.choose(clicked, None, False, False))["state"] is clicked
+
+
+def test_a_pick_made_on_an_earlier_click_is_not_applied_to_the_next(answers, photo):
+    """A pick made while the next click was still queued arrives after that click's prediction: it names the step it
+    was made on, and is not applied to the new click's answers."""
+    _, handlers = answers
+    state = handlers.load(photo, False, False)[0]
+    first = unpack(handlers.click(state, 300, 200, space.POSITIVE, 1, 0, False, False))
+    stale = first["answers"]["choices"][2][1]
+    second = unpack(handlers.click(first["state"], 320, 210, space.POSITIVE, 1, 0, False, False))
+    with pytest.warns(UserWarning, match="belonged to an earlier click"):
+        out = unpack(handlers.choose(second["state"], stale, False, False))
+    assert out["state"] is second["state"] and out["details"]["answer"] == 1
+    fresh = second["answers"]["choices"][2][1]
+    assert unpack(handlers.choose(second["state"], fresh, False, False))["details"]["answer"] == 3
+    undone = unpack(handlers.undo(second["state"], False, False))  # the first click again: its own list counts
+    assert unpack(handlers.choose(undone["state"], stale, False, False))["details"]["answer"] == 3
 
 
 def test_one_answer_hides_the_radio(app_handlers, photo):
@@ -173,15 +191,15 @@ def test_a_real_multi_map_model_offers_its_answers_and_the_pick_is_fed_back(mult
     first = unpack(handlers.click(state, 300, 200, space.POSITIVE, 1, 0, False, False))
     direct = segmenter.pipeline(photo, clicks=[(300, 200, 1)], multimask_output=True)
     assert first["details"]["answers"] == 3 and first["answers"]["visible"]
-    assert first["answers"]["choices"] == [f"answer {k + 1} · predicted IoU {iou:.2f}"
-                                           for k, iou in enumerate(direct["iou_scores"])]
+    assert [label for label, _ in first["answers"]["choices"]] == [f"answer {k + 1} · predicted IoU {iou:.2f}"
+                                                                   for k, iou in enumerate(direct["iou_scores"])]
     assert direct["iou_scores"] == sorted(direct["iou_scores"], reverse=True)
     assert first["details"]["predicted_iou"] == round(direct["iou_scores"][0], 4)
     step = first["state"].last
     for answer, expected in zip(step.answers, direct["mask_probabilities"]):
         assert np.array_equal(answer, expected.astype(np.float16))
 
-    picked = unpack(handlers.choose(first["state"], 2, False, False))
+    picked = unpack(handlers.choose(first["state"], first["answers"]["choices"][2][1], False, False))
     step = picked["state"].last
     assert picked["details"]["answer"] == 3
     assert np.array_equal(step.probability_map(), direct["mask_probabilities"][2].astype(np.float16))

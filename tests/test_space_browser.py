@@ -91,6 +91,25 @@ class SlowDiskSegmenter(DiskSegmenter):
         return super().__call__(*args, **kwargs)
 
 
+class SlowAnswersSegmenter(AnswersSegmenter):
+    """The three-answer stand-in, taking `delay` seconds per call."""
+
+    def __init__(self, delay: float = 1.0) -> None:
+        super().__init__()
+        self.delay = delay
+
+    def __call__(self, *args, **kwargs) -> dict:
+        time.sleep(self.delay)
+        return super().__call__(*args, **kwargs)
+
+
+@pytest.fixture(scope="module")
+def slow_answers_url():
+    demo = serve(segmenter=SlowAnswersSegmenter(delay=1.5))
+    yield demo.local_url
+    demo.close()
+
+
 @pytest.fixture(scope="module")
 def slow_url():
     demo = serve(segmenter=SlowDiskSegmenter(delay=1.0, radius=RADIUS))
@@ -387,4 +406,25 @@ def test_picking_another_answer_of_a_multi_map_model(browser, answers_app, coffe
     undone = wait_for_clicks(page, 1)
     assert undone["answer"] == 3 and undone["mask_area"] == picked["mask_area"]
     page.wait_for_function("() => document.querySelectorAll('#answers input[type=radio]')[2].checked")
+    context.close()
+
+
+def test_a_pick_made_while_the_next_click_runs_is_not_applied_to_it(browser, slow_answers_url, coffee_path):
+    """Each prediction takes 1.5 s: a click, then at once a pick among the previous click's answers. The pick comes
+    after the click's prediction in the queue and names the click it was made on: it is not applied to the new
+    answers, and the visitor is told to pick again."""
+    context = browser.new_context(viewport={"width": 1280, "height": 1000})
+    page = open_page(context, slow_answers_url)
+    upload(page, coffee_path)
+    page.wait_for_selector("#canvas img")
+    show_details(page)
+    click_pixel(page, 300, 200)
+    wait_for_clicks(page, 1)
+    page.wait_for_selector("#answers", state="visible")
+    click_pixel(page, 100, 100)
+    page.locator("#answers").get_by_text(f"answer 3 · predicted IoU {IOUS[2]:.2f}").click()
+    second = wait_for_clicks(page, 2)
+    page.wait_for_function("() => document.body.innerText.includes('belonged to an earlier click')")
+    assert details(page) == second and second["answer"] == 1
+    page.wait_for_function("() => document.querySelectorAll('#answers input[type=radio]')[0].checked")
     context.close()

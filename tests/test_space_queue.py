@@ -32,3 +32,9 @@ def test_no_progress_overlay_covers_the_canvas(events):
     # the "full" progress overlay lies over the output images, the canvas included, and swallows clicks on it
     for name in ("select", "rerun", "undo", "reset", "choose"):
         assert events[name].show_progress == "minimal", name
+
+
+def test_a_pick_reaches_the_handler_unchecked_against_the_current_choices(events):
+    # Gradio's radio preprocessing refuses a value not among the current choices: a pick made on the previous
+    # click's list must reach `Handlers.choose`, which says to pick again
+    assert events["choose"].preprocess is False

@@ -151,10 +151,19 @@ class Handlers:
         prev = steps[-1].probability_map() if steps else None
         return self._run(session, session.clicks, prev, steps, tta, triangulation, show_prob, show_unc)
 
-    def choose(self, session: Session, answer: int | None, show_prob: bool, show_unc: bool) -> tuple:
-        """The answers radio: answer `answer` (0 = the best) of the last click becomes the shown mask, the
-        full-size mask and the next click's `prev_mask`."""
+    def choose(self, session: Session, answer: str | int | None, show_prob: bool, show_unc: bool) -> tuple:
+        """The answers radio: answer `answer` of the last click becomes the shown mask, the full-size mask and the
+        next click's `prev_mask`. `answer` is the radio's value, "<step key>:<index>", or an index (0 = the best).
+
+        The radio's value names the step it was picked on: a pick made while a click was still queued arrives after
+        that click's prediction, and must not pick among the new click's answers."""
         session = session or Session()
+        if isinstance(answer, str):
+            key, _, index = answer.partition(":")
+            if session.last is None or key != str(session.last.key) or not index.isdigit():
+                return self.fail(session, "Those answers belonged to an earlier click: pick again from the answers "
+                                          "shown now.", show_prob, show_unc)
+            answer = int(index)
         if answer is None or session.last is None or answer == session.last.chosen:
             return (session, *self.render(session, show_prob, show_unc))
         try:
@@ -218,8 +227,8 @@ class Handlers:
         """The answers radio: shown with a multi-map model's answers, hidden for one answer (or before a click)."""
         if step is None or len(step.answers) < 2:
             return gr.update(choices=[], value=None, visible=False)
-        labels = cls.answer_labels(step)
-        return gr.update(choices=labels, value=labels[step.chosen], visible=True)
+        values = [f"{step.key}:{k}" for k in range(len(step.answers))]  # see `choose`
+        return gr.update(choices=list(zip(cls.answer_labels(step), values)), value=values[step.chosen], visible=True)
 
     @staticmethod
     def probability_view(session: Session, show: bool) -> dict:

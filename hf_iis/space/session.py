@@ -6,7 +6,8 @@ Both classes are frozen: a handler never changes the session it was given, it re
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+import itertools
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 
@@ -14,6 +15,9 @@ from ..inference.prediction import has_positive_click
 from .rendering import upsample
 
 Click = tuple[int, int, int]  # (x, y, sign) in pixels of the model image
+
+
+_STEP_KEYS = itertools.count()  # each prediction's own key: a pick names the step its list of answers belonged to
 
 
 def _half(values) -> np.ndarray:
@@ -39,6 +43,7 @@ class Step:
     visitor picked (`choose`), and `probabilities` / `score` are always that one's, so the shown mask, the
     full-size mask and the next click's `prev_mask` all follow the choice. `uncertainty` is the spread of answer
     1's estimates (the pipeline reports no other): `uncertainty_map()` gives it only while answer 1 is chosen.
+    `key` is this prediction's own number (kept by `choose`), so that a pick can say which step it was made on.
     """
 
     probabilities: np.ndarray
@@ -54,6 +59,7 @@ class Step:
     predicted_ious: tuple[float | None, ...] = ()
     answer_scores: tuple[float, ...] = ()
     chosen: int = 0
+    key: int = field(default_factory=lambda: next(_STEP_KEYS))
 
     @classmethod
     def from_output(cls, out: dict, clicks, tta: int, triangulation: int, seconds: float) -> Step:

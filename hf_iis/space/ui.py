@@ -102,7 +102,7 @@ def build_demo(model: str | os.PathLike | None = None, segmenter: Segmenter | No
                                   buttons=["fullscreen"])
                 status = gr.Markdown("Upload an image or pick an example.", elem_id="status")
                 # a multi-map model's answers to the last click, best first; hidden while there is one answer
-                answers = gr.Radio([], type="index", label="Answers to the last click (best first): pick one",
+                answers = gr.Radio([], label="Answers to the last click (best first): pick one",
                                    visible=False, elem_id="answers")
                 with gr.Row():
                     prob_map = gr.Image(label="Probability", interactive=False, visible=False, elem_id="prob_map")
@@ -131,9 +131,11 @@ def build_demo(model: str | os.PathLike | None = None, segmenter: Segmenter | No
                          trigger_mode="always_last", **ordered)
         undo.click(files(handlers.undo), [state, *toggles], outputs, trigger_mode="multiple", **ordered)
         reset.click(files(handlers.reset), [state, *toggles], outputs, trigger_mode="multiple", **ordered)
-        # `input`, not `change`: the other events set the radio's value, and that must not pick an answer again
+        # `input`, not `change`: the other events set the radio's value, and that must not pick an answer again.
+        # No preprocessing: Gradio would refuse a pick made on the previous click's list (no longer among the
+        # choices) with its own error; `choose` tells the visitor to pick again.
         answers.input(files(handlers.choose), [state, answers, *toggles], outputs, trigger_mode="multiple",
-                      **ordered)
+                      preprocess=False, **ordered)
         show_prob.change(as_cached_files(handlers.toggle_probability, ("probability",)), [state, show_prob],
                          [prob_map], api_visibility="private")
         show_unc.change(as_cached_files(handlers.toggle_uncertainty, ("uncertainty", "status")), [state, show_unc],
