@@ -1,7 +1,7 @@
 """Everything that belongs to one visitor: the image, the clicks and one `Step` per click, in a `gr.State`.
 
 Both classes are frozen: a handler never changes the session it was given, it returns a new one (`with_step`,
-`undone`, `cleared`), so two events of one visitor can never see a half-updated session.
+`with_choice`, `undone`, `cleared`), so two events of one visitor can never see a half-updated session.
 """
 
 from __future__ import annotations
