@@ -19,7 +19,7 @@ import pytest
 import torch
 from PIL import Image
 from scipy import ndimage
-from test_space_answers import IOUS, RADII, AnswersSegmenter
+from test_space_answers import IOUS, RADII, AnswersSegmenter, multimask_checkpoint  # noqa: F401 (a fixture)
 from test_space_handlers import REPO_ROOT, DiskSegmenter, grabcut_path
 
 from hf_iis import space
@@ -89,6 +89,13 @@ class SlowDiskSegmenter(DiskSegmenter):
     def __call__(self, *args, **kwargs) -> dict:
         time.sleep(self.delay)
         return super().__call__(*args, **kwargs)
+
+
+@pytest.fixture(scope="module")
+def real_answers_url(multimask_checkpoint):  # noqa: F811 (the imported fixture)
+    demo = serve(model=str(multimask_checkpoint))
+    yield demo.local_url
+    demo.close()
 
 
 class SlowAnswersSegmenter(AnswersSegmenter):
@@ -427,4 +434,25 @@ def test_a_pick_made_while_the_next_click_runs_is_not_applied_to_it(browser, slo
     page.wait_for_function("() => document.body.innerText.includes('belonged to an earlier click')")
     assert details(page) == second and second["answer"] == 1
     page.wait_for_function("() => document.querySelectorAll('#answers input[type=radio]')[0].checked")
+    context.close()
+
+
+def test_real_multi_map_model_end_to_end(browser, real_answers_url, coffee_path):
+    """A real three-map model behind the real pipeline: its answers are offered, and a pick becomes the mask."""
+    context = browser.new_context(viewport={"width": 1280, "height": 1000})
+    page = open_page(context, real_answers_url)
+    upload(page, coffee_path)
+    page.wait_for_selector("#canvas img")
+    show_details(page)
+    click_pixel(page, 300, 200)
+    first = wait_for_clicks(page, 1)
+    assert first["answers"] == 3 and first["answer"] == 1 and 0 <= first["predicted_iou"] <= 1
+    page.wait_for_selector("#answers", state="visible")
+    options = page.locator("#answers label")
+    assert options.count() == 3 and "answer 2 · predicted IoU" in options.nth(1).inner_text()
+    options.nth(1).click()
+    page.wait_for_function("() => JSON.parse(document.querySelector('#details textarea').value).answer === 2")
+    assert "answer 2 of 3" in page.inner_text("#status")
+    assert natural_size(page, "#mask img") == list(Image.open(coffee_path).size)
+    page.screenshot(path=ARTIFACTS / "11_real_multi_map_model.png", full_page=True)
     context.close()
