@@ -41,6 +41,8 @@ def test_multimask_output_returns_every_map_best_first(multimask_checkpoint, ima
     assert all(m.size == (72, 48) for m in out["masks"])
     assert np.array_equal(out["probabilities"], out["mask_probabilities"][0])
     assert out["iou_score"] == out["iou_scores"][0]
+    assert out["encoded_views"] == 1  # the first call on this image encoded its one view (for the IoU head)
+    assert seg(image, clicks=[(30, 20, 1)], multimask_output=True)["encoded_views"] == 0
     # the three maps are different answers (component, old model, blend)
     assert not np.allclose(out["mask_probabilities"][0], out["mask_probabilities"][1])
     # the default: the best map alone, in the one-map output form

@@ -271,7 +271,7 @@ class SignedClickPredictor(CachedImageViews):
         for k in order if multimask_output else order[:1]:
             out = self.predict_torch(points[None], labels[None], logits, prev_masks=prev, map_index=k, **settings)
             answers.append(self._prediction(out, clicks, threshold, start, float(ious[k])))
-        answers[0].encoded_views += int(encodes_plain_view and IDENTITY.name not in answers[0].views)
+        answers[0].encoded_views += int(encodes_plain_view)  # the IoU head's read encoded it before predict_torch
         answers[0].alternatives = answers if multimask_output else []
         return answers[0]
 
