@@ -80,7 +80,11 @@ def main(argv: list[str] | None = None) -> int:
         if args.corpus:
             sets = {"validation": instances_from_samples(load_corpus_split(args.corpus, "validation", min_masks=1))}
         else:
-            sets = {name: load_benchmark(name, args.data_root) for name in args.datasets.split(",")}
+            from hf_iis.data.layouts import default_data_root
+
+            # as evaluate.py: --data-root, else $HF_IIS_DATA_ROOT, else ../shared/data beside the repository
+            root = args.data_root or str(default_data_root(Path(__file__).resolve().parents[2] / "shared" / "data"))
+            sets = {name: load_benchmark(name, root) for name in args.datasets.split(",")}
     except (FileNotFoundError, KeyError, ValueError) as error:
         print(f"evaluate_multimask.py: error: {error}", file=sys.stderr)
         return 2
