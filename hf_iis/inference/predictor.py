@@ -148,9 +148,9 @@ class SignedClickPredictor(CachedImageViews):
         bar = _progress_bar(points.shape[0] * len(views) * 2 * num_aux)
         def run(indices, k):
             subset = (points, labels) if indices is None else (points[indices], labels[indices])
-            sub_prev = None if prev is None or indices is None else prev[indices]
+            sub_prev = prev if prev is None or indices is None else prev[indices]
             sub_generators = generators if indices is None else [generators[i] for i in indices.tolist()]
-            return self._combine_views(*subset, prev if indices is None else sub_prev, views, embeddings, size,
+            return self._combine_views(*subset, sub_prev, views, embeddings, size,
                                        batch_size, num_aux, triangulation_sampling, triangulation_blend,
                                        sub_generators, combine, return_uncertainty, encoded_views,
                                        None if bar is None else bar.update, k)

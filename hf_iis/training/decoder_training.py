@@ -32,7 +32,7 @@ from safetensors.torch import load_file, save_file
 from ..models.signed_click.grow_outputs import grow_outputs
 from ..models.signed_click.image_processing_signed_click import SignedClickImageProcessor
 from ..models.signed_click.modeling_signed_click import SignedClickModel
-from .embedding_cache import CACHE_INFO, list_shards, load_shards
+from .embedding_cache import CACHE_INFO, file_sha256, list_shards, load_shards
 from .objective import SignedClickObjective
 from .sampling import MASK_SAMPLINGS, choose_masks, sample_click_pairs
 
@@ -247,8 +247,6 @@ def train_decoder(cfg: DecoderRunConfig, progress: bool = True) -> dict[str, Any
     cache_info = json.loads(info_path.read_text())
     torch.manual_seed(cfg.seed)  # the new heads' initial weights: a fresh leg and a resumed one start alike
     model = build_decoder_model(cfg)
-    from .embedding_cache import file_sha256
-
     teacher_sha = file_sha256(Path(cfg.teacher) / "model.safetensors")
     if cache_info.get("teacher_sha256") != teacher_sha:
         raise ValueError(f"{info_path}: the cache was built from another model (teacher_sha256 "
