@@ -37,6 +37,8 @@ class Prediction:
         predicted_iou: a multi-map model's predicted IoU of this answer (its IoU head); None for one-map models.
         alternatives: with `multimask_output=True` on a multi-map model, every map's answer, best first (this one
             first); empty otherwise.
+        zoom_box: (x0, y0, x1, y1), the crop of the photo a `zoom_in` call refined inside (`zoom.py`); None when
+            the call did not zoom.
     """
 
     probabilities: np.ndarray
@@ -50,6 +52,7 @@ class Prediction:
     threshold: float = 0.5
     predicted_iou: float | None = None
     alternatives: list[Prediction] = field(default_factory=list)
+    zoom_box: tuple[int, int, int, int] | None = None
 
     def mask(self, threshold: float | None = None) -> np.ndarray:
         """(H, W) bool: probability ≥ `threshold` (default: the prediction's); all False for a click set without a

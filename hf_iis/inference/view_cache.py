@@ -66,6 +66,7 @@ class CachedImageViews:
             return
         processed = self.processor.preprocess(array, return_tensors="pt")
         self._pixel_values = processed["pixel_values"].to(self.device)
+        self._image_array = array  # the photo itself, which zoom crops (zoom.py)
         self.original_size = tuple(int(v) for v in processed["original_sizes"][0])
         self.reshaped_size = tuple(int(v) for v in processed["reshaped_input_sizes"][0])
         self._valid = self.processor.valid_region(self.reshaped_size).to(self.device)
