@@ -1,6 +1,7 @@
 """Command line: `hf-iis segment`, `hf-iis demo`, `hf-iis export`, `hf-iis label`.
 
     hf-iis segment IMAGE --click X,Y[,+|-] [--click ...] [--tta N] [--triangulation K] --out mask.png
+                   [--triangulation-mode independent|conditioned]
                    [--overlay overlay.png] [--model FOLDER] [--device cpu|cuda] [--dtype float32|bfloat16|float16]
     hf-iis label --dataset FOLDER_OR_PARQUET --out FOLDER [--clicks-column clicks | --mask-column mask | --point X,Y]
 
@@ -50,6 +51,10 @@ def _add_scaling_args(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--triangulation", type=int, default=0,
                         help=f"auxiliary pixels per view (0 = off .. {MAX_TRIANGULATION}, as the Space's slider)")
     parser.add_argument("--sampling", default="stratified", choices=["uniform", "stratified", "foreground"])
+    # hf_iis.scaling.conditioned_triangulation.TRIANGULATION_MODES, spelled here so that --help loads no torch
+    parser.add_argument("--triangulation-mode", default="independent", choices=["independent", "conditioned"],
+                        help="independent: the seed's form, single clicks at the auxiliary pixels; conditioned: the "
+                        "clicks plus each auxiliary pixel (same number of decodes)")
     parser.add_argument("--blend", type=float, default=None,
                         help="weight of the direct estimate in triangulation (default: the checkpoint's)")
     parser.add_argument("--device", default=None, help="torch device: cpu, cuda, cuda:1, mps (default: cpu)")
@@ -78,7 +83,8 @@ def _check_scaling(args: argparse.Namespace) -> dict:
         raise ValueError(f"--triangulation {args.triangulation}: give 0 (off) .. {MAX_TRIANGULATION} "
                          "(the Space's range)")
     return {"tta": _tta_value(args.tta), "triangulation": args.triangulation,
-            "triangulation_sampling": args.sampling, "triangulation_blend": args.blend}
+            "triangulation_sampling": args.sampling, "triangulation_blend": args.blend,
+            "triangulation_mode": args.triangulation_mode}
 
 
 def _check_device(device: str | None, dtype: str | None) -> tuple[str | None, str | None]:
@@ -94,7 +100,8 @@ def _check_device(device: str | None, dtype: str | None) -> tuple[str | None, st
 def _describe(scaling: dict, clicks: int) -> str:
     tta, tri = scaling["tta"], scaling["triangulation"]
     views = f"{tta} TTA views" if isinstance(tta, int) else f"TTA views {','.join(tta)}"
-    extra = f" x {tri} triangulation pixels ({scaling['triangulation_sampling']})" if tri else ""
+    mode = "" if scaling.get("triangulation_mode", "independent") == "independent" else ", conditioned"
+    extra = f" x {tri} triangulation pixels ({scaling['triangulation_sampling']}{mode})" if tri else ""
     return f"{clicks} click(s), {views}{extra}"
 
 

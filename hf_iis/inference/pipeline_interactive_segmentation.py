@@ -1,7 +1,7 @@
 """The `"interactive-segmentation"` pipeline: an image and signed clicks in, a mask and probabilities out.
 
     seg = pipeline("interactive-segmentation", model=folder_or_repo)
-    out = seg(image, clicks=[(x, y, 1)], tta=8, triangulation=16)
+    out = seg(image, clicks=[(x, y, 1)], tta=8, triangulation=16)  # triangulation_mode="conditioned": y joins them
     out["mask"]           # PIL.Image mode "L", 0/255, same size as the input image
     out["probabilities"]  # np.ndarray float32 (H, W) in [0, 1]
     out["uncertainty"]    # np.ndarray float32 (H, W), when return_uncertainty=True and tta > 1 or triangulation > 0
@@ -55,6 +55,7 @@ from PIL import Image
 from transformers import AutoModel, Pipeline
 
 from ..checkpoint_paths import quiet_default_loading
+from ..scaling.conditioned_triangulation import check_triangulation_mode
 from ..scaling.triangulation import check_num_auxiliary, check_sampling
 from ..scaling.tta import resolve_views
 from ..utils.click_prompts import clicks_from_prompts
@@ -77,6 +78,7 @@ _FORWARD_KEYS = (
     "triangulation",
     "triangulation_sampling",
     "triangulation_blend",
+    "triangulation_mode",
     "combine",
     "seed",
     "return_uncertainty",
@@ -93,6 +95,8 @@ def check_scaling_options(options: dict) -> None:
         check_num_auxiliary(options["triangulation"])
     if "triangulation_sampling" in options:
         check_sampling(options["triangulation_sampling"])
+    if "triangulation_mode" in options:
+        check_triangulation_mode(options["triangulation_mode"])
     if "seed" in options:
         check_seed(options["seed"])
     for flag in ("return_uncertainty", "multimask_output"):

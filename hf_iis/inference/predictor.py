@@ -35,6 +35,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from ..scaling.conditioned_triangulation import check_triangulation_mode
 from ..scaling.triangulation import check_num_auxiliary, check_sampling
 from ..scaling.tta import combine_views, resolve_views
 from ..utils.click_prompts import clicks_from_prompts
@@ -117,6 +118,7 @@ class SignedClickPredictor(CachedImageViews):
         return_uncertainty: bool = False,
         points_per_batch: int | None = None,
         map_index: int | None = None,
+        triangulation_mode: str = "independent",
     ) -> InputFramePrediction:
         """Estimates for B click sets on the current image, all in the canonical model-input frame (S x S).
 
@@ -135,6 +137,7 @@ class SignedClickPredictor(CachedImageViews):
         batch_size = check_points_per_batch(self.points_per_batch if points_per_batch is None else points_per_batch)
         seed, return_uncertainty = check_seed(seed), check_flag(return_uncertainty, "return_uncertainty")
         triangulation_sampling = check_sampling(triangulation_sampling)
+        triangulation_mode = check_triangulation_mode(triangulation_mode)
         if triangulation_blend is None:
             triangulation_blend = float(getattr(self.model.config, "triangulation_blend", 0.0))
         if not 0.0 <= float(triangulation_blend) <= 1.0:
@@ -153,7 +156,7 @@ class SignedClickPredictor(CachedImageViews):
             return self._combine_views(*subset, sub_prev, views, embeddings, size,
                                        batch_size, num_aux, triangulation_sampling, triangulation_blend,
                                        sub_generators, combine, return_uncertainty, encoded_views,
-                                       None if bar is None else bar.update, k)
+                                       None if bar is None else bar.update, k, triangulation_mode)
 
         try:
             with self.precision():
@@ -168,7 +171,7 @@ class SignedClickPredictor(CachedImageViews):
 
     def _combine_views(self, points, labels, prev, views, embeddings, size, batch_size, num_aux, sampling, blend,
                        generators, combine, return_uncertainty, encoded_views, progress,
-                       map_index=None) -> InputFramePrediction:
+                       map_index=None, triangulation_mode="independent") -> InputFramePrediction:
         """`predict_torch`'s work on checked inputs: each view's direct estimate, triangulated when asked, mapped
         back and combined across views."""
         means, spreads = [], []
@@ -183,7 +186,9 @@ class SignedClickPredictor(CachedImageViews):
                 if num_aux:
                     triangulated, tri_spread = triangulate_sets(self.model, embeddings[view.name], view, direct,
                                                                 self._valid, num_aux, sampling, generators[part],
-                                                                batch_size, progress, map_index)
+                                                                batch_size, progress, map_index, triangulation_mode,
+                                                                points[part], labels[part],
+                                                                None if prev is None else prev[part])
                     estimate = blend * direct + (1.0 - blend) * triangulated
                     tri_spreads.append(view.invert_map(tri_spread, size))
                 per_view.append(view.invert_map(estimate, size))
@@ -217,6 +222,7 @@ class SignedClickPredictor(CachedImageViews):
         input_points=None,
         input_labels=None,
         multimask_output: bool = False,
+        triangulation_mode: str = "independent",
     ) -> Prediction:
         """Probability map for one set of signed clicks [(x, y, sign), ...] in original pixels.
 
@@ -230,6 +236,8 @@ class SignedClickPredictor(CachedImageViews):
             triangulation_sampling: "uniform", "stratified" or "foreground" (see `triangulation`).
             triangulation_blend: weight α of the direct estimate (None = the checkpoint's
                 `config.triangulation_blend`).
+            triangulation_mode: "independent" (the seed's form: single clicks at the auxiliary pixels y) or
+                "conditioned" (the click set plus y; `scaling/conditioned_triangulation.py`); 2K decodes either way.
             combine: "probability" (mean of probabilities) or "logit" (mean of logits) across views.
             threshold: of the mask and the score. points_per_batch: click sets per decoder call (memory only).
             multimask_output: with a multi-map model, run every map through the same scaling and return the best
@@ -246,6 +254,7 @@ class SignedClickPredictor(CachedImageViews):
             raise ValueError("pass prev_mask or prev_logits, not both")
         threshold = check_threshold(threshold)
         multimask_output = check_flag(multimask_output, "multimask_output")
+        triangulation_mode = check_triangulation_mode(triangulation_mode)  # before a multi-map model's IoU read
         points = self.processor.points_to_input(
             torch.tensor([[c[0], c[1]] for c in clicks], device=self.device), self.original_size, self.reshaped_size
         )
@@ -255,7 +264,8 @@ class SignedClickPredictor(CachedImageViews):
         logits = None if logits is None else torch.from_numpy(logits)[None, None]
         settings = dict(tta=tta, triangulation=triangulation, triangulation_sampling=triangulation_sampling,
                         triangulation_blend=triangulation_blend, combine=combine, seed=seed,
-                        return_uncertainty=return_uncertainty, points_per_batch=points_per_batch)
+                        return_uncertainty=return_uncertainty, points_per_batch=points_per_batch,
+                        triangulation_mode=triangulation_mode)
         if num_mask_outputs(self.model) == 1:
             out = self.predict_torch(points[None], labels[None], logits, prev_masks=prev, **settings)
             prediction = self._prediction(out, clicks, threshold, start)

@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 import torch
 
 from ..models.signed_click.embeddings import SignedClickImageEmbeddings
+from ..scaling.conditioned_triangulation import auxiliary_click_sets
 from ..scaling.triangulation import RunningTriangulation, sample_auxiliary_pixels
 from ..scaling.tta import View
 
@@ -128,14 +129,21 @@ def triangulate_view(
     points_per_batch: int,
     progress=None,
     map_index: int | None = None,
+    mode: str = "independent",
+    click_points: torch.Tensor | None = None,
+    click_labels: torch.Tensor | None = None,
+    prev_mask: torch.Tensor | None = None,
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Triangulated estimate and its spread, (S_T, S_T) each, of one click set in one view's frame.
 
-    `progress(n)`, when given, is called with the number of single-click decodes after each decoder call.
+    `progress(n)`, when given, is called with the number of decodes after each decoder call.
 
     `direct` (S_T, S_T) is the set's direct estimate there, `valid` (S_T, S_T) bool where auxiliary pixels may be
-    drawn (the image, not the padding). The 2K single-click decodes f+(y_i), f−(y_i) run `points_per_batch` at a
-    time and fold into running sums (`RunningTriangulation`), so that memory does not grow with K."""
+    drawn (the image, not the padding). The 2K decodes per auxiliary pixel pair run `points_per_batch` at a time and
+    fold into running sums (`RunningTriangulation`), so that memory does not grow with K. `mode` (scaling/
+    conditioned_triangulation.py): "independent" decodes the single clicks (y_i, ±1); "conditioned" decodes the
+    set itself, `click_points` (N, 2) and `click_labels` (N,) in this view's frame, plus (y_i, ±1), with the set's
+    `prev_mask` (1, 1, S_T, S_T) or None, as its direct estimate had."""
     aux, weights = sample_auxiliary_pixels(direct.cpu(), valid.cpu(), num_samples, sampling, generator)
     aux, weights = aux.to(direct.device), weights.to(direct.device)
     running = RunningTriangulation(direct)
@@ -143,9 +151,10 @@ def triangulate_view(
     for start in range(0, aux.shape[0], chunk):
         part = aux[start : start + chunk]
         k = part.shape[0]
-        labels = torch.cat([torch.ones(k), -torch.ones(k)]).long().to(direct.device)[:, None]
-        maps = decode_probabilities(model, embeddings, torch.cat([part, part])[:, None, :], labels,
-                                    points_per_batch=points_per_batch, map_index=map_index)
+        points, labels = auxiliary_click_sets(mode, click_points, click_labels, part)
+        prev = None if mode == "independent" or prev_mask is None else prev_mask.expand(2 * k, -1, -1, -1)
+        maps = decode_probabilities(model, embeddings, points, labels, prev, points_per_batch=points_per_batch,
+                                    map_index=map_index)
         running.add(part, weights[start : start + chunk], maps[:k], maps[k:])
         if progress is not None:
             progress(2 * k)
@@ -164,12 +173,25 @@ def triangulate_sets(
     points_per_batch: int,
     progress=None,
     map_index: int | None = None,
+    mode: str = "independent",
+    points: torch.Tensor | None = None,
+    labels: torch.Tensor | None = None,
+    prev_masks: torch.Tensor | None = None,
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """`triangulate_view` for each of B click sets in `view`: `directs` (B, S_T, S_T) in the view's frame, `valid`
-    (1, 1, S, S) the canonical image region, one sampler per set. Returns the estimates and spreads, (B, S_T, S_T)."""
+    (1, 1, S, S) the canonical image region, one sampler per set. The "conditioned" mode needs the sets, canonical as
+    `decode_views` takes them: `points` (B, N, 2), `labels` (B, N), `prev_masks` (B, 1, S, S) or None. Returns the
+    estimates and spreads, (B, S_T, S_T)."""
     view_valid = view.apply_image(valid.float(), mode="nearest")[0, 0] > 0.5
+    batch = directs.shape[0]
+    sets = [(None, None, None)] * batch
+    if mode != "independent":
+        view_points = view.apply_points(points, valid.shape[-1])
+        view_prev = None if prev_masks is None else view.apply_image(prev_masks)
+        sets = [(view_points[b], labels[b], None if view_prev is None else view_prev[b : b + 1]) for b in range(batch)]
     pairs = [triangulate_view(model, embeddings, direct, view_valid, num_samples, sampling, generator,
-                              points_per_batch, progress, map_index) for direct, generator in zip(directs, generators)]
+                              points_per_batch, progress, map_index, mode, *one_set)
+             for direct, generator, one_set in zip(directs, generators, sets)]
     return torch.stack([pair[0] for pair in pairs]), torch.stack([pair[1] for pair in pairs])
 
 

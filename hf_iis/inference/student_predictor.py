@@ -34,6 +34,7 @@ import torch.nn.functional as F
 from ..models.signed_click.image_processing_signed_click import SignedClickImageProcessor
 from ..models.student.feature_triangulation import FeatureTriangulator
 from ..models.student.modeling_signed_click_student import SignedClickStudentModel, StudentImageEmbeddings
+from ..scaling.conditioned_triangulation import check_triangulation_mode
 from ..scaling.triangulation import check_num_auxiliary, check_sampling
 from ..scaling.tta import View, combine_views, resolve_views
 from ..utils.click_prompts import clicks_from_prompts
@@ -129,12 +130,18 @@ class SignedClickStudentPredictor(CachedImageViews):
                 triangulation_sampling: str = "uniform", triangulation_blend: float | None = None,
                 combine: str = "probability", seed: int = 0, return_uncertainty: bool = False, *,
                 prev_logits=None, threshold: float = 0.5, points_per_batch: int | None = None,
-                input_points=None, input_labels=None, multimask_output: bool = False) -> Prediction:
+                input_points=None, input_labels=None, multimask_output: bool = False,
+                triangulation_mode: str = "independent") -> Prediction:
         """Probability map for one set of signed clicks [(x, y, sign), ...] in original pixels (see the module
         docstring; the arguments are the teacher predictor's: `prev_mask` / `prev_logits` are checked and not used,
         `points_per_batch` has nothing to split for one click set, `seed` is checked and not needed,
-        `multimask_output` is checked and gives the one answer the student has)."""
+        `multimask_output` is checked and gives the one answer the student has; `triangulation_mode` is checked and
+        only "independent" runs, the form the exact feature-space estimator computes)."""
         start = time.perf_counter()
+        if check_triangulation_mode(triangulation_mode) != "independent" and triangulation:
+            raise ValueError(f"triangulation_mode={triangulation_mode!r} decodes click sets, which a distilled "
+                             "student has no decoder for; use triangulation_mode='independent' (its exact "
+                             "feature-space triangulation) or the teacher")
         self._require_image()
         height, width = self.original_size
         clicks = validate_clicks(clicks_from_prompts(clicks, input_points, input_labels), width, height)
