@@ -207,3 +207,46 @@ def test_the_student_refuses_the_conditioned_mode():
     with pytest.raises(ValueError, match="unknown triangulation_mode"):
         predictor.predict([(30, 20, 1)], triangulation_mode="seed")
     predictor.predict([(30, 20, 1)], triangulation_mode="conditioned")  # no triangulation: nothing to condition
+
+
+# ---------------------------------------------------------------- the scaling study
+def test_scaling_study_reports_both_forms_beside_the_direct_estimate(tiny_checkpoint, data_root, tmp_path):
+    import json
+
+    from hf_iis.training.toy import coco_mval_rows, write_corpus
+    from tests.conftest import load_script
+
+    rows = coco_mval_rows(data_root, n=2, max_side=96)
+    corpus = write_corpus(tmp_path / "corpus", {"train": rows[:1], "validation": rows[1:]})
+    out = tmp_path / "analysis"
+    argv = ["--model", str(tiny_checkpoint), "--corpus", str(corpus), "--triangulation", "2", "--samplings",
+            "uniform,foreground", "--threads", "1", "--no-progress", "--out", str(out)]
+    assert load_script("analyze_scaling").main(argv) == 0
+    report = json.loads((out / "analysis.json").read_text())
+    direct = report["per_view_miou1"]["identity"]
+    for mode, key in (("independent", "triangulation_miou1"), ("conditioned", "conditioned_triangulation_miou1")):
+        for sampling in ("uniform", "foreground"):
+            assert report[key][f"K=2,{sampling},alpha=1.0"] == pytest.approx(direct)  # α = 1 is the direct map
+            gain = report["triangulation_gain_over_direct"][f"{mode},K=2,{sampling}"]
+            assert gain["diff"] == pytest.approx(report[key][f"K=2,{sampling},alpha=0.0"] - direct)
+    text = (out / "analysis.md").read_text()
+    assert "| K=2 uniform, conditioned |" in text and "| K | sampling | independent | conditioned |" in text
+    assert report["command"].startswith("python scripts/analyze_scaling.py --model")
+
+
+@pytest.mark.parametrize("extra, message", [
+    (["--triangulation-modes", "seed"], "unknown triangulation_mode 'seed'; use one of ('independent', 'conditioned')"),
+    (["--triangulation-modes", ","], "--triangulation-modes ',': give a comma list"),
+    (["--samplings", "importance"], "unknown triangulation sampling 'importance'"),
+    (["--triangulation", "0"], "K = 0 is the direct estimate"),
+    (["--triangulation", "4,x"], "triangulation must be a whole number"),
+])
+def test_scaling_study_refuses_bad_values_before_any_work(tmp_path, capsys, extra, message):
+    from tests.conftest import load_script
+
+    out = tmp_path / "analysis"
+    argv = ["--model", "/nonexistent/model", "--corpus", str(tmp_path / "missing"), "--out", str(out), *extra]
+    assert load_script("analyze_scaling").main(argv) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("analyze_scaling.py: error: ") and message in err and len(err.splitlines()) == 1
+    assert not out.exists()
