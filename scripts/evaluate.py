@@ -65,6 +65,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--tta", default="1", help="TTA view counts for the model rows, comma list (default: 1)")
     p.add_argument("--triangulation", default="0", help="auxiliary-pixel counts, comma list (default: 0 = off)")
     p.add_argument("--sampling", default="uniform", help="triangulation sampling: uniform,stratified,foreground")
+    p.add_argument("--upsample", default="bilinear",
+                   help="how model maps reach the photo's size, comma list of bilinear,guided (one model row each; "
+                        "default: %(default)s)")
     p.add_argument("--peers", default="grabcut,random_walker",
                    help="comma list of peers (grabcut, random_walker, u2netp_zero, u2netp_component, u2net_zero, "
                         "u2net_component), or 'none' (default: %(default)s)")
@@ -111,6 +114,7 @@ def config_from_args(args: argparse.Namespace, command: str) -> EvalConfig:
         tta=_ints(args.tta, "--tta"),
         triangulation=_ints(args.triangulation, "--triangulation"),
         sampling=_csv(args.sampling),
+        upsample=_csv(args.upsample),
         peers=[] if args.peers.lower() == "none" else _csv(args.peers),
         limit=args.limit,
         noc_limit=args.noc_limit,
@@ -153,8 +157,11 @@ def main(argv: list[str] | None = None) -> int:
         return report(PROG, error)
     for row in map(ResultRow.from_dict, results["results"]):
         m = row.metrics
-        shown = (("NoC90", m.noc.get(90), 2), ("mIoU@1", m.miou1_center, 2), ("mIoU@1 random", m.miou1_random, 2),
-                 ("s/click", m.seconds_per_click, 3))
+        last = len(m.biou_curve or [])  # boundary IoU after the center click and after the NoC loop's last click
+        shown = (("NoC90", m.noc.get(90), 2), ("mIoU@1", m.miou1_center, 2), ("bIoU@1", m.biou1_center, 2),
+                 (f"mIoU@{last}", m.miou_at(last) if last else None, 2),
+                 (f"bIoU@{last}", m.biou_curve[-1] if last else None, 2),
+                 ("mIoU@1 random", m.miou1_random, 2), ("s/click", m.seconds_per_click, 3))
         values = " ".join(f"{label}={value:.{digits}f}" for label, value, digits in shown if value is not None)
         print(f"{row.dataset:14s} {row.method:32s} N={row.num_instances} {values}")
     print(f"wrote {args.out}/results.json, table.md, instances.csv, plots/ in {results['seconds total']:.1f} s")

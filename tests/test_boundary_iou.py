@@ -75,3 +75,25 @@ def test_bad_band_widths_are_refused(kwargs):
 def test_shape_mismatch_is_refused():
     with pytest.raises(ValueError, match="differ in shape"):
         boundary_iou(np.zeros((4, 4), bool), np.zeros((4, 5), bool))
+
+
+def test_click_loop_and_runner_report_boundary_iou():
+    """The NoC loop records boundary IoU per click and the evaluation row carries its mean beside mIoU."""
+    from hf_iis.evaluation.benchmarks import Instance
+    from hf_iis.evaluation.protocols import run_click_loop
+    from hf_iis.evaluation.runner import EvalConfig, _evaluate_method, _Method
+    from hf_iis.evaluation.segmenters import OracleSegmenter
+
+    gt = np.zeros((40, 40), dtype=bool)
+    gt[8:32, 8:32] = True
+    instance = Instance("square", np.zeros((40, 40, 3), dtype=np.uint8), gt)
+    exact = run_click_loop(OracleSegmenter(), instance, max_clicks=2)
+    assert exact.boundary_ious == [1.0, 1.0]
+    eroded = run_click_loop(OracleSegmenter(erode_px=1), instance, max_clicks=1)
+    # 24² square eroded to 22²: bands (d = round(0.02 · 56.6) = 1) of 92 and 84 pixels share none, mask IoU 484/576
+    assert eroded.boundary_ious == [0.0] and eroded.ious[0] == pytest.approx(484 / 576)
+
+    method = _Method(OracleSegmenter(erode_px=1), "peer", None, "none", {})
+    row, records, _ = _evaluate_method(method, "toy", [instance], EvalConfig(protocols=["noc"], max_clicks=2))
+    assert row.metrics.biou1_center == 0.0 and row.metrics.biou_curve == [0.0, 0.0]
+    assert row.to_dict()["metrics"]["bIoU@1 center"] == 0.0 and records[0]["boundary_ious"] == [0.0, 0.0]

@@ -18,7 +18,8 @@ ROW_KEYS = ["method", "kind", "model_path", "scaling", "settings", "dataset", "n
 METRIC_KEYS = ["num_instances", "max_clicks", "NoC@85", "NoF@85", "NoC@90", "NoF@90", "NoC@95", "NoF@95", "mIoU@1",
                "mIoU@2", "mIoU@3", "miou_curve", "decode seconds per click", "NoC instances", "mIoU@1 center",
                "center instances", "seconds per click", "encode seconds per image", "mIoU@1 random",
-               "mIoU@1 random std", "mIoU@1 random per seed", "random seconds per call", "random instances"]
+               "mIoU@1 random std", "mIoU@1 random per seed", "random seconds per call", "random instances",
+               "bIoU@1 center", "biou_curve"]  # boundary IoU, added last
 SCALING_KEYS = ["model", "model_path", "dataset", "num_instances", "tta", "triangulation", "sampling", "scaling",
                 "mIoU@1 center", "mIoU@1 random", "mIoU@1 random std", "seconds per call", "seconds per call random",
                 "encode seconds per image"]

@@ -22,6 +22,7 @@ from hf_iis.evaluation.benchmarks import Instance
 from hf_iis.evaluation.metrics import binarize, iou
 from hf_iis.evaluation.results import MIOU1_RANDOM, MIOU1_RANDOM_PER_SEED, MIOU1_RANDOM_STD, SECONDS_PER_CALL
 from hf_iis.evaluation.segmenters import Segmenter, TargetAware
+from hf_iis.metrics.boundary_iou import boundary_iou
 from hf_iis.utils.clicker import Click, next_click, random_click
 
 __all__ = [
@@ -50,6 +51,7 @@ class ClickRun:
         encode_seconds: wall time of ``set_image``.
         predict_seconds: wall time of each ``predict`` call.
         probabilities: the probability map after each click when ``keep_maps`` (else empty).
+        boundary_ious: boundary IoU (fraction, `hf_iis.metrics.boundary_iou`) after click ``k + 1``.
     """
 
     id: str
@@ -58,6 +60,7 @@ class ClickRun:
     encode_seconds: float
     predict_seconds: list[float]
     probabilities: list[np.ndarray] = field(default_factory=list, repr=False)
+    boundary_ious: list[float] = field(default_factory=list)
 
     @property
     def seconds_per_click(self) -> float:
@@ -112,6 +115,7 @@ def run_click_loop(
     prev: np.ndarray | None = None
     clicks: list[Click] = []
     ious: list[float] = []
+    bious: list[float] = []
     seconds: list[float] = []
     maps: list[np.ndarray] = []
     for _ in range(max_clicks):
@@ -123,10 +127,11 @@ def run_click_loop(
             raise ValueError(f"{segmenter.name} returned shape {prob.shape} for an image of {gt.shape}")
         pred = binarize(prob, threshold)
         ious.append(iou(pred, gt, ignore))
+        bious.append(boundary_iou(pred, gt, ignore))
         prev = prob
         if keep_maps:
             maps.append(prob)
-    return ClickRun(instance.id, ious, clicks, encode, seconds, maps)
+    return ClickRun(instance.id, ious, clicks, encode, seconds, maps, bious)
 
 
 def run_instances(

@@ -94,6 +94,10 @@ class ClickMetrics:
     miou1_random_per_seed: list[float] | None = field(default=None, metadata=_key(MIOU1_RANDOM_PER_SEED))
     random_seconds_per_call: float | None = field(default=None, metadata=_key("random seconds per call"))
     random_instances: int | None = field(default=None, metadata=_key("random instances"))
+    # last, after the keys older files have: boundary IoU (percent, hf_iis.metrics.boundary_iou) after the center
+    # click, and after each click of the NoC loop
+    biou1_center: float | None = field(default=None, metadata=_key("bIoU@1 center"))
+    biou_curve: list[float] | None = field(default=None, metadata=_key("biou_curve"))
 
     def miou_at(self, clicks: int) -> float | None:
         """mIoU (percent) after ``clicks`` clicks, ``None`` when the NoC loop did not run that far."""

@@ -30,6 +30,7 @@ from hf_iis.evaluation.protocols import (
 from hf_iis.evaluation.report import hardware_info, timestamp, write_outputs
 from hf_iis.evaluation.results import SECONDS_PER_CLICK, ClickMetrics, ResultRow, noc_key, threshold_tag
 from hf_iis.evaluation.segmenters import ModelSegmenter, Segmenter
+from hf_iis.metrics.boundary_iou import DILATION_RATIO
 
 __all__ = ["PROTOCOLS", "EvalConfig", "check_config", "run_evaluation", "spread_subset"]
 
@@ -52,6 +53,7 @@ class EvalConfig:
     tta: list[int] = field(default_factory=lambda: [1])
     triangulation: list[int] = field(default_factory=lambda: [0])
     sampling: list[str] = field(default_factory=lambda: ["uniform"])
+    upsample: list[str] = field(default_factory=lambda: ["bilinear"])  # inference/upsampling.py's modes
     peers: list[str] = field(default_factory=lambda: ["grabcut", "random_walker"])
     limit: int | None = None
     noc_limit: int | None = None
@@ -91,11 +93,13 @@ def _model_methods(cfg: EvalConfig) -> tuple[list[_Method], dict[str, Any]]:
     for path in cfg.models:
         predictor = load_predictor(path)  # a teacher or a distilled student checkpoint
         predictors[path] = predictor
-        for tta, tri in itertools.product(cfg.tta, cfg.triangulation):
+        for tta, tri, upsample in itertools.product(cfg.tta, cfg.triangulation, cfg.upsample):
             for sampling in cfg.sampling if tri else cfg.sampling[:1]:
-                name = f"{Path(path).name} [{_label(tta, tri, sampling)}]"
-                seg = ModelSegmenter(predictor, tta, tri, sampling, name=name)
-                settings = {"tta": tta, "triangulation": tri, "sampling": sampling if tri else None}
+                up_label = "" if upsample == "bilinear" else f", upsample={upsample}"
+                name = f"{Path(path).name} [{_label(tta, tri, sampling)}{up_label}]"
+                seg = ModelSegmenter(predictor, tta, tri, sampling, name=name, upsample=upsample)
+                settings = {"tta": tta, "triangulation": tri, "sampling": sampling if tri else None,
+                            "upsample": upsample}
                 methods.append(_Method(seg, "model", str(path), seg.settings_label, settings))
     return methods, predictors
 
@@ -142,9 +146,11 @@ def _instance_records(method: str, dataset: str, instances: list[Instance], loop
                     rec[noc_key(threshold_tag(t))] = noc(r.ious, t, len(r.ious))
                 rec["ious"] = r.ious
                 rec["clicks"] = [list(c) for c in r.clicks]
+                rec["boundary_ious"] = r.boundary_ious
                 rec[SECONDS_PER_CLICK] = r.seconds_per_click
             else:
                 rec["iou@1 center"] = r.ious[0]
+                rec["biou@1 center"] = r.boundary_ious[0] if r.boundary_ious else None
         if k in rands:
             rec["iou@1 random"] = rands[k].ious
             rec["random clicks"] = [list(c) for c in rands[k].clicks]
@@ -188,10 +194,14 @@ def _evaluate_method(m: _Method, dataset: str, instances: list[Instance], cfg: E
         metrics = ClickMetrics.from_dict(summarize_curves([r.ious for r in noc_runs], cfg.max_clicks))
         metrics.decode_seconds_per_click = float(np.mean([s for r in noc_runs for s in r.predict_seconds]))
         metrics.noc_instances = len(noc_runs)
+        if all(r.boundary_ious for r in noc_runs):  # ClickRuns made elsewhere may lack them
+            metrics.biou_curve = [float(v) for v in 100.0 * np.mean([r.boundary_ious for r in noc_runs], axis=0)]
     if loops:
         center = list(loops.values())  # each loop's first click is the center click
         metrics.miou1_center = float(100.0 * np.mean([r.ious[0] for r in center]))
         metrics.center_instances = len(center)
+        if all(r.boundary_ious for r in center):
+            metrics.biou1_center = float(100.0 * np.mean([r.boundary_ious[0] for r in center]))
         # (encode + all clicks) / clicks over the NoC loop; over the center click when NoC is not run
         metrics.seconds_per_click = float(np.mean([r.seconds_per_click for r in noc_runs or center]))
         metrics.encode_seconds_per_image = float(np.mean([r.encode_seconds for r in center]))
@@ -243,6 +253,12 @@ def check_config(cfg: EvalConfig) -> None:
     if cfg.scaling_limit is not None and cfg.scaling_limit < 1:
         raise ValueError(f"scaling_limit must be a positive number of instances (or unset for all), got "
                          f"{cfg.scaling_limit!r}")
+    from hf_iis.inference.upsampling import check_upsample
+
+    if not cfg.upsample:
+        raise ValueError("no upsampling mode to run; give --upsample, e.g. bilinear,guided")
+    for mode in cfg.upsample:
+        check_upsample(mode)
     for name in ("tta", "scaling_tta"):
         if any(v < 1 for v in getattr(cfg, name)):
             raise ValueError(f"{name} view counts must be >= 1, got {getattr(cfg, name)}")
@@ -271,6 +287,7 @@ def run_evaluation(cfg: EvalConfig) -> dict[str, Any]:
     methods = model_methods + _peer_methods(cfg)
     results: dict[str, Any] = {
         "timestamp": timestamp(), "command": cfg.command, "settings": asdict(cfg), "hardware": hardware_info(),
+        "boundary_iou_dilation_ratio": DILATION_RATIO,  # bIoU's band: this fraction of each image's diagonal
         "results": [], "scaling": [], "multiclick": [], "proposals": [],
     }
     instance_records: list[dict[str, Any]] = []

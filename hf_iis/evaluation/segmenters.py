@@ -65,6 +65,7 @@ class ModelSegmenter:
         sampling: ``"uniform"``, ``"stratified"`` or ``"foreground"`` triangulation sampling.
         name: display name (default built from the settings).
         seed: seed of the triangulation sampler.
+        upsample: ``"bilinear"`` or ``"guided"``, how maps reach the photo's size (`inference/upsampling.py`).
     """
 
     def __init__(
@@ -75,8 +76,10 @@ class ModelSegmenter:
         sampling: str = "uniform",
         name: str | None = None,
         seed: int = 0,
+        upsample: str = "bilinear",
     ) -> None:
         self.predictor = predictor
+        self.upsample = upsample
         self.tta = int(tta)
         self.triangulation = int(triangulation)
         self.sampling = sampling
@@ -89,12 +92,12 @@ class ModelSegmenter:
         label = f"tta={self.tta}"
         if self.triangulation:
             label += f", tri={self.triangulation} {self.sampling}"
-        return label
+        return label + ("" if self.upsample == "bilinear" else f", upsample={self.upsample}")
 
     @property
     def batch_single_clicks(self) -> bool:
         """Whether :meth:`predict_single_clicks` gives the same maps as :meth:`predict` (no triangulation)."""
-        return self.triangulation == 0
+        return self.triangulation == 0 and self.upsample == "bilinear"  # single clicks are upsampled bilinearly
 
     def set_image(self, image: np.ndarray) -> None:
         """Hand ``image`` to the predictor and encode this segmenter's TTA views now (so that the encoder's time
@@ -114,6 +117,7 @@ class ModelSegmenter:
             triangulation=self.triangulation,
             triangulation_sampling=self.sampling,
             seed=self.seed,
+            **({} if self.upsample == "bilinear" else {"upsample": self.upsample}),  # stubs need not know it
         )
         return np.asarray(res.probabilities, dtype=np.float32)
 

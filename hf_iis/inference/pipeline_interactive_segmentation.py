@@ -72,6 +72,7 @@ from ..utils.image_io import (
 from .devices import check_device, check_dtype
 from .pipeline_inputs import is_batch, split_batch, with_entries
 from .predictors import predictor_for
+from .upsampling import check_upsample
 
 _FORWARD_KEYS = (
     "tta",
@@ -83,6 +84,7 @@ _FORWARD_KEYS = (
     "seed",
     "return_uncertainty",
     "multimask_output",
+    "upsample",
 )
 
 
@@ -99,6 +101,8 @@ def check_scaling_options(options: dict) -> None:
         check_triangulation_mode(options["triangulation_mode"])
     if "seed" in options:
         check_seed(options["seed"])
+    if "upsample" in options:
+        check_upsample(options["upsample"])
     for flag in ("return_uncertainty", "multimask_output"):
         if flag in options:
             check_flag(options[flag], flag)

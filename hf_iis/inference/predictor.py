@@ -58,6 +58,7 @@ from .predictor_views import (
     previous_probabilities,
     triangulate_sets,
 )
+from .upsampling import check_upsample, upsample_to_original
 from .view_cache import CachedImageViews
 
 __all__ = ["Prediction", "SignedClickPredictor", "has_positive_click", "mask_score"]
@@ -223,6 +224,7 @@ class SignedClickPredictor(CachedImageViews):
         input_labels=None,
         multimask_output: bool = False,
         triangulation_mode: str = "independent",
+        upsample: str = "bilinear",
     ) -> Prediction:
         """Probability map for one set of signed clicks [(x, y, sign), ...] in original pixels.
 
@@ -243,6 +245,8 @@ class SignedClickPredictor(CachedImageViews):
             multimask_output: with a multi-map model, run every map through the same scaling and return the best
                 (highest predicted IoU) with all of them, best first, in `alternatives` (each with its
                 `predicted_iou`); False: the best-predicted map only. A one-map model has one answer either way.
+            upsample: "bilinear" or "guided" (snapped to the photo's edges): how the map reaches the photo's
+                size (`upsampling.py`).
         """
         start = time.perf_counter()
         self._require_image()
@@ -253,7 +257,7 @@ class SignedClickPredictor(CachedImageViews):
         if prev is not None and logits is not None:
             raise ValueError("pass prev_mask or prev_logits, not both")
         threshold = check_threshold(threshold)
-        multimask_output = check_flag(multimask_output, "multimask_output")
+        multimask_output, upsample = check_flag(multimask_output, "multimask_output"), check_upsample(upsample)
         triangulation_mode = check_triangulation_mode(triangulation_mode)  # before a multi-map model's IoU read
         points = self.processor.points_to_input(
             torch.tensor([[c[0], c[1]] for c in clicks], device=self.device), self.original_size, self.reshaped_size
@@ -268,7 +272,7 @@ class SignedClickPredictor(CachedImageViews):
                         triangulation_mode=triangulation_mode)
         if num_mask_outputs(self.model) == 1:
             out = self.predict_torch(points[None], labels[None], logits, prev_masks=prev, **settings)
-            prediction = self._prediction(out, clicks, threshold, start)
+            prediction = self._prediction(out, clicks, threshold, start, upsample=upsample)
             prediction.alternatives = [prediction] if multimask_output else []  # its one answer
             return prediction
         # a multi-map model: the IoU head on the plain view chooses (multimask_prediction.py)
@@ -280,15 +284,15 @@ class SignedClickPredictor(CachedImageViews):
         answers = []
         for k in order if multimask_output else order[:1]:
             out = self.predict_torch(points[None], labels[None], logits, prev_masks=prev, map_index=k, **settings)
-            answers.append(self._prediction(out, clicks, threshold, start, float(ious[k])))
+            answers.append(self._prediction(out, clicks, threshold, start, float(ious[k]), upsample))
         answers[0].encoded_views += int(encodes_plain_view)  # the IoU head's read encoded it before predict_torch
         answers[0].alternatives = answers if multimask_output else []
         return answers[0]
 
     def _prediction(self, out: InputFramePrediction, clicks, threshold: float, start: float,
-                    predicted_iou: float | None = None) -> Prediction:
+                    predicted_iou: float | None = None, upsample: str = "bilinear") -> Prediction:
         """`predict`'s result at the original resolution from one click set's model-frame estimate."""
-        probabilities = self._to_original(out.probabilities).clamp(0, 1)[0].cpu().numpy()
+        probabilities = self._to_original(out.probabilities, upsample).clamp(0, 1)[0].cpu().numpy()
         uncertainty = None
         if out.uncertainty is not None:
             uncertainty = self._to_original(out.uncertainty).clamp_min(0)[0].cpu().numpy()
@@ -299,9 +303,10 @@ class SignedClickPredictor(CachedImageViews):
         prediction.seconds = time.perf_counter() - start
         return prediction
 
-    def _to_original(self, maps: torch.Tensor) -> torch.Tensor:
+    def _to_original(self, maps: torch.Tensor, upsample: str = "bilinear") -> torch.Tensor:
         """(B, S, S) model-input maps as (B, H, W) float32 maps at the original resolution."""
-        return self.processor.map_to_original(maps[:, None], self.original_size, self.reshaped_size)[:, 0]
+        return upsample_to_original(self.processor, maps[:, None], self.original_size, self.reshaped_size, upsample,
+                                    self._image_array)[:, 0]
 
     @torch.inference_mode()
     def predict_single_clicks(self, points, sign: int = 1, tta: int | str | list[str] | None = 1,

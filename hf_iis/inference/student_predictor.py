@@ -50,6 +50,7 @@ from ..utils.image_io import (
 )
 from .click_rules import student_click_logits
 from .prediction import Prediction, has_positive_click, mask_score
+from .upsampling import check_upsample, upsample_to_original
 from .view_cache import CachedImageViews
 
 
@@ -131,7 +132,7 @@ class SignedClickStudentPredictor(CachedImageViews):
                 combine: str = "probability", seed: int = 0, return_uncertainty: bool = False, *,
                 prev_logits=None, threshold: float = 0.5, points_per_batch: int | None = None,
                 input_points=None, input_labels=None, multimask_output: bool = False,
-                triangulation_mode: str = "independent") -> Prediction:
+                triangulation_mode: str = "independent", upsample: str = "bilinear") -> Prediction:
         """Probability map for one set of signed clicks [(x, y, sign), ...] in original pixels (see the module
         docstring; the arguments are the teacher predictor's: `prev_mask` / `prev_logits` are checked and not used,
         `points_per_batch` has nothing to split for one click set, `seed` is checked and not needed,
@@ -147,6 +148,7 @@ class SignedClickStudentPredictor(CachedImageViews):
         clicks = validate_clicks(clicks_from_prompts(clicks, input_points, input_labels), width, height)
         check_seed(seed)  # the exact estimator draws nothing (module docstring)
         multimask_output = check_flag(multimask_output, "multimask_output")  # one map: its one answer
+        upsample = check_upsample(upsample)  # upsampling.py, as the teacher's
         return_uncertainty = check_flag(return_uncertainty, "return_uncertainty")
         triangulation_sampling = check_sampling(triangulation_sampling)
         threshold = check_threshold(threshold)
@@ -173,7 +175,8 @@ class SignedClickStudentPredictor(CachedImageViews):
                                                triangulation_sampling, triangulation_blend, combine,
                                                return_uncertainty)
         to_original = self.processor.map_to_original
-        probabilities = to_original(mean[None, None], self.original_size, self.reshaped_size)[0, 0].clamp(0, 1)
+        probabilities = upsample_to_original(self.processor, mean[None, None], self.original_size, self.reshaped_size,
+                                             upsample, self._image_array)[0, 0].clamp(0, 1)
         probabilities = probabilities.cpu().numpy().astype(np.float32)
         uncertainty = None
         if return_uncertainty and (len(views) > 1 or triangulation):
