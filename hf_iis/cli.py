@@ -1,7 +1,7 @@
 """Command line: `hf-iis segment`, `hf-iis demo`, `hf-iis export`, `hf-iis label`.
 
     hf-iis segment IMAGE --click X,Y[,+|-] [--click ...] [--tta N] [--triangulation K] --out mask.png
-                   [--triangulation-mode independent|conditioned]
+                   [--triangulation-mode independent|conditioned] [--zoom-in off|on|auto]
                    [--overlay overlay.png] [--model FOLDER] [--device cpu|cuda] [--dtype float32|bfloat16|float16]
     hf-iis label --dataset FOLDER_OR_PARQUET --out FOLDER [--clicks-column clicks | --mask-column mask | --point X,Y]
 
@@ -25,6 +25,7 @@ PROG = "hf-iis"
 MAX_TTA, MAX_TRIANGULATION = 8, 64
 MASK_SUFFIXES = (".png", ".bmp", ".tif", ".tiff")  # lossless: the mask stays exactly 0 / 255
 OVERLAY_SUFFIXES = (*MASK_SUFFIXES, ".jpg", ".jpeg", ".webp")
+ZOOM_IN = {"off": False, "on": True, "auto": "auto"}  # --zoom-in's words -> the pipeline's zoom_in
 DTYPES = {"float32": "float32", "fp32": "float32", "bfloat16": "bfloat16", "bf16": "bfloat16",
           "float16": "float16", "fp16": "float16"}
 
@@ -55,6 +56,9 @@ def _add_scaling_args(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--triangulation-mode", default="independent", choices=["independent", "conditioned"],
                         help="independent: the seed's form, single clicks at the auxiliary pixels; conditioned: the "
                         "clicks plus each auxiliary pixel (same number of decodes)")
+    parser.add_argument("--zoom-in", default="off", choices=sorted(ZOOM_IN),
+                        help="refine on a crop of the photo around the mask: off, on, or auto (from the second click "
+                        "on, or a small object's first click); default: off")
     parser.add_argument("--blend", type=float, default=None,
                         help="weight of the direct estimate in triangulation (default: the checkpoint's)")
     parser.add_argument("--device", default=None, help="torch device: cpu, cuda, cuda:1, mps (default: cpu)")
@@ -84,7 +88,7 @@ def _check_scaling(args: argparse.Namespace) -> dict:
                          "(the Space's range)")
     return {"tta": _tta_value(args.tta), "triangulation": args.triangulation,
             "triangulation_sampling": args.sampling, "triangulation_blend": args.blend,
-            "triangulation_mode": args.triangulation_mode}
+            "triangulation_mode": args.triangulation_mode, "zoom_in": ZOOM_IN[args.zoom_in]}
 
 
 def _check_device(device: str | None, dtype: str | None) -> tuple[str | None, str | None]:
@@ -102,7 +106,8 @@ def _describe(scaling: dict, clicks: int) -> str:
     views = f"{tta} TTA views" if isinstance(tta, int) else f"TTA views {','.join(tta)}"
     mode = "" if scaling.get("triangulation_mode", "independent") == "independent" else ", conditioned"
     extra = f" x {tri} triangulation pixels ({scaling['triangulation_sampling']}{mode})" if tri else ""
-    return f"{clicks} click(s), {views}{extra}"
+    zoom = {False: "", True: ", zoom-in on", "auto": ", zoom-in auto"}[scaling.get("zoom_in", False)]
+    return f"{clicks} click(s), {views}{extra}{zoom}"
 
 
 def _segment(args: argparse.Namespace) -> int:

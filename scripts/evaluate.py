@@ -42,6 +42,17 @@ def _ints(text: str, flag: str) -> list[int]:
         raise ValueError(f"{flag} {text!r}: give a comma list of whole numbers, e.g. 1,2,4") from None
 
 
+ZOOM_WORDS = {"off": False, "on": True, "auto": "auto"}
+
+
+def _zoom_settings(text: str) -> list:
+    """'off,auto' -> [False, 'auto'] (the predictor's zoom_in values)."""
+    words = _csv(text)
+    if not words or any(w not in ZOOM_WORDS for w in words):
+        raise ValueError(f"--zoom-in {text!r}: give a comma list of off, on, auto")
+    return [ZOOM_WORDS[w] for w in words]
+
+
 def _combo(text: str) -> tuple[int, int, str]:
     """'4x16' or '4x16:foreground' -> (tta, triangulation, sampling)."""
     counts, _, sampling = text.partition(":")
@@ -65,6 +76,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--tta", default="1", help="TTA view counts for the model rows, comma list (default: 1)")
     p.add_argument("--triangulation", default="0", help="auxiliary-pixel counts, comma list (default: 0 = off)")
     p.add_argument("--sampling", default="uniform", help="triangulation sampling: uniform,stratified,foreground")
+    p.add_argument("--zoom-in", default="off", help="zoom-in crop views for the model rows, comma list of off, on, "
+                   "auto (a row each; default: off)")
     p.add_argument("--upsample", default="bilinear",
                    help="how model maps reach the photo's size, comma list of bilinear,guided (one model row each; "
                         "default: %(default)s)")
@@ -114,6 +127,7 @@ def config_from_args(args: argparse.Namespace, command: str) -> EvalConfig:
         tta=_ints(args.tta, "--tta"),
         triangulation=_ints(args.triangulation, "--triangulation"),
         sampling=_csv(args.sampling),
+        zoom_in=_zoom_settings(args.zoom_in),
         upsample=_csv(args.upsample),
         peers=[] if args.peers.lower() == "none" else _csv(args.peers),
         limit=args.limit,

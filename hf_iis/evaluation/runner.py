@@ -54,6 +54,7 @@ class EvalConfig:
     triangulation: list[int] = field(default_factory=lambda: [0])
     sampling: list[str] = field(default_factory=lambda: ["uniform"])
     upsample: list[str] = field(default_factory=lambda: ["bilinear"])  # inference/upsampling.py's modes
+    zoom_in: list[bool | str] = field(default_factory=lambda: [False])  # inference/zoom.py: a row per setting
     peers: list[str] = field(default_factory=lambda: ["grabcut", "random_walker"])
     limit: int | None = None
     noc_limit: int | None = None
@@ -93,13 +94,14 @@ def _model_methods(cfg: EvalConfig) -> tuple[list[_Method], dict[str, Any]]:
     for path in cfg.models:
         predictor = load_predictor(path)  # a teacher or a distilled student checkpoint
         predictors[path] = predictor
-        for tta, tri, upsample in itertools.product(cfg.tta, cfg.triangulation, cfg.upsample):
+        for tta, tri, upsample, zoom in itertools.product(cfg.tta, cfg.triangulation, cfg.upsample, cfg.zoom_in):
             for sampling in cfg.sampling if tri else cfg.sampling[:1]:
                 up_label = "" if upsample == "bilinear" else f", upsample={upsample}"
-                name = f"{Path(path).name} [{_label(tta, tri, sampling)}{up_label}]"
-                seg = ModelSegmenter(predictor, tta, tri, sampling, name=name, upsample=upsample)
+                zoom_label = "" if zoom is False else f", zoom={'on' if zoom is True else zoom}"
+                name = f"{Path(path).name} [{_label(tta, tri, sampling)}{zoom_label}{up_label}]"
+                seg = ModelSegmenter(predictor, tta, tri, sampling, name=name, upsample=upsample, zoom_in=zoom)
                 settings = {"tta": tta, "triangulation": tri, "sampling": sampling if tri else None,
-                            "upsample": upsample}
+                            "upsample": upsample, "zoom_in": zoom}
                 methods.append(_Method(seg, "model", str(path), seg.settings_label, settings))
     return methods, predictors
 
@@ -259,6 +261,12 @@ def check_config(cfg: EvalConfig) -> None:
         raise ValueError("no upsampling mode to run; give --upsample, e.g. bilinear,guided")
     for mode in cfg.upsample:
         check_upsample(mode)
+    from hf_iis.scaling.zoom_geometry import check_zoom_in
+
+    if not cfg.zoom_in:
+        raise ValueError("no zoom-in setting to run; give --zoom-in, e.g. off,auto")
+    for value in cfg.zoom_in:
+        check_zoom_in(value)
     for name in ("tta", "scaling_tta"):
         if any(v < 1 for v in getattr(cfg, name)):
             raise ValueError(f"{name} view counts must be >= 1, got {getattr(cfg, name)}")

@@ -66,6 +66,7 @@ class ModelSegmenter:
         name: display name (default built from the settings).
         seed: seed of the triangulation sampler.
         upsample: ``"bilinear"`` or ``"guided"``, how maps reach the photo's size (`inference/upsampling.py`).
+        zoom_in: False, True or ``"auto"``: refine clicks on a crop of the photo (`hf_iis.inference.zoom`).
     """
 
     def __init__(
@@ -77,8 +78,10 @@ class ModelSegmenter:
         name: str | None = None,
         seed: int = 0,
         upsample: str = "bilinear",
+        zoom_in: bool | str = False,
     ) -> None:
         self.predictor = predictor
+        self.zoom_in = zoom_in
         self.upsample = upsample
         self.tta = int(tta)
         self.triangulation = int(triangulation)
@@ -92,12 +95,15 @@ class ModelSegmenter:
         label = f"tta={self.tta}"
         if self.triangulation:
             label += f", tri={self.triangulation} {self.sampling}"
+        if self.zoom_in is not False:
+            label += f", zoom={'on' if self.zoom_in is True else self.zoom_in}"
         return label + ("" if self.upsample == "bilinear" else f", upsample={self.upsample}")
 
     @property
     def batch_single_clicks(self) -> bool:
         """Whether :meth:`predict_single_clicks` gives the same maps as :meth:`predict` (no triangulation)."""
-        return self.triangulation == 0 and self.upsample == "bilinear"  # single clicks are upsampled bilinearly
+        # single clicks are upsampled bilinearly and never zoomed
+        return self.triangulation == 0 and self.upsample == "bilinear" and self.zoom_in is False
 
     def set_image(self, image: np.ndarray) -> None:
         """Hand ``image`` to the predictor and encode this segmenter's TTA views now (so that the encoder's time
@@ -118,6 +124,7 @@ class ModelSegmenter:
             triangulation_sampling=self.sampling,
             seed=self.seed,
             **({} if self.upsample == "bilinear" else {"upsample": self.upsample}),  # stubs need not know it
+            **({} if self.zoom_in is False else {"zoom_in": self.zoom_in}),
         )
         return np.asarray(res.probabilities, dtype=np.float32)
 

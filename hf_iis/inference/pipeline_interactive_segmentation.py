@@ -11,6 +11,8 @@
     seg(image, clicks=..., multimask_output=True)   # a multi-map model's S answers, best first, besides the best:
     out["masks"], out["mask_probabilities"], out["iou_scores"], out["scores"]     # lists, best first
     seg(image, clicks=[(x1, y1, 1), (x2, y2, -1)], prev_mask=out["probabilities"])
+    seg(image, clicks=..., zoom_in="auto")   # False | True | "auto": refine on a crop of the photo (zoom.py);
+    out["zoom_box"]                          # (x0, y0, x1, y1) of that crop, when the call zoomed
 
 (x, y) = (column, row) in original-image pixels, sign +1 ("in the object") or -1 ("not in the object"). Every
 keyword works in `pipeline(...)` and per call (per call wins). Repeated calls on the same image reuse its cached
@@ -73,6 +75,7 @@ from .devices import check_device, check_dtype
 from .pipeline_inputs import is_batch, split_batch, with_entries
 from .predictors import predictor_for
 from .upsampling import check_upsample
+from .zoom import check_zoom_options
 
 _FORWARD_KEYS = (
     "tta",
@@ -85,6 +88,9 @@ _FORWARD_KEYS = (
     "return_uncertainty",
     "multimask_output",
     "upsample",
+    "zoom_in",
+    "zoom_margin",
+    "zoom_min_size",
 )
 
 
@@ -103,6 +109,7 @@ def check_scaling_options(options: dict) -> None:
         check_seed(options["seed"])
     if "upsample" in options:
         check_upsample(options["upsample"])
+    check_zoom_options(**{key: options[key] for key in ("zoom_in", "zoom_margin", "zoom_min_size") if key in options})
     for flag in ("return_uncertainty", "multimask_output"):
         if flag in options:
             check_flag(options[flag], flag)
@@ -228,4 +235,6 @@ class InteractiveSegmentationPipeline(Pipeline):
         out["views"] = prediction.views
         out["seconds"] = prediction.seconds
         out["encoded_views"] = prediction.encoded_views
+        if prediction.zoom_box is not None:  # zoom_in: the crop (x0, y0, x1, y1) refined inside (zoom.py)
+            out["zoom_box"] = prediction.zoom_box
         return out

@@ -60,6 +60,7 @@ from .predictor_views import (
 )
 from .upsampling import check_upsample, upsample_to_original
 from .view_cache import CachedImageViews
+from .zoom import DEFAULT_MARGIN, check_zoom_options, predict_zoomed
 
 __all__ = ["Prediction", "SignedClickPredictor", "has_positive_click", "mask_score"]
 
@@ -225,6 +226,9 @@ class SignedClickPredictor(CachedImageViews):
         multimask_output: bool = False,
         triangulation_mode: str = "independent",
         upsample: str = "bilinear",
+        zoom_in: bool | str = False,
+        zoom_margin: float = DEFAULT_MARGIN,
+        zoom_min_size: int | None = None,
     ) -> Prediction:
         """Probability map for one set of signed clicks [(x, y, sign), ...] in original pixels.
 
@@ -247,7 +251,13 @@ class SignedClickPredictor(CachedImageViews):
                 `predicted_iou`); False: the best-predicted map only. A one-map model has one answer either way.
             upsample: "bilinear" or "guided" (snapped to the photo's edges): how the map reaches the photo's
                 size (`upsampling.py`).
+            zoom_in: False, True or "auto": refine inside a crop of the photo around the estimate, expanded by
+                `zoom_margin` per side and at least `zoom_min_size` px (None: the input size); `zoom.py`.
         """
+        arguments = dict(locals())  # the call as given, for the zoomed path to repeat without zoom
+        zoom = check_zoom_options(zoom_in, zoom_margin, zoom_min_size)
+        if zoom.mode is not False:
+            return predict_zoomed(self, zoom, arguments)
         start = time.perf_counter()
         self._require_image()
         height, width = self.original_size

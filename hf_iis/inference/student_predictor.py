@@ -52,6 +52,7 @@ from .click_rules import student_click_logits
 from .prediction import Prediction, has_positive_click, mask_score
 from .upsampling import check_upsample, upsample_to_original
 from .view_cache import CachedImageViews
+from .zoom import DEFAULT_MARGIN, check_zoom_options, predict_zoomed
 
 
 def _logit(p: torch.Tensor) -> torch.Tensor:
@@ -132,12 +133,17 @@ class SignedClickStudentPredictor(CachedImageViews):
                 combine: str = "probability", seed: int = 0, return_uncertainty: bool = False, *,
                 prev_logits=None, threshold: float = 0.5, points_per_batch: int | None = None,
                 input_points=None, input_labels=None, multimask_output: bool = False,
-                triangulation_mode: str = "independent", upsample: str = "bilinear") -> Prediction:
+                triangulation_mode: str = "independent", upsample: str = "bilinear", zoom_in: bool | str = False,
+                zoom_margin: float = DEFAULT_MARGIN, zoom_min_size: int | None = None) -> Prediction:
         """Probability map for one set of signed clicks [(x, y, sign), ...] in original pixels (see the module
         docstring; the arguments are the teacher predictor's: `prev_mask` / `prev_logits` are checked and not used,
         `points_per_batch` has nothing to split for one click set, `seed` is checked and not needed,
         `multimask_output` is checked and gives the one answer the student has; `triangulation_mode` is checked and
         only "independent" runs, the form the exact feature-space estimator computes)."""
+        arguments = dict(locals())  # zoom_in (zoom.py): the full-image call repeated, then a crop of the photo
+        zoom = check_zoom_options(zoom_in, zoom_margin, zoom_min_size)
+        if zoom.mode is not False:
+            return predict_zoomed(self, zoom, arguments)
         start = time.perf_counter()
         if check_triangulation_mode(triangulation_mode) != "independent" and triangulation:
             raise ValueError(f"triangulation_mode={triangulation_mode!r} decodes click sets, which a distilled "

@@ -1,4 +1,4 @@
-"""`zoom_in`: refine a prediction on a crop of the original photo around it (the geometry: `scaling/zoom.py`).
+"""`zoom_in`: refine a prediction on a crop of the original photo around it (the geometry: `scaling/zoom_geometry.py`).
 
     predictor.predict(clicks, prev_mask, zoom_in="auto")     # False (default) | True | "auto"
 
@@ -32,7 +32,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from ..scaling.zoom import (
+from ..scaling.zoom_geometry import (
     DEFAULT_MARGIN,
     MIN_GAIN,
     CropBox,

@@ -34,6 +34,7 @@ from .uploads import MAX_MODEL_PIXELS, read_upload, upload_path
 LOG = logging.getLogger("hf_iis.space")
 MAX_CLICKS = 64
 MAX_TTA, MAX_TRIANGULATION = 8, 64
+ZOOM_CHOICES = {"off": False, "auto": "auto", "on": True}  # the zoom radio's words -> the pipeline's `zoom_in`
 POSITIVE, NEGATIVE = "positive (object)", "negative (background)"
 NO_SPREAD = ("One estimate has no spread: raise TTA views to 2 or more, or triangulation pixels above 0, to see "
              "the uncertainty map.")
@@ -62,14 +63,17 @@ class Handlers:
 
     # ---- model call
     def predict(self, image: np.ndarray, clicks, prev: np.ndarray | None, tta: int, triangulation: int,
-                answers: bool = True) -> Step:
+                answers: bool = True, zoom: str = "off") -> Step:
         """One prediction; `answers`: every answer of a multi-map model (each runs the whole scaling path), False:
-        the best-predicted one alone."""
+        the best-predicted one alone; `zoom`: a word of `ZOOM_CHOICES` (zoom-in crop views, `inference/zoom.py`)."""
+        if zoom not in ZOOM_CHOICES:
+            raise ValueError(f"zoom must be one of {list(ZOOM_CHOICES)}, got {zoom!r}")
+        extra = {} if zoom == "off" else {"zoom_in": ZOOM_CHOICES[zoom]}  # stand-in segmenters need not know it
         with self.lock:
             start = time.perf_counter()
             out = self.segmenter(image, clicks=[tuple(c) for c in clicks], tta=int(tta),
                                  triangulation=int(triangulation), prev_mask=prev, return_uncertainty=True,
-                                 multimask_output=answers)
+                                 multimask_output=answers, **extra)
             wall = time.perf_counter() - start
         return Step.from_output(out, clicks, tta, triangulation, wall)
 
@@ -123,7 +127,7 @@ class Handlers:
             self._uploads.pop(visitor, None)
 
     def click(self, session: Session, x: float, y: float, sign: str, tta: int, triangulation: int,
-              show_prob: bool, show_unc: bool) -> tuple:
+              show_prob: bool, show_unc: bool, zoom: str = "off") -> tuple:
         session = session or Session()
         if session.image is None:
             return self.fail(session, "Upload an image (or pick an example) before clicking.", show_prob, show_unc)
@@ -135,21 +139,22 @@ class Handlers:
                  -1 if sign == NEGATIVE else 1)
         prev = session.last.probability_map() if session.last else None
         return self._run(session, [*session.clicks, click], prev, session.steps, tta, triangulation, show_prob,
-                         show_unc)
+                         show_unc, zoom)
 
     def select(self, session: Session, sign: str, tta: int, triangulation: int, show_prob: bool, show_unc: bool,
-               evt: gr.SelectData) -> tuple:
+               evt: gr.SelectData, zoom: str = "off") -> tuple:  # Gradio puts the event at its place in the inputs
         x, y = evt.index[:2]
-        return self.click(session, x, y, sign, tta, triangulation, show_prob, show_unc)
+        return self.click(session, x, y, sign, tta, triangulation, show_prob, show_unc, zoom)
 
-    def rerun(self, session: Session, tta: int, triangulation: int, show_prob: bool, show_unc: bool) -> tuple:
+    def rerun(self, session: Session, tta: int, triangulation: int, show_prob: bool, show_unc: bool,
+              zoom: str = "off") -> tuple:
         """New slider values: recompute the last click's prediction (from the same previous mask)."""
         session = session or Session()
         if not session.steps:
             return (session, *self.render(session, show_prob, show_unc))
         steps = session.steps[:-1]
         prev = steps[-1].probability_map() if steps else None
-        return self._run(session, session.clicks, prev, steps, tta, triangulation, show_prob, show_unc)
+        return self._run(session, session.clicks, prev, steps, tta, triangulation, show_prob, show_unc, zoom)
 
     def choose(self, session: Session, answer: str | int | None, show_prob: bool, show_unc: bool) -> tuple:
         """The answers radio: answer `answer` of the last click becomes the shown mask, the full-size mask and the
@@ -184,9 +189,10 @@ class Handlers:
         message = "Clicks cleared." if session.image is not None else None
         return (session, *self.render(session, show_prob, show_unc, message))
 
-    def _run(self, session: Session, clicks, prev, steps, tta, triangulation, show_prob, show_unc) -> tuple:
+    def _run(self, session: Session, clicks, prev, steps, tta, triangulation, show_prob, show_unc,
+             zoom: str = "off") -> tuple:
         try:
-            step = self.predict(session.image, clicks, prev, tta, triangulation)
+            step = self.predict(session.image, clicks, prev, tta, triangulation, zoom=zoom)
         except ValueError as error:
             return self.fail(session, str(error), show_prob, show_unc)
         except Exception as error:  # never a stack trace in the page; the log has it
@@ -285,6 +291,7 @@ class Handlers:
             details.update({k: round(getattr(step, k), 4) for k in ("score", "seconds", "model_seconds")})
             details["embedding"] = (None if step.encoded_views is None else
                                     "cached" if step.encoded_views == 0 else "computed")
+            details["zoom_box"] = None if step.zoom_box is None else list(step.zoom_box)
         return details
 
     @staticmethod
@@ -302,6 +309,8 @@ class Handlers:
             text += "nothing selected yet: a negative click only says what is not the object; add a positive click"
         if details.get("embedding"):
             text += f" · image embedding {details['embedding']}"
+        if details.get("zoom_box"):
+            text += " · refined on a zoomed crop"
         if details.get("answers", 1) > 1:
             text += f" · answer {details['answer']} of {details['answers']}"
             if details.get("predicted_iou") is not None:

@@ -60,6 +60,7 @@ class Step:
     answer_scores: tuple[float, ...] = ()
     chosen: int = 0
     key: int = field(default_factory=lambda: next(_STEP_KEYS))
+    zoom_box: tuple[int, int, int, int] | None = None  # the crop a zoom-in call refined inside (model-image pixels)
 
     @classmethod
     def from_output(cls, out: dict, clicks, tta: int, triangulation: int, seconds: float) -> Step:
@@ -86,6 +87,7 @@ class Step:
             answers=answers,
             predicted_ious=tuple(None if v is None else float(v) for v in ious),
             answer_scores=tuple(float(v) for v in scores),
+            zoom_box=None if out.get("zoom_box") is None else tuple(int(v) for v in out["zoom_box"]),
         )
 
     def choose(self, index: int) -> Step:

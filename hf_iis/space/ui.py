@@ -18,7 +18,7 @@ import gradio as gr
 from PIL import Image
 
 from ..checkpoint_paths import load_pipeline, resolve_checkpoint
-from .handlers import MAX_TRIANGULATION, MAX_TTA, NEGATIVE, POSITIVE, Handlers, Segmenter
+from .handlers import MAX_TRIANGULATION, MAX_TTA, NEGATIVE, POSITIVE, ZOOM_CHOICES, Handlers, Segmenter
 from .placement import placement
 from .rendering import as_cached_files
 from .session import Session
@@ -93,6 +93,8 @@ def build_demo(model: str | os.PathLike | None = None, segmenter: Segmenter | No
                 tta = gr.Slider(1, MAX_TTA, value=1, step=1, label="TTA views", elem_id="tta")
                 triangulation = gr.Slider(0, MAX_TRIANGULATION, value=0, step=1, label="Triangulation pixels",
                                           elem_id="triangulation")
+                zoom = gr.Radio(list(ZOOM_CHOICES), value="off", label="Zoom in (refine on a crop around the mask; "
+                                "auto: from the 2nd click)", elem_id="zoom")
                 with gr.Row():
                     show_prob = gr.Checkbox(label="Show probability map", elem_id="show_prob")
                     show_unc = gr.Checkbox(label="Show uncertainty map (TTA ≥ 2 or triangulation > 0)",
@@ -124,10 +126,10 @@ def build_demo(model: str | os.PathLike | None = None, segmenter: Segmenter | No
         ordered = {"concurrency_id": SESSION_QUEUE, "concurrency_limit": 1, "api_visibility": "private"}
         upload.change(files(handlers.load), [upload, *toggles, state], outputs, preprocess=False, **ordered)
         ordered["show_progress"] = "minimal"
-        canvas.select(files(handlers.select), [state, sign, tta, triangulation, *toggles], outputs,
+        canvas.select(files(handlers.select), [state, sign, tta, triangulation, *toggles, zoom], outputs,
                       trigger_mode="multiple", **ordered)
-        for slider in (tta, triangulation):  # `input`: a drag and a value typed in the box both rerun (once, last)
-            slider.input(files(handlers.rerun), [state, tta, triangulation, *toggles], outputs,
+        for slider in (tta, triangulation, zoom):  # `input`: a drag, a typed value or a pick reruns (once, last)
+            slider.input(files(handlers.rerun), [state, tta, triangulation, *toggles, zoom], outputs,
                          trigger_mode="always_last", **ordered)
         undo.click(files(handlers.undo), [state, *toggles], outputs, trigger_mode="multiple", **ordered)
         reset.click(files(handlers.reset), [state, *toggles], outputs, trigger_mode="multiple", **ordered)
