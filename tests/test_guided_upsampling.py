@@ -121,3 +121,22 @@ def test_evaluate_refuses_a_bad_mode_before_loading(tmp_path, capsys):
     err = capsys.readouterr().err.strip().splitlines()[-1]
     assert err.startswith("evaluate.py: error:") and "upsample must be one of 'bilinear', 'guided'" in err
     assert not (tmp_path / "o").exists()
+
+
+def test_the_student_takes_the_option_too(tmp_path):
+    import hf_iis
+    from hf_iis.inference.predictors import predictor_for
+    from hf_iis.models.student.modeling_signed_click_student import SignedClickStudentModel
+
+    torch.manual_seed(0)
+    model = SignedClickStudentModel(hf_iis.SignedClickStudentConfig.from_preset("tiny")).eval()
+    predictor = predictor_for(model, hf_iis.SignedClickImageProcessor(size=64))
+    image, _ = step_photo(96)
+    predictor.set_image(image)
+    plain = predictor.predict([(50, 30, 1)])
+    guided = predictor.predict([(50, 30, 1)], upsample="guided")
+    assert guided.probabilities.shape == plain.probabilities.shape == (96, 96)
+    assert guided.probabilities.dtype == np.float32
+    assert 0.0 <= guided.probabilities.min() and guided.probabilities.max() <= 1.0
+    with pytest.raises(ValueError, match="upsample must be one of"):
+        predictor.predict([(50, 30, 1)], upsample="bicubic")
