@@ -34,14 +34,14 @@ class StubModel:
         return torch.logit(values)[:, None, None, None].expand(-1, 1, *self.size).clone()
 
 
-def _run_stub(mode, direct_value=0.75, click=((1.0, 2.0), 1), prev=None, k=4, points_per_batch=64):
+def _run_stub(mode, direct=0.75, click=((1.0, 2.0), 1), k=4, points_per_batch=64, valid=None):
     model = StubModel()
-    direct = torch.full(model.size, direct_value)
-    valid = torch.ones(model.size, dtype=torch.bool)
+    direct = torch.full(model.size, direct) if isinstance(direct, float) else direct
+    valid = torch.ones(model.size, dtype=torch.bool) if valid is None else valid
     (x, y), sign = click
     estimate, spread = triangulate_view(model, None, direct, valid, k, "uniform", torch.Generator().manual_seed(0),
                                         points_per_batch, mode=mode, click_points=torch.tensor([[x, y]]),
-                                        click_labels=torch.tensor([sign]), prev_mask=prev)
+                                        click_labels=torch.tensor([sign]))
     return model, estimate, spread
 
 
@@ -67,25 +67,32 @@ def test_hand_computed_two_pixel_case():
 
 
 @pytest.mark.parametrize("sign", [1, -1])
-def test_conditioned_sets_keep_the_click_and_its_previous_mask(sign):
-    """x stays first with its own sign (a negative first click too), y_i follows as +1 then −1, and the set's
-    previous mask goes with every two-click set; the seed's form decodes single clicks without it."""
-    prev = torch.rand(1, 1, 3, 4, generator=torch.Generator().manual_seed(1))
-    model, _, _ = _run_stub("conditioned", click=((1.0, 2.0), sign), prev=prev, k=3)
+def test_conditioned_sets_keep_the_click_and_take_the_direct_map_as_previous_mask(sign):
+    """x stays first with its own sign (a negative first click too), y_i follows as +1 then −1, and the direct
+    estimate, zero on the padding, is every two-click set's previous mask; the seed's form decodes single clicks
+    without one."""
+    direct = torch.rand(3, 4, generator=torch.Generator().manual_seed(1))
+    valid = torch.ones(3, 4, dtype=torch.bool)
+    valid[:, 3] = False  # a padding column
+    model, _, _ = _run_stub("conditioned", direct, click=((1.0, 2.0), sign), k=3, valid=valid)
     (points, labels, seen_prev), = model.calls
     assert labels.tolist() == [[sign, 1]] * 3 + [[sign, -1]] * 3
     assert torch.equal(points[:, 0], torch.tensor([[1.0, 2.0]] * 6))
     assert torch.equal(points[:3, 1], points[3:, 1])  # the same y_i in both halves
-    assert torch.equal(seen_prev, prev.expand(6, -1, -1, -1))
-    model, _, _ = _run_stub("independent", click=((1.0, 2.0), sign), prev=prev, k=3)
+    assert torch.equal(seen_prev, (direct * valid).expand(6, 1, -1, -1))
+    model, _, _ = _run_stub("independent", direct, click=((1.0, 2.0), sign), k=3, valid=valid)
     (points, labels, seen_prev), = model.calls
     assert labels.tolist() == [[1]] * 3 + [[-1]] * 3 and seen_prev is None
 
 
-def test_negative_first_click_mixture():
-    # C = {(x, −1)}: P(y | x ∉ m) = 0.1 everywhere; 0.9 · 0.1 + 0.2 · 0.9 = 0.27
-    _, estimate, _ = _run_stub("conditioned", direct_value=0.1, click=((0.0, 0.0), -1))
-    assert torch.allclose(estimate, torch.full((3, 4), 0.27), atol=1e-5)
+def test_negative_first_click_mixture_with_the_negative_click_rule():
+    # C = {(x, −1)}: P(y | x ∉ m) = 0.1 everywhere. f(C ∪ {(y, −1)}) = 0.2 is capped at the previous map, 0.1
+    # (click_rules.py: a negative click removes, never adds): 0.9 · 0.1 + 0.1 · 0.9 = 0.18
+    _, estimate, _ = _run_stub("conditioned", 0.1, click=((0.0, 0.0), -1))
+    assert torch.allclose(estimate, torch.full((3, 4), 0.18), atol=1e-5)
+    # the seed's form has no previous mask, so nothing is capped: 0.6 · 0.1 + 0.3 · 0.9 = 0.33
+    _, estimate, _ = _run_stub("independent", 0.1, click=((0.0, 0.0), -1))
+    assert torch.allclose(estimate, torch.full((3, 4), 0.33), atol=1e-5)
 
 
 def test_stub_result_does_not_depend_on_points_per_batch():
@@ -129,7 +136,8 @@ def test_predictor_equals_the_formula_on_its_own_two_click_decodes(predictor, sa
     aux, weights = sample_auxiliary_pixels(direct, predictor._valid[0, 0], 5, sampling,
                                            torch.Generator().manual_seed(3))
     sets, signs = auxiliary_click_sets("conditioned", points[0], labels[0], aux)
-    maps = predictor.predict_torch(sets, signs).probabilities
+    # the direct map as every set's previous mask; predict_torch applies the negative click rule as triangulation does
+    maps = predictor.predict_torch(sets, signs, prev_masks=direct[None, None].expand(10, -1, -1, -1)).probabilities
     expected, _ = conditioned_triangulate(direct, aux, weights, maps[:5], maps[5:])
     assert torch.allclose(out.probabilities[0], expected, atol=1e-5)
     seed_form = predictor.predict_torch(points, labels, triangulation=5, triangulation_sampling=sampling,

@@ -189,8 +189,7 @@ class SignedClickPredictor(CachedImageViews):
                     triangulated, tri_spread = triangulate_sets(self.model, embeddings[view.name], view, direct,
                                                                 self._valid, num_aux, sampling, generators[part],
                                                                 batch_size, progress, map_index, triangulation_mode,
-                                                                points[part], labels[part],
-                                                                None if prev is None else prev[part])
+                                                                points[part], labels[part])
                     estimate = blend * direct + (1.0 - blend) * triangulated
                     tri_spreads.append(view.invert_map(tri_spread, size))
                 per_view.append(view.invert_map(estimate, size))

@@ -23,6 +23,7 @@ from ..models.signed_click.embeddings import SignedClickImageEmbeddings
 from ..scaling.conditioned_triangulation import auxiliary_click_sets
 from ..scaling.triangulation import RunningTriangulation, sample_auxiliary_pixels
 from ..scaling.tta import View
+from .click_rules import negative_click_cannot_add
 
 LOGIT_EPS = 1e-6
 """Probabilities are clamped to [ε, 1 − ε] before `logit`, so that logits are finite and σ(logit(p)) = p ± ε."""
@@ -132,7 +133,6 @@ def triangulate_view(
     mode: str = "independent",
     click_points: torch.Tensor | None = None,
     click_labels: torch.Tensor | None = None,
-    prev_mask: torch.Tensor | None = None,
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Triangulated estimate and its spread, (S_T, S_T) each, of one click set in one view's frame.
 
@@ -142,8 +142,10 @@ def triangulate_view(
     drawn (the image, not the padding). The 2K decodes per auxiliary pixel pair run `points_per_batch` at a time and
     fold into running sums (`RunningTriangulation`), so that memory does not grow with K. `mode` (scaling/
     conditioned_triangulation.py): "independent" decodes the single clicks (y_i, ±1); "conditioned" decodes the
-    set itself, `click_points` (N, 2) and `click_labels` (N,) in this view's frame, plus (y_i, ±1), with the set's
-    `prev_mask` (1, 1, S_T, S_T) or None, as its direct estimate had."""
+    set itself, `click_points` (N, 2) and `click_labels` (N,) in this view's frame, plus (y_i, ±1), with `direct`
+    (zero on the padding) as their previous mask, as the interactive loop and training feed the last map to the
+    next click; the negative click rule (`click_rules.py`) applies to the sets ending in (y_i, −1), as it would
+    to that next click."""
     aux, weights = sample_auxiliary_pixels(direct.cpu(), valid.cpu(), num_samples, sampling, generator)
     aux, weights = aux.to(direct.device), weights.to(direct.device)
     running = RunningTriangulation(direct)
@@ -152,9 +154,10 @@ def triangulate_view(
         part = aux[start : start + chunk]
         k = part.shape[0]
         points, labels = auxiliary_click_sets(mode, click_points, click_labels, part)
-        prev = None if mode == "independent" or prev_mask is None else prev_mask.expand(2 * k, -1, -1, -1)
+        prev = None if mode == "independent" else (direct * valid)[None, None].expand(2 * k, -1, -1, -1)
         maps = decode_probabilities(model, embeddings, points, labels, prev, points_per_batch=points_per_batch,
                                     map_index=map_index)
+        maps = negative_click_cannot_add(maps, prev, labels)  # no-op without a previous mask (the seed's form)
         running.add(part, weights[start : start + chunk], maps[:k], maps[k:])
         if progress is not None:
             progress(2 * k)
@@ -176,19 +179,16 @@ def triangulate_sets(
     mode: str = "independent",
     points: torch.Tensor | None = None,
     labels: torch.Tensor | None = None,
-    prev_masks: torch.Tensor | None = None,
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """`triangulate_view` for each of B click sets in `view`: `directs` (B, S_T, S_T) in the view's frame, `valid`
     (1, 1, S, S) the canonical image region, one sampler per set. The "conditioned" mode needs the sets, canonical as
-    `decode_views` takes them: `points` (B, N, 2), `labels` (B, N), `prev_masks` (B, 1, S, S) or None. Returns the
-    estimates and spreads, (B, S_T, S_T)."""
+    `decode_views` takes them: `points` (B, N, 2), `labels` (B, N). Returns the estimates and spreads, (B, S_T, S_T)."""
     view_valid = view.apply_image(valid.float(), mode="nearest")[0, 0] > 0.5
     batch = directs.shape[0]
-    sets = [(None, None, None)] * batch
+    sets = [(None, None)] * batch
     if mode != "independent":
         view_points = view.apply_points(points, valid.shape[-1])
-        view_prev = None if prev_masks is None else view.apply_image(prev_masks)
-        sets = [(view_points[b], labels[b], None if view_prev is None else view_prev[b : b + 1]) for b in range(batch)]
+        sets = [(view_points[b], labels[b]) for b in range(batch)]
     pairs = [triangulate_view(model, embeddings, direct, view_valid, num_samples, sampling, generator,
                               points_per_batch, progress, map_index, mode, *one_set)
              for direct, generator, one_set in zip(directs, generators, sets)]

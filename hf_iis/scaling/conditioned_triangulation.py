@@ -11,9 +11,12 @@ and averaging over auxiliary pixels y_i with weights w_i (Σ_i w_i = 1, drawn as
 
 The seed's estimator ("independent" mode) is (1) after the assumption P(z | C, y ∈ m) = P(z | y ∈ m) and
 P(z | C, y ∉ m) = P(z | y ∉ m), i.e. z's membership is independent of C given y's: it decodes the single clicks
-(y, +1) and (y, −1). The "conditioned" mode keeps C and decodes the two-click sets C ∪ {(y, ±1)}, which the
-multi-click model answers directly (with the same previous mask as the direct estimate). The cost is the same count,
-2K decodes per click set and view, of sets one click longer.
+(y, +1) and (y, −1). The "conditioned" mode keeps C and decodes the sets C ∪ {(y, ±1)}, which the multi-click model
+answers directly. Their previous mask is the direct estimate σ f(C): the model saw every set of two or more clicks
+in training with the last map fed back (`training/objective.py`), and that map is a function of (I, C), so it adds
+no information beyond C. The negative click rule (`inference/click_rules.py`) caps the sets ending in (y, −1) by it,
+as it caps any next negative click. The cost is the same count, 2K decodes per click set and view, of sets one
+click longer.
 
 A negative first click (C = {(x, −1)}) needs nothing new: p_i = σ f−(x)(y_i) = P(y_i ∈ m | x ∉ m) and the two sets
 are {(x, −1), (y_i, +1)} and {(x, −1), (y_i, −1)}; (1) is the same identity with the condition x ∉ m. Both modes
