@@ -1,7 +1,8 @@
-"""Zoom-in crop views on the original photo (`hf_iis/scaling/zoom_geometry.py`, `hf_iis/inference/zoom.py`): the geometry
-round-trips exactly, a zoomed prediction of a tiny object beats the unzoomed one with a deterministic stub model, the
-crop's encoding is cached until the box moves, bad values are refused where they are given, clicks outside the crop
-never index out of it, and the keyword reaches the predictor from the pipeline, the CLI and the evaluation."""
+"""Zoom-in crop views on the original photo (`hf_iis/scaling/zoom_geometry.py`, `hf_iis/inference/zoom.py`): the
+geometry round-trips exactly, a zoomed prediction of a tiny object beats the unzoomed one with a deterministic stub
+model, the crop's encoding is cached until the box moves, bad values are refused where they are given, clicks outside
+the crop never index out of it, and the keyword reaches the predictor from the pipeline, the CLI, the Space and the
+evaluation."""
 
 from __future__ import annotations
 
