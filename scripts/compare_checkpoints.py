@@ -59,6 +59,29 @@ def score_model(folder: str | None, instances, progress: bool = True,
     return scores
 
 
+def source_table(per_mask: dict[str, list[float]], sources: list[str], metric: str) -> list[str]:
+    """Markdown lines: per corpus source, each checkpoint's mIoU of `metric` and its paired difference to the
+    baseline (the first entry of `per_mask`), with a 95 % bootstrap interval over that source's masks."""
+    names = sorted(set(sources))
+    counts = {n: sources.count(n) for n in names}
+    lines = [f"Per source ({metric}): mIoU, and Δ to the baseline [95 % CI] over that source's masks.", "",
+             "| checkpoint | " + " | ".join(f"{n} (N = {counts[n]})" for n in names) + " |",
+             "|---|" + "---|" * len(names)]
+    base = np.asarray(per_mask["baseline"])
+    for name, scores in per_mask.items():
+        scores = np.asarray(scores)
+        cells = []
+        for n in names:
+            keep = np.array([s == n for s in sources])
+            cell = f"{scores[keep].mean():.2f}"
+            if name != "baseline":
+                d = paired_difference(scores[keep].tolist(), base[keep].tolist())
+                cell += f" ({d['diff']:+.2f} [{d['low']:+.2f}, {d['high']:+.2f}])"
+            cells.append(cell)
+        lines.append(f"| {name} | " + " | ".join(cells) + " |")
+    return lines
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--baseline", default=None, help="checkpoint folder (default: the embedded model)")
@@ -68,6 +91,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--metrics", default=",".join(METRICS),
                         help=f"comma-separated subset of: {', '.join(METRICS + OPTIONAL_METRICS)} (default: "
                              f"{', '.join(METRICS)})")
+    parser.add_argument("--by-source", action="store_true",
+                        help="also a table per corpus source (COCO objects, CCP parts and persons, ...) for the first "
+                             "metric: which kind of mask a checkpoint gains or loses on")
     parser.add_argument("--no-progress", action="store_true")
     parser.add_argument("--out", type=Path, default=Path("outputs/compare"))
     args = parser.parse_args(argv)
@@ -85,14 +111,18 @@ def main(argv: list[str] | None = None) -> int:
                      f"got {args.metrics!r}")
 
     try:
-        instances = instances_from_samples(load_corpus_split(args.corpus, "validation", min_masks=1))
+        samples = load_corpus_split(args.corpus, "validation", min_masks=1)
     except FileNotFoundError as error:
         parser.error(str(error))
+    instances = instances_from_samples(samples)
+    sources = [s.source for s in samples for _ in s.masks]
     base = score_model(args.baseline, instances, not args.no_progress, metrics)
+    per_mask = {"baseline": base[metrics[0]]}
     rows = [{"name": "baseline", "folder": args.baseline or "embedded default",
              **{m: float(np.mean(base[m])) for m in metrics}}]
     for name, folder in candidates:
         scores = score_model(folder, instances, not args.no_progress, metrics)
+        per_mask[name] = scores[metrics[0]]
         row = {"name": name, "folder": folder}
         for m in metrics:
             row[m] = float(np.mean(scores[m]))
@@ -109,11 +139,15 @@ def main(argv: list[str] | None = None) -> int:
             d = row.get(f"{m} vs baseline")
             cells += [f"{row[m]:.2f}", "—" if d is None else f"{d['diff']:+.2f} [{d['low']:+.2f}, {d['high']:+.2f}]"]
         lines.append(f"| {row['name']} | " + " | ".join(cells) + " |")
+    if args.by_source:
+        lines += ["", *source_table(per_mask, sources, metrics[0])]
     text = "\n".join(lines)
     print(text)
     args.out.mkdir(parents=True, exist_ok=True)
     report = {"created": timestamp(), "hardware": hardware_info(), "corpus": args.corpus, "masks": len(instances),
-              "seeds": list(SEEDS), "metrics": list(metrics), "rows": rows}
+              "seeds": list(SEEDS), "metrics": list(metrics), "rows": rows,
+              "sources": sources if args.by_source else None,
+              "per_mask": per_mask if args.by_source else None}
     (args.out / "compare.json").write_text(json.dumps(report, indent=2))
     (args.out / "compare.md").write_text(text + "\n")
     print(f"wrote {args.out / 'compare.md'}")

@@ -8,6 +8,10 @@ r"""Train the click decoder and its heads (S maps, IoU head, output prior) from 
     # 3. throughput against today's end-to-end step: scripts/bench_train_throughput.py --decoder-config ...
     # the untrained grown model alone (S maps that start as component / old answer / blend), to compare against:
     python scripts/train_decoder.py grow --teacher hf_iis/checkpoints/default --out runs/grown_init
+    # 4. retrain the IoU head alone on which answer a click means (the maps unchanged; rules in
+    #    hf_iis/training/iou_head_training.py); the head inputs are computed once and kept in --examples
+    python scripts/train_decoder.py head --model runs/decoder_multimask/final --cache data_cache/embeddings_v2 \
+        --rule largest --views 4000 --examples runs/choice/examples.safetensors --out runs/choice/largest
 
 The cache records the teacher's weights (sha256), backbone, input size, corpus and views (`cache_info.json`); a run
 refuses a cache of another model, and a resumed run refuses other settings. See
@@ -40,6 +44,17 @@ def _parser() -> argparse.ArgumentParser:
     grow.add_argument("--out", required=True, help="folder to write (save_pretrained)")
     grow.add_argument("--num-masks", type=int, default=3)
     grow.add_argument("--no-prior-in-output", action="store_true")
+    head = sub.add_parser("head", help="retrain the IoU head alone under a choice rule")
+    head.add_argument("--model", required=True, help="multi-map checkpoint folder whose maps are kept")
+    head.add_argument("--cache", default="data_cache/embeddings_v2", help="embedding cache of the model's teacher")
+    head.add_argument("--rule", required=True, help="uniform | area | largest")
+    head.add_argument("--views", type=int, default=4000, help="cached views to draw first clicks on")
+    head.add_argument("--examples", default=None,
+                      help="safetensors file of stored head inputs: read when it exists, else written")
+    head.add_argument("--epochs", type=int, default=60)
+    head.add_argument("--seed", type=int, default=0)
+    head.add_argument("--out", required=True, help="folder to write (save_pretrained)")
+    head.add_argument("--threads", type=int, default=2)
     train = sub.add_parser("train", help="train (or resume) the decoder from a cache")
     train.add_argument("--config", default="configs/decoder_multimask.yaml")
     train.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="override a setting")
@@ -113,6 +128,56 @@ def _grow(args) -> int:
     return 0
 
 
+def _head(args) -> int:
+    import torch
+    from safetensors.torch import load_file, save_file
+
+    from hf_iis.models.signed_click.image_processing_signed_click import SignedClickImageProcessor
+    from hf_iis.models.signed_click.modeling_signed_click import SignedClickModel
+    from hf_iis.training.embedding_cache import CACHE_INFO, file_sha256
+    from hf_iis.training.iou_head_training import CHOICE_RULES, ChoiceExamples, collect_choice_examples, fit_iou_head
+
+    for name in ("views", "epochs", "threads"):
+        _positive(f"--{name}", getattr(args, name))
+    if args.rule not in CHOICE_RULES:
+        raise ValueError(f"--rule must be one of {', '.join(CHOICE_RULES)}, got {args.rule!r}")
+    model_dir, out = Path(args.model), Path(args.out)
+    if not (model_dir / "model.safetensors").is_file():
+        raise ValueError(f"--model {model_dir}: no model.safetensors there (a save_pretrained folder is expected)")
+    if out.exists() and (not out.is_dir() or any(out.iterdir())):
+        raise ValueError(f"--out {out} exists and is not an empty folder")
+    examples_path = Path(args.examples) if args.examples else None
+    if examples_path is None or not examples_path.is_file():
+        if not (Path(args.cache) / CACHE_INFO).is_file():
+            raise ValueError(f"--cache {args.cache}: no {CACHE_INFO} there (build it with `train_decoder.py cache`)")
+    torch.set_num_threads(args.threads)
+    model = SignedClickModel.from_pretrained(str(model_dir)).eval()
+    if model.decoder.iou_head is None:
+        raise ValueError(f"--model {model_dir} has one map: there is no IoU head to train")
+    maps_sha = file_sha256(model_dir / "model.safetensors")
+    if examples_path is not None and examples_path.is_file():
+        stored = load_file(str(examples_path))
+        recorded = bytes(stored.pop("model_sha256").tolist()).decode()
+        if recorded != maps_sha:
+            raise ValueError(f"--examples {examples_path} were computed with another model ({recorded[:12]}…, "
+                             f"{model_dir} has {maps_sha[:12]}…)")
+        examples = ChoiceExamples(**stored)
+    else:
+        examples = collect_choice_examples(model, args.cache, args.views, seed=args.seed)
+        if examples_path is not None:
+            examples_path.parent.mkdir(parents=True, exist_ok=True)
+            tensors = {k: v.contiguous() for k, v in examples.state().items()}
+            tensors["model_sha256"] = torch.tensor(list(maps_sha.encode()), dtype=torch.uint8)
+            save_file(tensors, str(examples_path))
+    torch.manual_seed(args.seed)
+    result = fit_iou_head(model.decoder.iou_head, examples, args.rule, epochs=args.epochs, seed=args.seed)
+    model.save_pretrained(out)
+    SignedClickImageProcessor.from_pretrained(str(model_dir)).save_pretrained(out)
+    print(f"wrote {out}: IoU head fitted under rule {args.rule!r} on {result['examples']} first clicks, "
+          f"loss {result['loss']:.4f}, top map agrees with the rule's on {100 * result['top_agreement']:.1f} %")
+    return 0
+
+
 def _train(args) -> int:
     from hf_iis.training.decoder_training import load_run_config, train_decoder
 
@@ -129,7 +194,7 @@ def _train(args) -> int:
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     try:
-        return {"cache": _cache, "grow": _grow, "train": _train}[args.command](args)
+        return {"cache": _cache, "grow": _grow, "head": _head, "train": _train}[args.command](args)
     except (FileNotFoundError, ValueError) as error:
         print(f"train_decoder.py: error: {error}", file=sys.stderr)
         return 2

@@ -108,3 +108,26 @@ def test_the_optional_triangulation_metric_scores_teacher_and_student(tiny_check
     assert report["metrics"] == ["center", "center triangulation"]
     assert all(0.0 <= row["center triangulation"] <= 100.0 for row in report["rows"])
     assert "center triangulation vs baseline" in report["rows"][1]
+
+
+def test_by_source_table_splits_the_masks_by_their_corpus_source(tiny_checkpoint, data_root, tmp_path):
+    rows = coco_mval_rows(data_root, n=3, max_side=96)
+    rows[2] = {**rows[2], "source": "ecssd"}
+    corpus = write_corpus(tmp_path / "corpus", {"train": rows[:1], "validation": rows[1:]})
+    out = tmp_path / "cmp"
+    argv = ["--baseline", str(tiny_checkpoint), "--candidate", f"same={tiny_checkpoint}", "--corpus", str(corpus),
+            "--metrics", "center", "--by-source", "--threads", "1", "--no-progress", "--out", str(out)]
+    assert load_script("compare_checkpoints").main(argv) == 0
+    report = json.loads((out / "compare.json").read_text())
+    assert sorted(report["sources"]) == ["coco_mval", "ecssd"]
+    text = (out / "compare.md").read_text()
+    assert "coco_mval (N = 1)" in text and "ecssd (N = 1)" in text
+    assert "(+0.00 [+0.00, +0.00])" in text
+
+
+def test_source_table_means_and_differences_by_hand():
+    table = load_script("compare_checkpoints").source_table(
+        {"baseline": [10.0, 20.0, 30.0], "new": [20.0, 20.0, 60.0]}, ["a", "a", "b"], "center")
+    assert table[2] == "| checkpoint | a (N = 2) | b (N = 1) |"
+    assert table[4] == "| baseline | 15.00 | 30.00 |"
+    assert table[5].startswith("| new | 20.00 (+5.00 [") and "| 60.00 (+30.00 [+30.00, +30.00]) |" in table[5]

@@ -165,3 +165,25 @@ def test_grow_writes_the_untrained_multi_map_model(setup, tmp_path, capsys):
     assert grown.config.num_mask_outputs == 3 and grown.config.prior_in_output
     assert setup["script"].main(["grow", "--teacher", str(setup["teacher"]), "--out", str(out)]) == 2
     assert "exists and is not an empty folder" in _error_lines(capsys)[-1]
+
+
+def test_head_refits_the_iou_head_alone_and_reuses_its_examples(setup, tmp_path, capsys):
+    grown = tmp_path / "grown"
+    assert setup["script"].main(["grow", "--teacher", str(setup["teacher"]), "--out", str(grown)]) == 0
+    examples, out = tmp_path / "examples.safetensors", tmp_path / "largest"
+    args = ["head", "--model", str(grown), "--cache", str(setup["cache"]), "--views", "6", "--epochs", "3",
+            "--examples", str(examples), "--threads", "1"]
+    assert setup["script"].main([*args, "--rule", "largest", "--out", str(out)]) == 0
+    assert examples.is_file()
+    before, after = load_file(str(grown / "model.safetensors")), load_file(str(out / "model.safetensors"))
+    moved = [k for k in before if not torch.equal(before[k], after[k])]
+    assert moved and all(k.startswith("decoder.iou_head.") for k in moved)
+    # the stored inputs are read back (no cache needed), and refused for a model with other maps
+    assert setup["script"].main([*args[:3], "--cache", "/nonexistent", *args[5:], "--rule", "area",
+                                 "--out", str(tmp_path / "area")]) == 0
+    capsys.readouterr()
+    assert setup["script"].main(["head", "--model", str(out), "--examples", str(examples), "--rule", "area",
+                                 "--out", str(tmp_path / "x")]) == 2
+    assert "computed with another model" in _error_lines(capsys)[-1]
+    assert setup["script"].main([*args, "--rule", "biggest", "--out", str(tmp_path / "y")]) == 2
+    assert "--rule must be one of uniform, area, largest" in _error_lines(capsys)[-1]

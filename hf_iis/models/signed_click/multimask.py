@@ -25,10 +25,16 @@ class MaskIoUHead(nn.Module):
         self.mlp = nn.Sequential(nn.Linear(feature_dim + 2 * num_masks, hidden), nn.ReLU(inplace=True),
                                  nn.Linear(hidden, num_masks))
 
-    def forward(self, features: torch.Tensor, logits: torch.Tensor) -> torch.Tensor:
+    @staticmethod
+    def inputs(features: torch.Tensor, logits: torch.Tensor) -> torch.Tensor:
+        """The MLP's input (N, D + 2S): pooled features, then each map's mean probability and mean confidence. A
+        function of its own so that the head can be retrained alone on stored inputs (`training/iou_head_training`)."""
         prob = torch.sigmoid(logits.detach().float())
         stats = torch.cat([prob.mean((2, 3)), (2 * prob - 1).abs().mean((2, 3))], dim=1)
-        return self.mlp(torch.cat([features.mean((2, 3)), stats], dim=1))
+        return torch.cat([features.float().mean((2, 3)), stats], dim=1)
+
+    def forward(self, features: torch.Tensor, logits: torch.Tensor) -> torch.Tensor:
+        return self.mlp(self.inputs(features, logits).to(self.mlp[0].weight.dtype))
 
 
 def mask_iou(logits: torch.Tensor, target: torch.Tensor, valid: torch.Tensor | None = None) -> torch.Tensor:

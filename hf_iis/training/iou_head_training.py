@@ -1,0 +1,191 @@
+"""Retrain a multi-map model's IoU head alone, on which answer a click is taken to mean.
+
+The S maps answer one click with nested alternatives (a part, the whole object, ...); the IoU head ranks them, and
+the default (`select_best`) returns the top one. What the head ranks first depends only on the distribution of
+target masks given the click, P(m | x), that it is trained on: with predicted IoUs q_k it learns
+
+    q_k(x) ≈ E_{m ~ P(m | x)} IoU(l_k ≥ 0, m),         summed over the masks m of the image that hold x.
+
+Rules for P(m | x), x a positive click (`CHOICE_RULES`):
+
+    "uniform"   P(m | x) ∝ 1 / |m|     the seed's sampling (m uniform over the image's masks, x uniform in m): small
+                                       nested masks explain a click more often, so the head learns to answer parts
+    "area"      P(m | x) = 1 / |M_x|   every mask holding x equally (m drawn ∝ |m|, then x uniform in m)
+    "largest"   m = the largest mask holding x   a click means the whole object; the parts stay available as the
+                                       other maps (`multimask_output=True`)
+
+For a negative first click x̄ every rule uses the seed's P(m | x̄) ∝ 1 / |valid \\ m| over the masks not holding x̄.
+
+Because only the head changes, its inputs (`MaskIoUHead.inputs`: pooled decoder features and per-map statistics)
+and each map's IoU with every mask of the view are computed once from the embedding cache
+(`collect_choice_examples`); each rule is then a cheap fit of the small MLP on stored tensors (`fit_iou_head`).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+from .embedding_cache import list_shards, load_shards
+from .sampling import choose_masks, sample_click_pairs
+
+CHOICE_RULES = ("uniform", "area", "largest")
+
+
+@dataclass
+class ChoiceExamples:
+    """Stored head inputs for N first clicks.
+
+    Attributes:
+        inputs: (N, D + 2S) the head's input (`MaskIoUHead.inputs`).
+        ious: (N, M, S) IoU of each map (thresholded at 0) with each of the view's masks (M = the most masks in a
+            view; padding rows are 0). holds: (N, M) bool, the mask holds the click (positive) / does not hold it
+            (negative). areas: (N, M) valid pixels of each mask (0 for padding); outside: (N, M) valid pixels outside.
+        sign: (N,) +1 / −1.
+    """
+
+    inputs: torch.Tensor
+    ious: torch.Tensor
+    holds: torch.Tensor
+    areas: torch.Tensor
+    outside: torch.Tensor
+    sign: torch.Tensor
+
+    def __len__(self) -> int:
+        return self.inputs.shape[0]
+
+    def state(self) -> dict[str, torch.Tensor]:
+        return dict(vars(self))
+
+
+def choice_targets(examples: ChoiceExamples, rule: str) -> torch.Tensor:
+    """(N, S) expected IoU of each map under `rule` (module docstring); rows with no eligible mask are NaN."""
+    if rule not in CHOICE_RULES:
+        raise ValueError(f"rule must be one of {CHOICE_RULES}, got {rule!r}")
+    holds = examples.holds & (examples.areas > 0)
+    areas = examples.areas.float()
+    if rule == "uniform":
+        weight = torch.where(holds, 1.0 / areas.clamp_min(1), 0.0)
+    elif rule == "area":
+        weight = holds.float()
+    else:
+        largest = torch.where(holds, areas, -1.0).argmax(1)
+        weight = torch.zeros_like(areas).scatter_(1, largest[:, None], 1.0) * holds.float()
+    negative = examples.sign < 0
+    seed_negative = torch.where(holds, 1.0 / examples.outside.float().clamp_min(1), 0.0)
+    weight = torch.where(negative[:, None], seed_negative, weight)
+    total = weight.sum(1, keepdim=True)
+    weight = weight / total.clamp_min(1e-12)
+    targets = (weight[:, :, None] * examples.ious).sum(1)
+    return torch.where(total > 0, targets, torch.full_like(targets, float("nan")))
+
+
+@torch.no_grad()
+def collect_choice_examples(model, cache: str, num_views: int, seed: int = 0, batch_size: int = 32,
+                            shards_per_load: int = 4, progress: bool = True) -> ChoiceExamples:
+    """A positive and a negative first click on each of `num_views` cached views (drawn as training draws them:
+    a mask uniformly, x uniform in it, x̄ uniform outside it), decoded once; see `ChoiceExamples`."""
+    from tqdm import tqdm
+
+    from ..models.signed_click.multimask import mask_iou
+
+    head = model.decoder.iou_head
+    if head is None:
+        raise ValueError("the model has one map: there is no IoU head to train")
+    captured: list[torch.Tensor] = []
+    hook = head.register_forward_hook(lambda module, args, out: captured.append(module.inputs(*args)))
+    rng = np.random.default_rng(seed)
+    shards = list_shards(cache)
+    if not shards:
+        raise ValueError(f"{cache} holds no shard: build the cache first (scripts/train_decoder.py cache)")
+    order = rng.permutation(len(shards))
+    size = model.config.image_size
+    rows: dict[str, list] = {k: [] for k in ("inputs", "ious", "holds", "areas", "outside", "sign")}
+    max_masks = 8
+    bar = tqdm(total=num_views, desc="head inputs", disable=not progress)
+    done = 0
+    try:
+        for start in range(0, len(order), shards_per_load):
+            if done >= num_views:
+                break
+            views = load_shards([shards[i] for i in order[start:start + shards_per_load]], size)
+            for first in range(0, len(views), batch_size):
+                if done >= num_views:
+                    break
+                index, points, labels, view_masks = [], [], [], []
+                for v in range(first, min(first + batch_size, len(views))):
+                    masks, valid = views.masks[v].numpy(), views.valid[v].numpy()
+                    pick = choose_masks(masks, valid, 1, rng, 16)
+                    if pick.size == 0:
+                        continue
+                    pair = sample_click_pairs(masks[pick[0]], valid, 1, rng)
+                    signs = ((1, pair.positives[0]),) + (((-1, pair.negatives[0]),) if pair.negative_ok[0] else ())
+                    for sign, point in signs:
+                        index.append(v)
+                        points.append(point)
+                        labels.append(sign)
+                        view_masks.append((masks & valid[None], valid))
+                if not index:
+                    continue
+                done += len(set(index))
+                sel = torch.tensor(index)
+                e = views.embeddings.index(sel)
+                embeddings = type(e)(**{k: None if t is None else t.float() for k, t in vars(e).items()})
+                pts = torch.from_numpy(np.stack(points))[:, None].float()
+                lab = torch.tensor(labels)[:, None]
+                captured.clear()
+                logits, _ = model.decode_masks(embeddings, pts, lab)
+                rows["inputs"].append(captured[0])
+                for i, (masks, valid) in enumerate(view_masks):
+                    m = min(len(masks), max_masks)
+                    target = torch.from_numpy(masks[:m])[:, None]
+                    ious = torch.zeros(max_masks, logits.shape[1])
+                    ious[:m] = mask_iou(logits[i:i + 1].expand(m, -1, -1, -1), target,
+                                        torch.from_numpy(valid)[None, None])
+                    x, y = int(points[i][0]), int(points[i][1])
+                    holds = torch.zeros(max_masks, dtype=torch.bool)
+                    holds[:m] = torch.from_numpy(masks[:m, y, x] if labels[i] > 0 else ~masks[:m, y, x])
+                    areas = torch.zeros(max_masks, dtype=torch.int64)
+                    areas[:m] = torch.from_numpy(masks[:m].reshape(m, -1).sum(1))
+                    rows["ious"].append(ious)
+                    rows["holds"].append(holds)
+                    rows["areas"].append(areas)
+                    rows["outside"].append(int(valid.sum()) - areas)
+                    rows["sign"].append(labels[i])
+                bar.update(len(set(index)))
+    finally:
+        hook.remove()
+        bar.close()
+    return ChoiceExamples(inputs=torch.cat(rows["inputs"]), ious=torch.stack(rows["ious"]),
+                          holds=torch.stack(rows["holds"]), areas=torch.stack(rows["areas"]),
+                          outside=torch.stack(rows["outside"]), sign=torch.tensor(rows["sign"]))
+
+
+def fit_iou_head(head, examples: ChoiceExamples, rule: str, epochs: int = 60, lr: float = 1e-3,
+                 batch_size: int = 256, seed: int = 0) -> dict[str, float]:
+    """Fit `head` (a `MaskIoUHead`) in place: (σ(q) − target)² on the stored inputs, Adam; returns the final mean
+    loss and how often the head's top map is the target's top map (on the training examples)."""
+    targets = choice_targets(examples, rule)
+    keep = ~torch.isnan(targets).any(1)
+    inputs, targets = examples.inputs[keep].float(), targets[keep]
+    generator = torch.Generator().manual_seed(seed)
+    optimizer = torch.optim.Adam(head.parameters(), lr=lr)
+    head.train()
+    loss_value = float("nan")
+    for _ in range(epochs):
+        order = torch.randperm(len(inputs), generator=generator)
+        total = 0.0
+        for start in range(0, len(order), batch_size):
+            part = order[start:start + batch_size]
+            loss = ((torch.sigmoid(head.mlp(inputs[part])) - targets[part]) ** 2).mean()
+            optimizer.zero_grad()
+            loss.backward()
+            optimizer.step()
+            total += float(loss.detach()) * len(part)
+        loss_value = total / len(order)
+    head.eval()
+    with torch.no_grad():
+        agree = (head.mlp(inputs).argmax(1) == targets.argmax(1)).float().mean()
+    return {"loss": loss_value, "top_agreement": float(agree), "examples": int(len(inputs))}

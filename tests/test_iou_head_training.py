@@ -1,0 +1,61 @@
+"""The IoU head retrained alone under a choice rule: the expected-IoU targets by hand, and the fit."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from hf_iis.models.signed_click.multimask import MaskIoUHead
+from hf_iis.training.iou_head_training import ChoiceExamples, choice_targets, fit_iou_head
+
+
+def _examples() -> ChoiceExamples:
+    """Two clicks, three masks, two maps. Click 0 (positive) lies in masks 0 (area 10) and 1 (area 40), not in mask
+    2; click 1 (negative) lies outside masks 0 and 2 (100 − 10 and 100 − 50 valid pixels outside them)."""
+    ious = torch.tensor([[[0.9, 0.2], [0.3, 0.8], [0.0, 0.1]],
+                         [[0.5, 0.1], [0.4, 0.4], [0.2, 0.6]]])
+    return ChoiceExamples(inputs=torch.zeros(2, 4 + 4), ious=ious,
+                          holds=torch.tensor([[True, True, False], [True, False, True]]),
+                          areas=torch.tensor([[10, 40, 5], [10, 40, 50]]),
+                          outside=torch.tensor([[90, 60, 95], [90, 60, 50]]), sign=torch.tensor([1, -1]))
+
+
+def test_targets_by_hand():
+    ex = _examples()
+    # uniform: P(m | x) ∝ 1/|m| = (1/10, 1/40) → (0.8, 0.2)
+    uniform = torch.tensor([0.8 * 0.9 + 0.2 * 0.3, 0.8 * 0.2 + 0.2 * 0.8])
+    assert torch.allclose(choice_targets(ex, "uniform")[0], uniform)
+    assert torch.allclose(choice_targets(ex, "area")[0], torch.tensor([0.6, 0.5]))
+    assert torch.allclose(choice_targets(ex, "largest")[0], torch.tensor([0.3, 0.8]))
+    # the negative click: every rule uses P(m | x̄) ∝ 1/|outside m| = (1/90, 1/50) → (5/14, 9/14)
+    expected = torch.tensor([5 / 14 * 0.5 + 9 / 14 * 0.2, 5 / 14 * 0.1 + 9 / 14 * 0.6])
+    for rule in ("uniform", "area", "largest"):
+        assert torch.allclose(choice_targets(ex, rule)[1], expected)
+
+
+def test_a_click_in_no_mask_has_no_target_and_bad_rules_are_refused():
+    ex = _examples()
+    ex.holds[0] = False
+    assert torch.isnan(choice_targets(ex, "area")[0]).all()
+    with pytest.raises(ValueError, match="rule must be one of"):
+        choice_targets(ex, "biggest")
+
+
+def test_the_fitted_head_ranks_as_the_rule_says():
+    torch.manual_seed(0)
+    n = 256
+    # the input says which of two maps the largest mask matches: feature 0 = +1 → map 0, −1 → map 1
+    side = torch.randint(0, 2, (n,))
+    inputs = torch.zeros(n, 4 + 4)
+    inputs[:, 0] = 1.0 - 2.0 * side.float()
+    ious = torch.zeros(n, 2, 2)
+    ious[torch.arange(n), 1, side] = 0.9  # mask 1 (the large one) is matched by map `side`
+    ious[torch.arange(n), 0, 1 - side] = 0.9  # mask 0 (the small one) by the other map
+    ex = ChoiceExamples(inputs=inputs, ious=ious, holds=torch.ones(n, 2, dtype=torch.bool),
+                        areas=torch.tensor([[10, 100]]).expand(n, 2).clone(), outside=torch.full((n, 2), 50),
+                        sign=torch.ones(n, dtype=torch.long))
+    head = MaskIoUHead(4, 2)
+    result = fit_iou_head(head, ex, "largest", epochs=40)
+    assert result["top_agreement"] == 1.0 and result["examples"] == n
+    with torch.no_grad():
+        assert torch.equal(head.mlp(inputs).argmax(1), side)
