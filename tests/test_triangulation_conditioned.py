@@ -258,3 +258,24 @@ def test_scaling_study_refuses_bad_values_before_any_work(tmp_path, capsys, extr
     err = capsys.readouterr().err
     assert err.startswith("analyze_scaling.py: error: ") and message in err and len(err.splitlines()) == 1
     assert not out.exists()
+
+
+def test_a_multi_map_model_runs_the_conditioned_form_on_each_map(tmp_path):
+    """With S maps, every map is triangulated on its own decodes (`map_index`, as in the seed's form); each map's
+    result does not depend on `points_per_batch`, and `multimask_output` returns all of them."""
+    from hf_iis.models.signed_click.grow_outputs import grow_outputs
+
+    torch.manual_seed(0)
+    config = hf_iis.SignedClickConfig.from_preset("tiny", image_size=64, use_pretrained_backbone=False,
+                                                  saliency_encoder="u2netp", saliency_input_size=64,
+                                                  saliency_click_prior=True)  # as tests/test_multimask_pipeline.py
+    model = grow_outputs(hf_iis.SignedClickModel(config).eval(), num_masks=3)
+    predictor = hf_iis.SignedClickPredictor(model, hf_iis.SignedClickImageProcessor(size=64))
+    predictor.set_image(_image())
+    settings = dict(triangulation=3, triangulation_mode="conditioned", triangulation_blend=0.0)
+    assert len(predictor.predict([(30, 20, 1)], multimask_output=True, **settings).alternatives) == 3
+    points, labels = torch.tensor([[[30.0, 20.0]]]), torch.tensor([[1]])
+    for k in range(3):
+        one = predictor.predict_torch(points, labels, map_index=k, points_per_batch=1, **settings).probabilities
+        many = predictor.predict_torch(points, labels, map_index=k, points_per_batch=64, **settings).probabilities
+        assert torch.allclose(one, many, atol=1e-5)
