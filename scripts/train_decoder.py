@@ -51,6 +51,8 @@ def _parser() -> argparse.ArgumentParser:
     head.add_argument("--views", type=int, default=4000, help="cached views to draw first clicks on")
     head.add_argument("--examples", default=None,
                       help="safetensors file of stored head inputs: read when it exists, else written")
+    head.add_argument("--head-inputs", default=None,
+                      help="pooled | mask_pooled: give the model a new IoU head reading these inputs (default: keep)")
     head.add_argument("--epochs", type=int, default=60)
     head.add_argument("--seed", type=int, default=0)
     head.add_argument("--out", required=True, help="folder to write (save_pretrained)")
@@ -134,13 +136,22 @@ def _head(args) -> int:
 
     from hf_iis.models.signed_click.image_processing_signed_click import SignedClickImageProcessor
     from hf_iis.models.signed_click.modeling_signed_click import SignedClickModel
+    from hf_iis.models.signed_click.multimask import IOU_HEAD_INPUTS
     from hf_iis.training.embedding_cache import CACHE_INFO, file_sha256
-    from hf_iis.training.iou_head_training import CHOICE_RULES, ChoiceExamples, collect_choice_examples, fit_iou_head
+    from hf_iis.training.iou_head_training import (
+        CHOICE_RULES,
+        ChoiceExamples,
+        collect_choice_examples,
+        fit_iou_head,
+        with_head_inputs,
+    )
 
     for name in ("views", "epochs", "threads"):
         _positive(f"--{name}", getattr(args, name))
     if args.rule not in CHOICE_RULES:
         raise ValueError(f"--rule must be one of {', '.join(CHOICE_RULES)}, got {args.rule!r}")
+    if args.head_inputs is not None and args.head_inputs not in IOU_HEAD_INPUTS:
+        raise ValueError(f"--head-inputs must be one of {', '.join(IOU_HEAD_INPUTS)}, got {args.head_inputs!r}")
     model_dir, out = Path(args.model), Path(args.out)
     if not (model_dir / "model.safetensors").is_file():
         raise ValueError(f"--model {model_dir}: no model.safetensors there (a save_pretrained folder is expected)")
@@ -154,13 +165,17 @@ def _head(args) -> int:
     model = SignedClickModel.from_pretrained(str(model_dir)).eval()
     if model.decoder.iou_head is None:
         raise ValueError(f"--model {model_dir} has one map: there is no IoU head to train")
-    maps_sha = file_sha256(model_dir / "model.safetensors")
+    torch.manual_seed(args.seed)
+    if args.head_inputs is not None and args.head_inputs != model.config.iou_head_inputs:
+        model = with_head_inputs(model, args.head_inputs)
+    # the stored inputs belong to these maps and this kind of head input
+    maps_sha = file_sha256(model_dir / "model.safetensors") + ":" + model.config.iou_head_inputs
     if examples_path is not None and examples_path.is_file():
         stored = load_file(str(examples_path))
         recorded = bytes(stored.pop("model_sha256").tolist()).decode()
         if recorded != maps_sha:
-            raise ValueError(f"--examples {examples_path} were computed with another model ({recorded[:12]}…, "
-                             f"{model_dir} has {maps_sha[:12]}…)")
+            raise ValueError(f"--examples {examples_path} were computed with another model or head inputs "
+                             f"({recorded[:12]}…{recorded[64:]}, {model_dir} gives {maps_sha[:12]}…{maps_sha[64:]})")
         examples = ChoiceExamples(**stored)
     else:
         examples = collect_choice_examples(model, args.cache, args.views, seed=args.seed)
@@ -174,7 +189,8 @@ def _head(args) -> int:
     model.save_pretrained(out)
     SignedClickImageProcessor.from_pretrained(str(model_dir)).save_pretrained(out)
     print(f"wrote {out}: IoU head fitted under rule {args.rule!r} on {result['examples']} first clicks, "
-          f"loss {result['loss']:.4f}, top map agrees with the rule's on {100 * result['top_agreement']:.1f} %")
+          f"loss {result['loss']:.4f}; its top map is the rule's on {100 * result['top_agreement']:.1f} % of them "
+          f"and on {100 * result['held_out_agreement']:.1f} % of {result['held_out']} held-out ones")
     return 0
 
 

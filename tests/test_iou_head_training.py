@@ -56,6 +56,53 @@ def test_the_fitted_head_ranks_as_the_rule_says():
                         sign=torch.ones(n, dtype=torch.long))
     head = MaskIoUHead(4, 2)
     result = fit_iou_head(head, ex, "largest", epochs=40)
-    assert result["top_agreement"] == 1.0 and result["examples"] == n
+    assert result["top_agreement"] == 1.0 and result["held_out_agreement"] == 1.0
+    assert result["examples"] + result["held_out"] == n
     with torch.no_grad():
         assert torch.equal(head.mlp(inputs).argmax(1), side)
+
+
+def test_mask_pooled_inputs_by_hand():
+    head = MaskIoUHead(2, 2, inputs="mask_pooled")
+    features = torch.zeros(1, 2, 2, 2)
+    features[0, 0] = torch.tensor([[1.0, 3.0], [5.0, 7.0]])  # channel 0 differs per stride-8 cell
+    logits = torch.full((1, 2, 16, 16), -20.0)
+    logits[0, 0, :8, :8] = 20.0  # map 0: the top-left cell
+    logits[0, 1, :8, :] = 20.0  # map 1: the top row of cells
+    x = head.inputs(features, logits)
+    assert x.shape == (1, 2 + 2 * 2 + 2 * 2 + 1)
+    inside = x[0, 6:10].view(2, 2)  # per map: channel 0 and 1 averaged inside the map
+    assert torch.allclose(inside[0], torch.tensor([1.0, 0.0]), atol=1e-4)
+    assert torch.allclose(inside[1], torch.tensor([2.0, 0.0]), atol=1e-4)
+    assert torch.isclose(x[0, -1], torch.tensor(0.5))  # IoU of the two thresholded maps: 64 / 128
+    with pytest.raises(ValueError, match="iou_head_inputs must be one of"):
+        MaskIoUHead(2, 2, inputs="pixels")
+
+
+def test_with_head_inputs_keeps_every_other_weight_and_decodes():
+    from hf_iis import SignedClickConfig, SignedClickModel
+    from hf_iis.training.iou_head_training import with_head_inputs
+
+    torch.manual_seed(0)
+    model = SignedClickModel(SignedClickConfig.from_preset("tiny", image_size=64, use_pretrained_backbone=False,
+                                                           num_mask_outputs=3)).eval()
+    new = with_head_inputs(model, "mask_pooled")
+    assert new.config.iou_head_inputs == "mask_pooled"
+    old, fresh = model.state_dict(), new.state_dict()
+    assert all(torch.equal(old[k], fresh[k]) for k in old if not k.startswith("decoder.iou_head."))
+    with torch.no_grad():
+        embeddings = new.encode_image(torch.rand(1, 3, 64, 64))
+        maps, iou = new.decode_masks(embeddings, torch.tensor([[[20.0, 30.0]]]), torch.tensor([[1]]))
+    assert maps.shape == (1, 3, 64, 64) and iou.shape == (1, 3)
+
+
+def test_a_new_head_starts_unsaturated():
+    from hf_iis import SignedClickConfig, SignedClickModel
+    from hf_iis.training.iou_head_training import with_head_inputs
+
+    torch.manual_seed(0)
+    model = SignedClickModel(SignedClickConfig.from_preset("tiny", image_size=64, use_pretrained_backbone=False,
+                                                           num_mask_outputs=3))
+    head = with_head_inputs(model, "mask_pooled").decoder.iou_head
+    q = torch.sigmoid(head.mlp(torch.randn(64, head.mlp[0].in_features)))
+    assert 0.05 < float(q.min()) and float(q.max()) < 0.95

@@ -60,6 +60,25 @@ class ChoiceExamples:
         return dict(vars(self))
 
 
+def with_head_inputs(model, kind: str):
+    """A copy of a multi-map `model` whose IoU head reads `kind` inputs (`MaskIoUHead`): every other weight is kept,
+    the new head starts from the current torch generator."""
+    from ..models.signed_click.configuration_signed_click import SignedClickConfig
+    from ..models.signed_click.modeling_signed_click import SignedClickModel
+    from ..models.signed_click.multimask import MaskIoUHead
+
+    config = SignedClickConfig(**{**model.config.to_dict(), "iou_head_inputs": kind})
+    new = SignedClickModel(config)
+    state = {k: v for k, v in model.state_dict().items() if not k.startswith("decoder.iou_head.")}
+    missing, unexpected = new.load_state_dict(state, strict=False)
+    if unexpected or any(not k.startswith("decoder.iou_head.") for k in missing):
+        raise ValueError(f"the model does not fit its own config with iou_head_inputs={kind!r}")
+    # torch's default initialisation, not the model's: its init scales the head so that σ(q) saturates at 0 or 1,
+    # where the squared error has no gradient to learn from
+    new.decoder.iou_head = MaskIoUHead(config.embed_dim, config.num_mask_outputs, inputs=kind)
+    return new.eval()
+
+
 def choice_targets(examples: ChoiceExamples, rule: str) -> torch.Tensor:
     """(N, S) expected IoU of each map under `rule` (module docstring); rows with no eligible mask are NaN."""
     if rule not in CHOICE_RULES:
@@ -164,18 +183,22 @@ def collect_choice_examples(model, cache: str, num_views: int, seed: int = 0, ba
 
 
 def fit_iou_head(head, examples: ChoiceExamples, rule: str, epochs: int = 60, lr: float = 1e-3,
-                 batch_size: int = 256, seed: int = 0) -> dict[str, float]:
-    """Fit `head` (a `MaskIoUHead`) in place: (σ(q) − target)² on the stored inputs, Adam; returns the final mean
-    loss and how often the head's top map is the target's top map (on the training examples)."""
+                 batch_size: int = 256, seed: int = 0, held_out: float = 0.1) -> dict[str, float]:
+    """Fit `head` (a `MaskIoUHead`) in place: (σ(q) − target)² on the stored inputs, Adam, on all but a seeded
+    `held_out` share of the examples; returns the final training loss and how often the head's top map is the rule's
+    top map on the training and on the held-out examples."""
     targets = choice_targets(examples, rule)
     keep = ~torch.isnan(targets).any(1)
     inputs, targets = examples.inputs[keep].float(), targets[keep]
     generator = torch.Generator().manual_seed(seed)
+    shuffled = torch.randperm(len(inputs), generator=generator)
+    cut = len(inputs) - int(round(held_out * len(inputs)))
+    train, test = shuffled[:cut], shuffled[cut:]
     optimizer = torch.optim.Adam(head.parameters(), lr=lr)
     head.train()
     loss_value = float("nan")
     for _ in range(epochs):
-        order = torch.randperm(len(inputs), generator=generator)
+        order = train[torch.randperm(len(train), generator=generator)]
         total = 0.0
         for start in range(0, len(order), batch_size):
             part = order[start:start + batch_size]
@@ -187,5 +210,7 @@ def fit_iou_head(head, examples: ChoiceExamples, rule: str, epochs: int = 60, lr
         loss_value = total / len(order)
     head.eval()
     with torch.no_grad():
-        agree = (head.mlp(inputs).argmax(1) == targets.argmax(1)).float().mean()
-    return {"loss": loss_value, "top_agreement": float(agree), "examples": int(len(inputs))}
+        agree = head.mlp(inputs).argmax(1) == targets.argmax(1)
+    return {"loss": loss_value, "top_agreement": float(agree[train].float().mean()),
+            "held_out_agreement": float(agree[test].float().mean()) if len(test) else float("nan"),
+            "examples": int(len(train)), "held_out": int(len(test))}

@@ -77,6 +77,9 @@ class SignedClickConfig(PretrainedConfig):
             Whether the saliency click prior (the salient component under the clicks) enters the output logits
             directly: l_k = a_k·decoder_k + g_k·(2·prior − 1), with learned a_k, g_k (`OutputPrior`). Needs a saliency
             encoder.
+        iou_head_inputs (`str`, *optional*, defaults to `"pooled"`):
+            What the IoU head (S > 1) reads: `"pooled"` (image-wide decoder features and per-map statistics) or
+            `"mask_pooled"` (also the features inside each map and how the maps overlap; `multimask.MaskIoUHead`).
     """
 
     model_type = "signed_click_segmenter"
@@ -106,6 +109,7 @@ class SignedClickConfig(PretrainedConfig):
         pixel_std: list[float] | tuple[float, ...] = (0.5, 0.5, 0.5),
         num_mask_outputs: int = 1,
         prior_in_output: bool = False,
+        iou_head_inputs: str = "pooled",
         **kwargs,
     ) -> None:
         self.backbone = backbone
@@ -133,6 +137,9 @@ class SignedClickConfig(PretrainedConfig):
             raise ValueError(f"num_mask_outputs must be an integer in [1, 8], got {num_mask_outputs!r}")
         self.num_mask_outputs = num_mask_outputs
         self.prior_in_output = bool(prior_in_output)
+        if iou_head_inputs not in ("pooled", "mask_pooled"):
+            raise ValueError(f"iou_head_inputs must be 'pooled' or 'mask_pooled', got {iou_head_inputs!r}")
+        self.iou_head_inputs = iou_head_inputs
         if self.prior_in_output and saliency_encoder is None:
             raise ValueError("prior_in_output needs a saliency_encoder (the prior is the salient component)")
         self.pixel_mean = list(pixel_mean)

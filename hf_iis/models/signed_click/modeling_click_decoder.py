@@ -110,7 +110,8 @@ class ClickDecoder(nn.Module):
                 conv._zero_init = True
         # The prior in the output path (output_prior.py): each map can fall back on the click component.
         self.output_prior = OutputPrior(num_masks) if getattr(config, "prior_in_output", False) else None
-        self.iou_head = MaskIoUHead(dim, num_masks) if num_masks > 1 else None
+        self.iou_head = (MaskIoUHead(dim, num_masks, inputs=getattr(config, "iou_head_inputs", "pooled"))
+                         if num_masks > 1 else None)
 
     @staticmethod
     def click_affinity(features: torch.Tensor, points: torch.Tensor, labels: torch.Tensor, size: int) -> torch.Tensor:

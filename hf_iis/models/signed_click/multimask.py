@@ -13,25 +13,49 @@ the IoU target into the maps). At inference `select_best` returns the map with t
 from __future__ import annotations
 
 import torch
+import torch.nn.functional as F
 from torch import nn
+
+IOU_HEAD_INPUTS = ("pooled", "mask_pooled")
 
 
 class MaskIoUHead(nn.Module):
-    """q (N, S) logits of the IoU each map achieves, from the decoder's pooled features and each map's statistics
-    (mean probability, mean confidence |2p − 1|), so it can tell a confident whole from a hedged part."""
+    """q (N, S) logits of the IoU each map achieves, from the click-conditioned decoder features (stride 8) and the
+    maps themselves.
 
-    def __init__(self, feature_dim: int, num_masks: int, hidden: int = 64) -> None:
+    inputs="pooled": the features averaged over the image, and each map's mean probability and mean confidence
+    |2p − 1| (D + 2S numbers). inputs="mask_pooled" adds, per map, the features averaged *inside* the map (weights:
+    its probabilities pooled to stride 8; S·D numbers), and the IoU of every pair of thresholded maps (S(S−1)/2): what
+    each answer covers and how the answers nest, which the image-wide average cannot tell apart."""
+
+    def __init__(self, feature_dim: int, num_masks: int, hidden: int = 64, inputs: str = "pooled") -> None:
         super().__init__()
-        self.mlp = nn.Sequential(nn.Linear(feature_dim + 2 * num_masks, hidden), nn.ReLU(inplace=True),
-                                 nn.Linear(hidden, num_masks))
+        if inputs not in IOU_HEAD_INPUTS:
+            raise ValueError(f"iou_head_inputs must be one of {IOU_HEAD_INPUTS}, got {inputs!r}")
+        self.kind = inputs
+        size = feature_dim + 2 * num_masks
+        if inputs == "mask_pooled":
+            size += num_masks * feature_dim + num_masks * (num_masks - 1) // 2
+        self.mlp = nn.Sequential(nn.Linear(size, hidden), nn.ReLU(inplace=True), nn.Linear(hidden, num_masks))
 
-    @staticmethod
-    def inputs(features: torch.Tensor, logits: torch.Tensor) -> torch.Tensor:
-        """The MLP's input (N, D + 2S): pooled features, then each map's mean probability and mean confidence. A
+    def inputs(self, features: torch.Tensor, logits: torch.Tensor) -> torch.Tensor:
+        """The MLP's input (N, ·) for features (N, D, h, w) and logits (N, S, H, W); see the class docstring. A
         function of its own so that the head can be retrained alone on stored inputs (`training/iou_head_training`)."""
+        features = features.detach().float()
         prob = torch.sigmoid(logits.detach().float())
-        stats = torch.cat([prob.mean((2, 3)), (2 * prob - 1).abs().mean((2, 3))], dim=1)
-        return torch.cat([features.float().mean((2, 3)), stats], dim=1)
+        parts = [features.mean((2, 3)), prob.mean((2, 3)), (2 * prob - 1).abs().mean((2, 3))]
+        if self.kind == "mask_pooled":
+            weights = F.adaptive_avg_pool2d(prob, features.shape[-2:])  # (N, S, h, w)
+            inside = torch.einsum("nshw,ndhw->nsd", weights, features) / weights.sum((2, 3))[..., None].clamp_min(1e-6)
+            parts.append(inside.flatten(1))
+            hard = (prob >= 0.5).flatten(2).float()  # (N, S, HW)
+            inter = torch.einsum("nsp,ntp->nst", hard, hard)
+            area = hard.sum(2)
+            union = area[:, :, None] + area[:, None, :] - inter
+            pair_iou = torch.where(union > 0, inter / union.clamp_min(1), torch.ones_like(union))
+            rows, cols = torch.triu_indices(prob.shape[1], prob.shape[1], offset=1)
+            parts.append(pair_iou[:, rows, cols])
+        return torch.cat(parts, dim=1)
 
     def forward(self, features: torch.Tensor, logits: torch.Tensor) -> torch.Tensor:
         return self.mlp(self.inputs(features, logits).to(self.mlp[0].weight.dtype))
