@@ -104,5 +104,6 @@ def test_a_new_head_starts_unsaturated():
     model = SignedClickModel(SignedClickConfig.from_preset("tiny", image_size=64, use_pretrained_backbone=False,
                                                            num_mask_outputs=3))
     head = with_head_inputs(model, "mask_pooled").decoder.iou_head
-    q = torch.sigmoid(head.mlp(torch.randn(64, head.mlp[0].in_features)))
+    with torch.no_grad():
+        q = torch.sigmoid(head.mlp(torch.randn(64, head.mlp[0].in_features)))
     assert 0.05 < float(q.min()) and float(q.max()) < 0.95
