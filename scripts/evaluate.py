@@ -10,6 +10,9 @@ zero-shot proposals), with OpenCV GrabCut, the scikit-image random walker and th
     python scripts/evaluate.py --model none --peers u2netp_zero,u2netp_component,grabcut \
         --datasets CCP-parts,CamVid-regions --noc-limit 200      # saliency baselines, region-level benchmarks
 
+    python scripts/evaluate.py --model hf_iis/checkpoints/default --datasets validation:data_cache/corpus_v2 \
+        --protocols noc --zoom-in off,auto --noc-limit 200       # choose click-loop settings on validation
+
 Writes <out>/results.json, instances.{json,csv}, table.md and plots/*.png.
 """
 
@@ -68,7 +71,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--model", action="append", default=None,
                    help="checkpoint folder or hub id; repeatable or a comma list; 'none' = peers only "
                         "(default: the embedded default model)")
-    p.add_argument("--datasets", default="GrabCut,Berkeley", help="comma list of benchmarks (default: %(default)s)")
+    p.add_argument("--datasets", default="GrabCut,Berkeley",
+                   help="comma list of benchmarks, or validation:<corpus folder> for a training corpus's "
+                        "validation split, where settings are chosen (default: %(default)s)")
     p.add_argument("--data-root", default=None,
                    help="folder holding GrabCut/, Berkeley/, ... (default: $HF_IIS_DATA_ROOT, else ../shared/data "
                         "beside the repository)")

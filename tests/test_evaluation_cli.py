@@ -60,7 +60,8 @@ def test_cli_rejects_unknown_protocol_benchmark_peer_and_corpus(tiny_checkpoint,
              (["--datasets", "Nowhere", "--peers", "none"], "unknown benchmark 'Nowhere'"),
              (["--datasets", "GrabCut", "--peers", "foo", "--limit", "1"], "unknown peer 'foo'"),
              (["--protocols", "proposals", "--peers", "none", "--proposal-data", f"{tmp_path}/none:corpus"],
-              "build the corpus first")]
+              "build the corpus first"),
+             (["--datasets", f"validation:{tmp_path}/none", "--peers", "none"], "no parquet corpus there")]
     for extra, message in cases:
         capsys.readouterr()
         argv = ["--model", str(tiny_checkpoint), *extra, "--no-progress", "--out", str(tmp_path / "o")]
@@ -69,6 +70,20 @@ def test_cli_rejects_unknown_protocol_benchmark_peer_and_corpus(tiny_checkpoint,
         last_line = err.strip().splitlines()[-1]  # after any weight-loading progress bar
         assert "Traceback" not in err
         assert last_line.startswith("evaluate.py: error:") and message in last_line, last_line
+
+
+def test_the_validation_split_of_a_corpus_is_a_dataset(tiny_checkpoint, data_root, tmp_path):
+    from hf_iis.training.toy import coco_mval_rows, write_corpus
+
+    rows = coco_mval_rows(data_root, n=3, max_side=96)
+    corpus = write_corpus(tmp_path / "corpus", {"train": rows[:1], "validation": rows[1:]})
+    out = tmp_path / "eval"
+    argv = ["--model", str(tiny_checkpoint), "--datasets", f"validation:{corpus}", "--protocols", "noc",
+            "--max-clicks", "2", "--peers", "none", "--overlays", "0", "--threads", "1", "--no-progress",
+            "--out", str(out)]
+    assert load_script("evaluate").main(argv) == 0
+    row = json.loads((out / "results.json").read_text())["results"][0]
+    assert row["dataset"] == f"validation:{corpus}" and row["num_instances"] == 2
 
 
 def test_model_flag_accepts_repeats_and_comma_lists():

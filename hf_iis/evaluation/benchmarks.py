@@ -30,7 +30,7 @@ from typing import Any
 import numpy as np
 
 __all__ = ["BENCHMARKS", "Benchmark", "Instance", "instances_from_samples", "load_benchmark", "load_multimask",
-           "load_corpus_split"]
+           "load_corpus_split", "validation_instances", "VALIDATION_PREFIX"]
 
 
 @dataclass(frozen=True)
@@ -104,6 +104,8 @@ def load_benchmark(name: str, data_root: str | Path | None = None, limit: int | 
     """
     from hf_iis.data.layouts import default_data_root, default_extra_root, read_folder
 
+    if name.startswith(VALIDATION_PREFIX):
+        return validation_instances(name[len(VALIDATION_PREFIX):], limit)
     if name not in BENCHMARKS:
         raise KeyError(f"unknown benchmark {name!r}; known: {sorted(BENCHMARKS)}")
     spec = BENCHMARKS[name]
@@ -112,6 +114,21 @@ def load_benchmark(name: str, data_root: str | Path | None = None, limit: int | 
     else:
         root = Path(data_root) if data_root is not None else default_data_root()
     instances = instances_from_samples(read_folder(root / spec.folder, spec.layout, limit=limit, **spec.options))
+    return instances[:limit] if limit is not None else instances
+
+
+VALIDATION_PREFIX = "validation:"
+"""`validation:<corpus folder>` names a training corpus's validation split as a dataset (every mask an instance), so
+that settings of the click loop (zoom, TTA, ...) are chosen on validation, never on a benchmark."""
+
+
+def validation_instances(corpus_dir: str, limit: int | None = None) -> list[Instance]:
+    """Every mask of the validation split of the parquet corpus `corpus_dir`, in the corpus's order; at most
+    `limit` (the first ones). Raises FileNotFoundError (naming the folder) when there is no such corpus."""
+    if not corpus_dir or not any(Path(corpus_dir).glob("validation-*.parquet")):
+        raise FileNotFoundError(f"{VALIDATION_PREFIX}{corpus_dir}: no parquet corpus there (validation-*.parquet); "
+                                "build one with scripts/build_datasets.py")
+    instances = instances_from_samples(load_corpus_split(corpus_dir, "validation", min_masks=1))
     return instances[:limit] if limit is not None else instances
 
 
