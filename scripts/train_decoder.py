@@ -5,6 +5,9 @@ r"""Train the click decoder and its heads (S maps, IoU head, output prior) from 
         --views 2 --out data_cache/embeddings_v2
     # 2. train as resumable legs (rerun the same command to continue; --set stop_at_step=N ends a leg at step N)
     python scripts/train_decoder.py train --config configs/decoder_multimask.yaml --set max_minutes=60
+    #    object-box crops (the views zoom-in inference sees) go to a cache of their own, trained on beside the first:
+    python scripts/train_decoder.py cache --corpus data_cache/corpus_v2 --views 1 --object-crops \
+        --out data_cache/embeddings_crops
     # 3. throughput against today's end-to-end step: scripts/bench_train_throughput.py --decoder-config ...
     # the untrained grown model alone (S maps that start as component / old answer / blend), to compare against:
     python scripts/train_decoder.py grow --teacher hf_iis/checkpoints/default --out runs/grown_init
@@ -35,6 +38,8 @@ def _parser() -> argparse.ArgumentParser:
     cache.add_argument("--split", default="train")
     cache.add_argument("--views", type=int, default=2, help="views per image: 0 = plain, >= 1 augmented")
     cache.add_argument("--out", required=True, help="cache folder (created; an existing one is resumed)")
+    cache.add_argument("--object-crops", action="store_true",
+                       help="every view an object-box crop (the views zoom-in inference sees), no plain view")
     cache.add_argument("--seed", type=int, default=0)
     cache.add_argument("--limit", type=int, default=None, help="first N images only (tests, trials)")
     cache.add_argument("--images-per-shard", type=int, default=32)
@@ -91,8 +96,9 @@ def _cache(args) -> int:
     if out.exists() and not out.is_dir():
         raise ValueError(f"--out {out} is a file; give a folder")
     # what the cache will hold, checked against an existing cache before any model is loaded
+    augment = AugmentParams(object_crop_prob=1.0) if args.object_crops else AugmentParams()
     info = CacheInfo.for_run(teacher, SignedClickConfig.from_pretrained(str(teacher)), corpus, args.split, args.views,
-                             args.seed, AugmentParams())
+                             args.seed, augment, first_view=1 if args.object_crops else 0)
     if (out / CACHE_INFO).is_file():
         check_cache_info(out, info)
     torch.set_num_threads(args.threads)

@@ -187,3 +187,36 @@ def test_head_refits_the_iou_head_alone_and_reuses_its_examples(setup, tmp_path,
     assert "computed with another model" in _error_lines(capsys)[-1]
     assert setup["script"].main([*args, "--rule", "biggest", "--out", str(tmp_path / "y")]) == 2
     assert "--rule must be one of uniform, area, largest" in _error_lines(capsys)[-1]
+
+
+def test_object_crop_cache_and_training_on_two_caches(setup, tmp_path):
+    crops = tmp_path / "crops"
+    assert setup["script"].main(["cache", "--teacher", str(setup["teacher"]), "--corpus", str(setup["corpus"]),
+                                 "--out", str(crops), "--views", "1", "--object-crops", "--images-per-shard", "2",
+                                 "--threads", "1"]) == 0
+    info = json.loads((crops / "cache_info.json").read_text())
+    assert info["first_view"] == 1 and info["augment"]["object_crop_prob"] == 1.0
+    views = load_shards(list_shards(crops), 64)
+    assert len(views) == 4  # one crop view per image, no plain view
+    # the plain cache still resumes with its old record (no first_view, no object-crop keys): nothing rewritten
+    assert setup["script"].main(["cache", "--teacher", str(setup["teacher"]), "--corpus", str(setup["corpus"]),
+                                 "--out", str(setup["cache"]), "--views", "2", "--images-per-shard", "2",
+                                 "--threads", "1"]) == 0
+    run = tmp_path / "two"
+    assert _train(setup, run, "--set", f"extra_caches=[{crops}]") == 0
+    state = json.loads((run / "state" / "run.json").read_text())
+    assert state["cache_info"]["extra_caches"][0]["first_view"] == 1
+    assert _train(setup, tmp_path / "bad", "--set", "extra_caches=oops") == 2
+
+
+def test_object_crop_widens_a_mask_box_by_the_margin_inside_the_photo():
+    from hf_iis.training.augment import _object_crop
+    from hf_iis.training.config import AugmentParams
+
+    masks = np.zeros((1, 100, 200), bool)
+    masks[0, 40:60, 90:110] = True  # a 20 x 20 box
+    params = AugmentParams(object_crop_prob=1.0, object_crop_margin=(0.5, 0.5), object_crop_min_size=16)
+    assert _object_crop((100, 200), masks, params, np.random.default_rng(0)) == (80, 30, 40, 40)
+    params = AugmentParams(object_crop_prob=1.0, object_crop_margin=(0.5, 0.5), object_crop_min_size=150)
+    assert _object_crop((100, 200), masks, params, np.random.default_rng(0)) == (25, 0, 150, 100)  # clipped height
+    assert _object_crop((100, 200), np.zeros((1, 100, 200), bool), params, np.random.default_rng(0)) is None

@@ -1,6 +1,7 @@
 """Training augmentation, applied consistently to the image, its masks and its ignore map.
 
-    random crop (area / aspect jitter)  ->  resize longest side to S  ->  photometric jitter (kornia)
+    object-box crop (as zoom-in inference crops) or random crop (area / aspect jitter)
+    ->  resize longest side to S  ->  photometric jitter (kornia)
     ->  normalise as the image processor does ((x − mean) / std, `InputFormat`) and pad to S x S at the top-left
         (padding 0, as the image processor)
     ->  a random view of `hf_iis.scaling.tta.VIEW_ORDER` (D4 and rescales), cropped / padded back to S x S
@@ -92,11 +93,31 @@ class AugmentedSample:
     geometry: Geometry
 
 
+def _object_crop(shape: tuple[int, int], masks: np.ndarray, params: AugmentParams,
+                 rng: np.random.Generator) -> tuple[int, int, int, int] | None:
+    """The box of a random mask, widened as zoom-in inference widens the estimate's box (`zoom_geometry.crop_box`)
+    with a margin drawn from `object_crop_margin`; None when no mask has a pixel."""
+    from ..scaling.zoom_geometry import CropBox, crop_box
+
+    present = [k for k in range(len(masks)) if masks[k].any()]
+    if not present:
+        return None
+    rows, cols = np.nonzero(masks[present[int(rng.integers(len(present)))]])
+    tight = CropBox(int(cols.min()), int(rows.min()), int(cols.max()) + 1, int(rows.max()) + 1)
+    height, width = shape
+    box = crop_box(tight, float(rng.uniform(*params.object_crop_margin)), params.object_crop_min_size, width, height)
+    return (box.x0, box.y0, box.width, box.height)
+
+
 def _random_crop(
     shape: tuple[int, int], masks: np.ndarray, params: AugmentParams, rng: np.random.Generator, min_mask_pixels: int
 ) -> tuple[int, int, int, int]:
     height, width = shape
     full = (0, 0, width, height)
+    if params.object_crop_prob > 0 and rng.random() < params.object_crop_prob:
+        box = _object_crop(shape, masks, params, rng)
+        if box is not None:
+            return box
     if params.crop_prob <= 0 or rng.random() >= params.crop_prob:
         return full
     for _ in range(5):

@@ -43,6 +43,12 @@ class AugmentParams:
     hue: float = 0.03
     blur_prob: float = 0.1
     jitter_prob: float = 0.8
+    # object-box crops, the views zoom-in inference sees (hf_iis.scaling.zoom_geometry): the box of a random mask,
+    # widened by a margin drawn uniformly from object_crop_margin on each side, at least object_crop_min_size pixels
+    # (the photo's side when smaller), kept inside the photo; drawn before (and instead of) the random crop
+    object_crop_prob: float = 0.0
+    object_crop_margin: tuple[float, float] = (0.1, 0.8)
+    object_crop_min_size: int = 320
 
     @classmethod
     def no_augmentation(cls) -> AugmentParams:
@@ -324,8 +330,15 @@ def validate_config(cfg: TrainingConfig) -> None:
     if d.mask_sampling not in ("uniform", "area"):
         raise ValueError(f"config key 'data.mask_sampling' must be uniform or area, got {d.mask_sampling!r}")
     a = d.augment
-    for name in ("crop_prob", "view_prob", "blur_prob", "jitter_prob", "crop_min_area"):
+    for name in ("crop_prob", "view_prob", "blur_prob", "jitter_prob", "crop_min_area", "object_crop_prob"):
         _probability(f"data.augment.{name}", getattr(a, name))
+    margin = a.object_crop_margin
+    if (not isinstance(margin, (list, tuple)) or len(margin) != 2
+            or not all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in margin)
+            or not 0 <= margin[0] <= margin[1] <= 2):
+        raise ValueError("config key 'data.augment.object_crop_margin' must be [low, high] with "
+                         f"0 <= low <= high <= 2, got {margin!r}")
+    _at_least("data.augment.object_crop_min_size", a.object_crop_min_size, 16)
     if cfg.iterative is not None:
         it = cfg.iterative
         _probability("iterative.prob", it.prob)

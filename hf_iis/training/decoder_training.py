@@ -46,6 +46,8 @@ class DecoderRunConfig:
 
     teacher: str = "hf_iis/checkpoints/default"  # the model whose image side is frozen (and cached)
     cache: str = "data_cache/embeddings"  # built by `scripts/train_decoder.py cache` from the same teacher
+    extra_caches: list[str] = dataclasses.field(default_factory=list)  # more caches of the same teacher (e.g. the
+    # object-box crops of `cache --object-crops`): their shards join the draw, each shard equally likely
     output_dir: str = "runs/decoder_multimask"
     num_mask_outputs: int = 3
     prior_in_output: bool = True
@@ -78,6 +80,8 @@ class DecoderRunConfig:
                 raise ValueError(f"{key} must be a number >= 0, got {value!r}")
         if not 0 <= self.corrective_prob <= 1:
             raise ValueError(f"corrective_prob must be in [0, 1], got {self.corrective_prob!r}")
+        if not isinstance(self.extra_caches, list) or not all(isinstance(c, str) and c for c in self.extra_caches):
+            raise ValueError(f"extra_caches must be a list of cache folders, got {self.extra_caches!r}")
         if self.mask_sampling not in MASK_SAMPLINGS:
             raise ValueError(f"mask_sampling must be one of {MASK_SAMPLINGS}, got {self.mask_sampling!r}")
         if self.stop_at_step is not None and (type(self.stop_at_step) is not int or self.stop_at_step < 1):
@@ -141,11 +145,12 @@ class CachedBatches:
     The shard list is read again at every refill, so training can run beside a cache build (its shards are a uniform
     sample of the corpus at any time, `embedding_cache.py`)."""
 
-    def __init__(self, cache: str | Path, size: int, cfg: DecoderRunConfig, rng: np.random.Generator) -> None:
-        self.cache = cache
-        self.shards = list_shards(cache)
-        if not self.shards:
-            raise ValueError(f"{cache} holds no shard: build the cache first (scripts/train_decoder.py cache)")
+    def __init__(self, cache: str | Path | list, size: int, cfg: DecoderRunConfig, rng: np.random.Generator) -> None:
+        self.caches = [cache] if isinstance(cache, (str, Path)) else list(cache)
+        for folder in self.caches:
+            if not list_shards(folder):
+                raise ValueError(f"{folder} holds no shard: build the cache first (scripts/train_decoder.py cache)")
+        self.shards = self._list()
         self.size, self.cfg, self.rng = size, cfg, rng
         self.views = None
         self.picked: list[int] = []
@@ -154,12 +159,16 @@ class CachedBatches:
     def _refill(self) -> None:
         # shards written since the last refill join (a cache still being built): names sort in build order, so
         # the indices of the shards already listed keep their meaning
-        self.shards = list_shards(self.cache)
+        self.shards = self._list()
         pick = self.rng.choice(len(self.shards), size=min(self.cfg.shards_in_memory, len(self.shards)),
                                replace=False)
         self.picked = sorted(int(i) for i in pick)
         self.views = load_shards([self.shards[i] for i in self.picked], self.size)
         self.order = [int(i) for i in self.rng.permutation(len(self.views))]
+
+    def _list(self) -> list[Path]:
+        # the caches one after the other; only the last may still be growing without moving the others' indices
+        return [shard for folder in self.caches for shard in list_shards(folder)]
 
     def state(self) -> dict[str, list[int]]:
         """Which shards are in memory and which of their views are still to come: with the generator's state, a
@@ -241,31 +250,38 @@ def train_decoder(cfg: DecoderRunConfig, progress: bool = True) -> dict[str, Any
     cfg.check()
     if cfg.num_threads:
         torch.set_num_threads(cfg.num_threads)
-    info_path = Path(cfg.cache) / CACHE_INFO
-    if not info_path.is_file():
-        raise ValueError(f"{info_path} not found: build the cache first (scripts/train_decoder.py cache)")
-    cache_info = json.loads(info_path.read_text())
+    infos = []
+    for folder in [cfg.cache, *cfg.extra_caches]:
+        info_path = Path(folder) / CACHE_INFO
+        if not info_path.is_file():
+            raise ValueError(f"{info_path} not found: build the cache first (scripts/train_decoder.py cache)")
+        infos.append((info_path, json.loads(info_path.read_text())))
+    # the run state keeps the first cache's record as before, and the others' beside it when there are any
+    cache_info = infos[0][1] if len(infos) == 1 else {**infos[0][1], "extra_caches": [i for _, i in infos[1:]]}
     torch.manual_seed(cfg.seed)  # the new heads' initial weights: a fresh leg and a resumed one start alike
     model = build_decoder_model(cfg)
     teacher_sha = file_sha256(Path(cfg.teacher) / "model.safetensors")
-    if cache_info.get("teacher_sha256") != teacher_sha:
-        raise ValueError(f"{info_path}: the cache was built from another model (teacher_sha256 "
-                         f"{str(cache_info.get('teacher_sha256'))[:12]}…, {cfg.teacher} has {teacher_sha[:12]}…)")
-    if cache_info.get("image_size") != model.config.image_size:
-        raise ValueError(f"{info_path}: image_size {cache_info.get('image_size')}, the model's is "
-                         f"{model.config.image_size}")
+    for info_path, info in infos:
+        if info.get("teacher_sha256") != teacher_sha:
+            raise ValueError(f"{info_path}: the cache was built from another model (teacher_sha256 "
+                             f"{str(info.get('teacher_sha256'))[:12]}…, {cfg.teacher} has {teacher_sha[:12]}…)")
+        if info.get("image_size") != model.config.image_size:
+            raise ValueError(f"{info_path}: image_size {info.get('image_size')}, the model's is "
+                             f"{model.config.image_size}")
     out = Path(cfg.output_dir)
     params = [p for p in model.parameters() if p.requires_grad]
     optimizer = torch.optim.AdamW(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, _schedule(cfg))
     rng = np.random.default_rng(cfg.seed)
-    batches = CachedBatches(cfg.cache, model.config.image_size, cfg, rng)
+    batches = CachedBatches([cfg.cache, *cfg.extra_caches], model.config.image_size, cfg, rng)
     step = 0
     state = out / "state"
     if state.is_dir():
         run = json.loads((state / "run.json").read_text())
-        if run["settings"] != cfg.run_settings():
-            diff = sorted(k for k in cfg.run_settings() if run["settings"].get(k) != cfg.run_settings()[k])
+        # settings added since the state was written read as their defaults
+        saved = {**DecoderRunConfig(teacher=cfg.teacher).run_settings(), **run["settings"]}
+        if saved != cfg.run_settings():
+            diff = sorted(k for k in cfg.run_settings() if saved.get(k) != cfg.run_settings()[k])
             raise ValueError(f"{out} holds a run with other settings ({diff}); resume with the same settings or use "
                              "a new --output-dir")
         if run["cache_info"] != cache_info:

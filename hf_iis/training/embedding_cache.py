@@ -77,14 +77,17 @@ class CacheInfo:
     augment: dict[str, Any] = field(default_factory=dict)
     max_masks_per_view: int = 8
     format_version: int = FORMAT_VERSION
+    first_view: int = 0  # 1: no plain view (a cache of augmented views only, e.g. object-box crops)
 
     @classmethod
     def for_run(cls, teacher: str | Path, config, corpus: str | Path, split: str, views_per_image: int, seed: int,
-                augment_params: AugmentParams, max_masks_per_view: int = 8) -> CacheInfo:
+                augment_params: AugmentParams, max_masks_per_view: int = 8, first_view: int = 0) -> CacheInfo:
+        augment = asdict(augment_params)
+        augment["object_crop_margin"] = list(augment["object_crop_margin"])  # as JSON reads it back
         return cls(teacher_sha256=file_sha256(Path(teacher) / "model.safetensors"), backbone=config.backbone,
                    saliency_encoder=config.saliency_encoder, image_size=int(config.image_size),
                    corpus_fingerprint=corpus_fingerprint(corpus), split=split, views_per_image=views_per_image,
-                   seed=seed, augment=asdict(augment_params), max_masks_per_view=max_masks_per_view)
+                   seed=seed, augment=augment, max_masks_per_view=max_masks_per_view, first_view=first_view)
 
 
 def check_cache_info(folder: str | Path, expected: CacheInfo, keys: tuple[str, ...] | None = None) -> None:
@@ -99,10 +102,17 @@ def check_cache_info(folder: str | Path, expected: CacheInfo, keys: tuple[str, .
     except (OSError, json.JSONDecodeError) as error:
         raise ValueError(f"{path} is not readable JSON ({error})") from None
     wanted = asdict(expected)
+    # keys added after a cache was built read as their defaults (a cache built before object crops existed had none)
+    recorded = {**{k: v for k, v in asdict(CacheInfo("", "", None, 0, "", "", 0, 0)).items() if k != "augment"},
+                **recorded}
+    recorded["augment"] = {**_AUGMENT_DEFAULTS, **(recorded.get("augment") or {})}
     for key in keys or tuple(wanted):
         if recorded.get(key) != wanted[key]:
             raise ValueError(f"{path}: {key} is {recorded.get(key)!r}, expected {wanted[key]!r} (the cache was built "
                              f"from another {key.replace('_', ' ')}; rebuild it into a new folder)")
+
+
+_AUGMENT_DEFAULTS = {"object_crop_prob": 0.0, "object_crop_margin": [0.1, 0.8], "object_crop_min_size": 320}
 
 
 def _pack(bits: np.ndarray) -> np.ndarray:
@@ -162,7 +172,7 @@ def build_embedding_cache(model, rows, folder: str | Path, info: CacheInfo, inpu
         samples = []
         for i in order[shard * images_per_shard:(shard + 1) * images_per_shard]:
             row = rows[int(i)]
-            for view in range(info.views_per_image):
+            for view in range(info.first_view, info.first_view + info.views_per_image):
                 sample = view_sample(row, view, info, input_format)
                 if sample is not None:
                     samples.append(sample)
