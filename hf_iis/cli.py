@@ -56,9 +56,9 @@ def _add_scaling_args(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--triangulation-mode", default="independent", choices=["independent", "conditioned"],
                         help="independent: the seed's form, single clicks at the auxiliary pixels; conditioned: the "
                         "clicks plus each auxiliary pixel (same number of decodes)")
-    parser.add_argument("--zoom-in", default="off", choices=sorted(ZOOM_IN),
+    parser.add_argument("--zoom-in", default="auto", choices=sorted(ZOOM_IN),
                         help="refine on a crop of the photo around the mask: off, on, or auto (from the second click "
-                        "on, or a small object's first click); default: off")
+                        "on, or a small object's first click; the default, chosen on validation: docs/results_zoom.md)")
     parser.add_argument("--blend", type=float, default=None,
                         help="weight of the direct estimate in triangulation (default: the checkpoint's)")
     parser.add_argument("--device", default=None, help="torch device: cpu, cuda, cuda:1, mps (default: cpu)")

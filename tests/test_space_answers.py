@@ -209,6 +209,7 @@ def test_a_real_multi_map_model_offers_its_answers_and_the_pick_is_fed_back(mult
     assert np.array_equal(full, upsample(direct["mask_probabilities"][2].astype(np.float16).astype(np.float32),
                                          (width, height)) >= 0.5)
 
-    second = unpack(handlers.click(picked["state"], 100, 100, space.NEGATIVE, 1, 0, False, False))
+    # zoom off: a zoomed second click would encode its crop; here the photo's cached embedding is the point
+    second = unpack(handlers.click(picked["state"], 100, 100, space.NEGATIVE, 1, 0, False, False, "off"))
     assert np.array_equal(segmenter.calls[-1]["prev_mask"], step.probability_map())
     assert second["details"]["answers"] == 3 and second["details"]["embedding"] == "cached"

@@ -153,7 +153,7 @@ def test_auto_zooms_corrective_clicks_and_small_objects_only():
 def test_zoom_on_a_tiny_object_beats_the_full_view(stub_predictor):
     image, gt, click = tiny_object_photo()
     stub_predictor.set_image(image)
-    plain = stub_predictor.predict([click])
+    plain = stub_predictor.predict([click], zoom_in=False)
     zoomed = stub_predictor.predict([click], zoom_in=True)
     assert plain.zoom_box is None and zoomed.zoom_box is not None
     assert iou(plain.mask(), gt) < 0.1  # 3 x 3 model pixels: under 30 % of any 8 x 8 block
@@ -267,7 +267,7 @@ def test_pipeline_forwards_zoom_from_construction_and_per_call(tiny_checkpoint, 
     image = (np.random.default_rng(2).random((120, 160, 3)) * 255).astype(np.uint8)
     seg(image, clicks=[(20, 20, 1)])
     out = seg(image, clicks=[(20, 20, 1)], zoom_in=True, threshold=0.999, zoom_min_size=32)
-    given = [k for k in seen if "zoom_in" in k]  # the pipeline's calls, not the zoomed path's inner full-image call
+    given = [k for k in seen if "zoom_margin" in k]  # the pipeline's calls, not the zoomed path's inner ones
     assert (given[0]["zoom_in"], given[0]["zoom_margin"]) == ("auto", 0.2)
     assert (given[1]["zoom_in"], given[1]["zoom_min_size"]) == (True, 32)
     assert out["zoom_box"] is not None and out["views"][-1] == "zoom:identity"
@@ -326,10 +326,38 @@ def test_space_zoom_radio_reaches_the_segmenter_and_the_status(photo, tmp_path):
     # the UI's select inputs: [state, sign, tta, triangulation, show_prob, show_unc, zoom]; Gradio puts the click
     # event at the handler's `evt` place, so the zoom word still lands on `zoom`
     event = gr.SelectData(None, {"index": [300, 200], "value": None, "selected": True})
-    inputs, *_ = special_args(as_cached_files(handlers.select), [state, space.POSITIVE, 1, 0, False, False, "auto"],
+    inputs, *_ = special_args(as_cached_files(handlers.select), [state, space.POSITIVE, 1, 0, False, False, "on"],
                               event_data=event)
     out = handlers.select(*inputs)
-    assert calls[-1]["zoom_in"] == "auto"
+    assert calls[-1]["zoom_in"] is True
     assert json.loads(out[-1])["zoom_box"] == [0, 0, 10, 10] and "zoomed crop" in out[-2]
     rerun = handlers.rerun(out[0], 1, 0, False, False, "off")
-    assert "zoom_in" not in calls[-1] and json.loads(rerun[-1])["zoom_box"] is None
+    assert calls[-1]["zoom_in"] is False and json.loads(rerun[-1])["zoom_box"] is None
+
+
+def test_auto_is_the_default_everywhere_and_off_is_passed_on(photo, tmp_path):
+    """The predictor's default is "auto" (chosen on validation); the Space's radio starts there and sends no
+    keyword for it, and "off" reaches the segmenter as zoom_in=False."""
+    import inspect
+
+    from PIL import Image
+
+    from hf_iis import SignedClickPredictor, space
+    from hf_iis.cli import build_parser
+
+    assert inspect.signature(SignedClickPredictor.predict).parameters["zoom_in"].default == "auto"
+    assert build_parser().parse_args(["segment", "x.png", "--click", "1,1", "--out", "m.png"]).zoom_in == "auto"
+    calls = []
+
+    def segmenter(image, clicks=None, **kwargs):
+        calls.append(kwargs)
+        return {"probabilities": np.zeros(image.shape[:2], np.float32), "score": 0.0, "seconds": 0.001}
+
+    handlers = space.Handlers(segmenter)
+    path = tmp_path / "photo.png"
+    Image.fromarray(photo).save(path)
+    state = handlers.load({"path": str(path), "orig_name": path.name}, False, False)[0]
+    handlers.click(state, 300, 200, space.POSITIVE, 1, 0, False, False)
+    assert "zoom_in" not in calls[-1]
+    handlers.click(state, 310, 210, space.POSITIVE, 1, 0, False, False, "off")
+    assert calls[-1]["zoom_in"] is False

@@ -225,7 +225,7 @@ class SignedClickPredictor(CachedImageViews):
         multimask_output: bool = False,
         triangulation_mode: str = "independent",
         upsample: str = "bilinear",
-        zoom_in: bool | str = False,
+        zoom_in: bool | str = "auto",
         zoom_margin: float = DEFAULT_MARGIN,
         zoom_min_size: int | None = None,
     ) -> Prediction:
@@ -250,8 +250,9 @@ class SignedClickPredictor(CachedImageViews):
                 `predicted_iou`); False: the best-predicted map only. A one-map model has one answer either way.
             upsample: "bilinear" or "guided" (snapped to the photo's edges): how the map reaches the photo's
                 size (`upsampling.py`).
-            zoom_in: False, True or "auto": refine inside a crop of the photo around the estimate, expanded by
-                `zoom_margin` per side and at least `zoom_min_size` px (None: the input size); `zoom.py`.
+            zoom_in: "auto" (default: from the second click on, and a small object's first click; chosen on the
+                validation split, docs/results_zoom.md), True or False: refine inside a crop of the photo around the
+                estimate, expanded by `zoom_margin` per side and at least `zoom_min_size` px (None: the input size).
         """
         arguments = dict(locals())  # the call as given, for the zoomed path to repeat without zoom
         zoom = check_zoom_options(zoom_in, zoom_margin, zoom_min_size)

@@ -77,7 +77,8 @@ def guided_upsample(maps: torch.Tensor, image: np.ndarray, radius: float = GUIDE
     height, width = image.shape[:2]
     scale = max(height / maps.shape[-2], width / maps.shape[-1])
     up = F.interpolate(maps.float(), size=(height, width), mode="bilinear", align_corners=False)
-    guide = torch.from_numpy(np.ascontiguousarray(image)).to(up.device).permute(2, 0, 1)[None].float() / 255.0
+    # a copy: the photo may be a read-only array (a decoded file), which torch.from_numpy warns about
+    guide = torch.from_numpy(np.array(image, dtype=np.uint8)).to(up.device).permute(2, 0, 1)[None].float() / 255.0
     subsample = max(1, math.floor(scale))  # the fast form: coefficients at about the input map's resolution
     sub_radius = max(1, round(radius * max(scale, 1.0) / subsample))  # in subsampled pixels, at least 1
     kernel = 2 * sub_radius * subsample + 1  # kornia's window there is (kernel - 1) // subsample + 1 = 2 r + 1

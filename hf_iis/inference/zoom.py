@@ -143,7 +143,8 @@ def predict_zoomed(predictor, options: ZoomOptions, arguments: dict) -> Predicti
     zoom keywords are dropped here)."""
     start = time.perf_counter()
     arguments = {key: value for key, value in arguments.items() if key not in _OWN_KEYS}
-    full = predictor.predict(**arguments)  # checks every argument; the full-image estimate
+    # checks every argument; the full-image estimate (zoom_in=False: the default may be "auto")
+    full = predictor.predict(**arguments, zoom_in=False)
     height, width = predictor.original_size
     clicks = validate_clicks(clicks_from_prompts(arguments.get("clicks"), arguments.get("input_points"),
                                                  arguments.get("input_labels")), width, height)
@@ -163,7 +164,8 @@ def predict_zoomed(predictor, options: ZoomOptions, arguments: dict) -> Predicti
     prev = _previous(predictor, arguments.get("prev_mask"), arguments.get("prev_logits"), width, height)
     inner = {key: value for key, value in arguments.items()
              if key not in ("clicks", "prev_mask", "prev_logits", "input_points", "input_labels")}
-    part = crop.predict(crop_clicks(clicks, box, width, height), None if prev is None else box.crop(prev), **inner)
+    part = crop.predict(crop_clicks(clicks, box, width, height), None if prev is None else box.crop(prev), **inner,
+                        zoom_in=False)
     result = _pasted(predictor, full, part, box, start)
     if part.alternatives:  # multimask_output=True: each of the crop's answers, pasted the same way
         result.alternatives = [result] + [_pasted(predictor, full, a, box, start) for a in part.alternatives[1:]]

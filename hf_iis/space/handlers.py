@@ -35,6 +35,7 @@ LOG = logging.getLogger("hf_iis.space")
 MAX_CLICKS = 64
 MAX_TTA, MAX_TRIANGULATION = 8, 64
 ZOOM_CHOICES = {"off": False, "auto": "auto", "on": True}  # the zoom radio's words -> the pipeline's `zoom_in`
+DEFAULT_ZOOM = "auto"  # the predictor's own default (`SignedClickPredictor.predict`), passed on as no keyword
 POSITIVE, NEGATIVE = "positive (object)", "negative (background)"
 NO_SPREAD = ("One estimate has no spread: raise TTA views to 2 or more, or triangulation pixels above 0, to see "
              "the uncertainty map.")
@@ -63,12 +64,12 @@ class Handlers:
 
     # ---- model call
     def predict(self, image: np.ndarray, clicks, prev: np.ndarray | None, tta: int, triangulation: int,
-                answers: bool = True, zoom: str = "off") -> Step:
+                answers: bool = True, zoom: str = DEFAULT_ZOOM) -> Step:
         """One prediction; `answers`: every answer of a multi-map model (each runs the whole scaling path), False:
         the best-predicted one alone; `zoom`: a word of `ZOOM_CHOICES` (zoom-in crop views, `inference/zoom.py`)."""
         if zoom not in ZOOM_CHOICES:
             raise ValueError(f"zoom must be one of {list(ZOOM_CHOICES)}, got {zoom!r}")
-        extra = {} if zoom == "off" else {"zoom_in": ZOOM_CHOICES[zoom]}  # stand-in segmenters need not know it
+        extra = {} if zoom == DEFAULT_ZOOM else {"zoom_in": ZOOM_CHOICES[zoom]}  # stand-ins need not know it
         with self.lock:
             start = time.perf_counter()
             out = self.segmenter(image, clicks=[tuple(c) for c in clicks], tta=int(tta),
@@ -127,7 +128,7 @@ class Handlers:
             self._uploads.pop(visitor, None)
 
     def click(self, session: Session, x: float, y: float, sign: str, tta: int, triangulation: int,
-              show_prob: bool, show_unc: bool, zoom: str = "off") -> tuple:
+              show_prob: bool, show_unc: bool, zoom: str = DEFAULT_ZOOM) -> tuple:
         session = session or Session()
         if session.image is None:
             return self.fail(session, "Upload an image (or pick an example) before clicking.", show_prob, show_unc)
@@ -142,12 +143,12 @@ class Handlers:
                          show_unc, zoom)
 
     def select(self, session: Session, sign: str, tta: int, triangulation: int, show_prob: bool, show_unc: bool,
-               evt: gr.SelectData, zoom: str = "off") -> tuple:  # Gradio puts the event at its place in the inputs
+               evt: gr.SelectData, zoom: str = DEFAULT_ZOOM) -> tuple:  # Gradio puts `evt` at its place in the inputs
         x, y = evt.index[:2]
         return self.click(session, x, y, sign, tta, triangulation, show_prob, show_unc, zoom)
 
     def rerun(self, session: Session, tta: int, triangulation: int, show_prob: bool, show_unc: bool,
-              zoom: str = "off") -> tuple:
+              zoom: str = DEFAULT_ZOOM) -> tuple:
         """New slider values: recompute the last click's prediction (from the same previous mask)."""
         session = session or Session()
         if not session.steps:
@@ -190,7 +191,7 @@ class Handlers:
         return (session, *self.render(session, show_prob, show_unc, message))
 
     def _run(self, session: Session, clicks, prev, steps, tta, triangulation, show_prob, show_unc,
-             zoom: str = "off") -> tuple:
+             zoom: str = DEFAULT_ZOOM) -> tuple:
         try:
             step = self.predict(session.image, clicks, prev, tta, triangulation, zoom=zoom)
         except ValueError as error:

@@ -18,7 +18,16 @@ import gradio as gr
 from PIL import Image
 
 from ..checkpoint_paths import load_pipeline, resolve_checkpoint
-from .handlers import MAX_TRIANGULATION, MAX_TTA, NEGATIVE, POSITIVE, ZOOM_CHOICES, Handlers, Segmenter
+from .handlers import (
+    DEFAULT_ZOOM,
+    MAX_TRIANGULATION,
+    MAX_TTA,
+    NEGATIVE,
+    POSITIVE,
+    ZOOM_CHOICES,
+    Handlers,
+    Segmenter,
+)
 from .placement import placement
 from .rendering import as_cached_files
 from .session import Session
@@ -93,8 +102,8 @@ def build_demo(model: str | os.PathLike | None = None, segmenter: Segmenter | No
                 tta = gr.Slider(1, MAX_TTA, value=1, step=1, label="TTA views", elem_id="tta")
                 triangulation = gr.Slider(0, MAX_TRIANGULATION, value=0, step=1, label="Triangulation pixels",
                                           elem_id="triangulation")
-                zoom = gr.Radio(list(ZOOM_CHOICES), value="off", label="Zoom in (refine on a crop around the mask; "
-                                "auto: from the 2nd click)", elem_id="zoom")
+                zoom = gr.Radio(list(ZOOM_CHOICES), value=DEFAULT_ZOOM, elem_id="zoom",
+                                label="Zoom in (refine on a crop around the mask; auto: from the 2nd click)")
                 with gr.Row():
                     show_prob = gr.Checkbox(label="Show probability map", elem_id="show_prob")
                     show_unc = gr.Checkbox(label="Show uncertainty map (TTA ≥ 2 or triangulation > 0)",
