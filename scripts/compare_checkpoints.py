@@ -33,8 +33,10 @@ METRICS = ("center", "center tta=4", "random")
 # Opt-in (--metrics): the center click through triangulation (16 foreground-sampled auxiliary pixels for a teacher,
 # 2 x 16 decodes per mask; exact over all auxiliary pixels for a student).
 OPTIONAL_METRICS = ("center triangulation",)
-CENTER_SETTINGS = {"center": {"tta": 1}, "center tta=4": {"tta": 4},
-                   "center triangulation": {"tta": 1, "triangulation": 16, "triangulation_sampling": "foreground"}}
+# zoom_in=False throughout: these are the model's own first-click answers, as measured before zoom-in existed
+CENTER_SETTINGS = {"center": {"tta": 1, "zoom_in": False}, "center tta=4": {"tta": 4, "zoom_in": False},
+                   "center triangulation": {"tta": 1, "triangulation": 16, "triangulation_sampling": "foreground",
+                                            "zoom_in": False}}
 SEEDS = (0, 1, 2)
 
 

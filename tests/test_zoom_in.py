@@ -361,3 +361,24 @@ def test_auto_is_the_default_everywhere_and_off_is_passed_on(photo, tmp_path):
     assert "zoom_in" not in calls[-1]
     handlers.click(state, 310, 210, space.POSITIVE, 1, 0, False, False, "off")
     assert calls[-1]["zoom_in"] is False
+
+
+def test_measurements_without_zoom_say_so_to_a_predictor_whose_default_zooms():
+    """evaluate.py's rows without zoom, compare_checkpoints' center clicks and the distillation targets pass
+    zoom_in=False: the teacher's default ("auto") must not change what they measure."""
+    from hf_iis.evaluation.segmenters import ModelSegmenter
+    from hf_iis.utils.clicker import Click
+    from tests.conftest import load_script
+
+    seen = []
+
+    class Recorder:
+        def predict(self, clicks=None, prev_mask=None, zoom_in="auto", **kwargs):
+            seen.append(zoom_in)
+            return type("P", (), {"probabilities": np.zeros((4, 4), np.float32)})()
+
+    ModelSegmenter(Recorder()).predict([Click(1.0, 1.0, 1)], None)
+    ModelSegmenter(Recorder(), zoom_in="auto").predict([Click(1.0, 1.0, 1)], None)
+    assert seen == [False, "auto"]
+    settings = load_script("compare_checkpoints").CENTER_SETTINGS
+    assert all(s["zoom_in"] is False for s in settings.values())

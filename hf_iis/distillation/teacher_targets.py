@@ -70,8 +70,9 @@ class TeacherTargets:
 
     def _predict(self, clicks, prev=None) -> np.ndarray:
         s = self.spec
+        # zoom_in=False: the targets a spec names (its TTA and triangulation), whatever the predictor's default
         return self.predictor.predict(clicks, prev_mask=prev, tta=s.tta, triangulation=s.triangulation,
-                                      triangulation_sampling=s.triangulation_sampling).probabilities
+                                      triangulation_sampling=s.triangulation_sampling, zoom_in=False).probabilities
 
     def _single_maps(self, points: np.ndarray, sign: int) -> np.ndarray:
         if not len(points):

@@ -54,6 +54,18 @@ class TargetAware(Protocol):
         ...
 
 
+
+def _accepts(function, name: str) -> bool:
+    """Whether `function` takes a keyword `name` (False for anything that has no readable signature)."""
+    import inspect
+
+    try:
+        parameters = inspect.signature(function).parameters
+    except (TypeError, ValueError):
+        return False
+    return name in parameters or any(p.kind is inspect.Parameter.VAR_KEYWORD for p in parameters.values())
+
+
 class ModelSegmenter:
     """Adapter of :class:`hf_iis.inference.predictor.SignedClickPredictor` to :class:`Segmenter`.
 
@@ -82,6 +94,9 @@ class ModelSegmenter:
     ) -> None:
         self.predictor = predictor
         self.zoom_in = zoom_in
+        # a predictor that knows zoom_in always gets it: its default ("auto" for the teacher) must not turn a row
+        # measured without zoom into one with it; stand-ins without the keyword get it only when zoom is asked for
+        self._takes_zoom = _accepts(getattr(predictor, "predict", None), "zoom_in")
         self.upsample = upsample
         self.tta = int(tta)
         self.triangulation = int(triangulation)
@@ -124,7 +139,7 @@ class ModelSegmenter:
             triangulation_sampling=self.sampling,
             seed=self.seed,
             **({} if self.upsample == "bilinear" else {"upsample": self.upsample}),  # stubs need not know it
-            **({} if self.zoom_in is False else {"zoom_in": self.zoom_in}),
+            **({"zoom_in": self.zoom_in} if self.zoom_in is not False or self._takes_zoom else {}),
         )
         return np.asarray(res.probabilities, dtype=np.float32)
 
