@@ -220,3 +220,24 @@ def test_object_crop_widens_a_mask_box_by_the_margin_inside_the_photo():
     params = AugmentParams(object_crop_prob=1.0, object_crop_margin=(0.5, 0.5), object_crop_min_size=150)
     assert _object_crop((100, 200), masks, params, np.random.default_rng(0)) == (25, 0, 150, 100)  # clipped height
     assert _object_crop((100, 200), np.zeros((1, 100, 200), bool), params, np.random.default_rng(0)) is None
+
+
+def test_a_refill_in_the_middle_of_a_batch_keeps_each_views_own_embedding(setup, tmp_path):
+    """Shards of 4 views (the plain cache) and of 2 (object crops): with one shard in memory and batches of 3, the
+    shard in memory changes inside most batches; every row must still be the embedding of the view it was drawn
+    from (it once indexed the new shard with the old shard's indices)."""
+    from hf_iis.training.decoder_training import CachedBatches, DecoderRunConfig
+
+    crops = tmp_path / "crops"
+    assert setup["script"].main(["cache", "--teacher", str(setup["teacher"]), "--corpus", str(setup["corpus"]),
+                                 "--out", str(crops), "--views", "1", "--object-crops", "--images-per-shard", "2",
+                                 "--threads", "1"]) == 0
+    cfg = DecoderRunConfig(batch_size=3, shards_in_memory=1)
+    batches = CachedBatches([setup["cache"], crops], 64, cfg, np.random.default_rng(0))
+    known = torch.cat([load_shards([p], 64).embeddings.features for p in batches.shards])
+    for _ in range(12):
+        batch = batches.next()
+        features = batch["embeddings"].features
+        assert features.shape[0] == 3
+        for row in features:
+            assert any(torch.equal(row, k.float()) for k in known)

@@ -29,6 +29,7 @@ import torch
 import yaml
 from safetensors.torch import load_file, save_file
 
+from ..models.signed_click.embeddings import SignedClickImageEmbeddings
 from ..models.signed_click.grow_outputs import grow_outputs
 from ..models.signed_click.image_processing_signed_click import SignedClickImageProcessor
 from ..models.signed_click.modeling_signed_click import SignedClickModel
@@ -181,6 +182,9 @@ class CachedBatches:
 
     def next(self) -> dict[str, torch.Tensor]:
         points, labels, index, targets, valids, chosen = [], [], [], [], [], []
+        # each chosen view's embedding is taken when it is chosen: a refill in the middle of a batch replaces
+        # `self.views`, and the indices drawn before it belong to the views it replaced
+        picked_embeddings = []
         while len(chosen) < self.cfg.batch_size:
             if not self.order:
                 self._refill()
@@ -193,6 +197,7 @@ class CachedBatches:
             pair = sample_click_pairs(masks[pick[0]], valid, 1, self.rng)
             b = len(chosen)
             chosen.append(view)
+            picked_embeddings.append(self.views.embeddings.index(torch.tensor([view])))
             for sign, point, ok in ((1, pair.positives[0], True), (-1, pair.negatives[0], pair.negative_ok[0])):
                 if ok:
                     points.append(point)
@@ -200,7 +205,7 @@ class CachedBatches:
                     index.append(b)
                     targets.append(masks[pick[0]])
                     valids.append(valid)
-        e = self.views.embeddings.index(torch.tensor(chosen))
+        e = SignedClickImageEmbeddings.cat(picked_embeddings)
         embeddings = type(e)(**{k: None if v is None else v.float() for k, v in vars(e).items()})
         return {
             "embeddings": embeddings,
