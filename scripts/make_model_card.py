@@ -120,6 +120,8 @@ def main() -> None:
                         help="markdown from scripts/object_centred_table.py, quoted in the card")
     parser.add_argument("--analysis", type=Path, default=None,
                         help="analysis.md of scripts/analyze_scaling.py (validation split), quoted in the card")
+    parser.add_argument("--precision", type=Path, default=None,
+                        help="results.json of evaluate.py with --zoom-in and --upsample settings, quoted in the card")
     parser.add_argument("--model", type=Path, default=Path("hf_iis/checkpoints/default"))
     parser.add_argument("--repo-id", default="hf-iis/signed-click-lite0-u2netp")
     parser.add_argument("--template", type=Path, default=Path("model_cards/template.md"))
@@ -147,7 +149,7 @@ def main() -> None:
         training=training_section(args.run), hardware=evaluations[0]["hardware"]["string"],
         eval_commands="\n".join(ev["command"] for ev in evaluations), eval_table=tables,
         published_table=published, data_notes=DATA_NOTES, analysis=_analysis(args.analysis),
-        object_centred=_object_centred(args.object_centred),
+        object_centred=_object_centred(args.object_centred), precision=precision_section(args.precision),
     )
     save_card(card, args.out, args.copy_to)
 
@@ -184,6 +186,18 @@ def _object_centred(path: Path | None) -> str:
         return "Run `scripts/object_centred_table.py` on the peers' and the model's evaluations."
     return (f"From `{path}` (`scripts/object_centred_table.py` over the peers' run and the model's runs; the saliency "
             f"baselines use no learning about clicks):\n\n{path.read_text().strip()}")
+
+
+def precision_section(results: Path | None) -> str:
+    """The card's zoom-in / upsampling section: the measured table of that evaluation, under its command."""
+    if results is None:
+        return ("Run `scripts/evaluate.py --zoom-in off,auto --upsample bilinear,guided` for the corrective-click "
+                "settings.")
+    run = json.loads(results.read_text())
+    table = _measured((Path(run["settings"]["out"]) / "table.md").read_text())
+    return (f"Measured by `{run['command']}` on {run['hardware']['string']} (the `zoom` rows refine corrective clicks "
+            f"on a crop of the photo, the `upsample=guided` rows bring the map to the photo's size along its edges; "
+            f"`docs/results_zoom.md` has the validation runs that chose the defaults):\n\n{table}")
 
 
 def _analysis(path: Path | None) -> str:

@@ -47,6 +47,20 @@ $PY scripts/evaluate.py --model $MODEL --model $LITE --datasets $REGIONS --proto
 $PY scripts/object_centred_table.py outputs/eval/peers_all/results.json outputs/eval/main/results.json \
     outputs/eval/regions/results.json > outputs/eval/object_centred.md
 
+# corrective clicks: zoom-in views and guided upsampling, chosen on validation, then on the benchmarks
+# (docs/results_zoom.md)
+$PY scripts/evaluate.py --model $MODEL --datasets validation:data_cache/corpus_v2 --protocols noc --zoom-in off,on,auto \
+    --noc-limit 200 --tta 1 --peers none --overlays 0 --threads 1 --no-progress --out outputs/eval/zoom_validation
+$PY scripts/evaluate.py --model $MODEL --datasets validation:data_cache/corpus_v2 --protocols miou1 \
+    --upsample bilinear,guided --tta 1 --peers none --overlays 0 --threads 1 --no-progress \
+    --out outputs/eval/upsample_validation
+$PY scripts/evaluate.py --model $MODEL --datasets GrabCut,Berkeley --protocols noc,miou1 --tta 1,2 --zoom-in off,auto \
+    --upsample bilinear,guided --peers u2netp_component,grabcut --overlays 0 --threads 1 --no-progress \
+    --out outputs/eval/zoom_benchmarks
+$PY scripts/zoom_figure.py --results outputs/eval/zoom_benchmarks/instances.json --dataset Berkeley --clicks 5 \
+    --out docs/figures/zoom_thin_object.jpg
+for d in GrabCut Berkeley; do cp outputs/eval/zoom_benchmarks/plots/miou_vs_clicks_$d.png docs/figures/zoom_miou_vs_clicks_$d.png; done
+
 # the Space: load test and a walk through it in chromium with screenshots
 $PY scripts/load_space.py --model $MODEL --clients 8 --requests 10
 $PY scripts/space_walkthrough.py --model $MODEL --out docs/space
@@ -55,7 +69,7 @@ cp outputs/eval/main/plots/miou_vs_clicks_{GrabCut,Berkeley}.png docs/figures/
 $PY -c "from PIL import Image; Image.open('outputs/eval/main/plots/overlays_GrabCut.png').convert('RGB').save('docs/figures/overlays_GrabCut.jpg', quality=82)"
 $PY scripts/make_model_card.py --eval outputs/eval/main/results.json --eval outputs/eval/scaled/results.json \
     --eval outputs/eval/regions/results.json \
-    --object-centred outputs/eval/object_centred.md --run "model_cards/u2netp_run/stage1=2 CPU cores (x86_64)" \
+    --object-centred outputs/eval/object_centred.md --precision outputs/eval/zoom_benchmarks/results.json --run "model_cards/u2netp_run/stage1=2 CPU cores (x86_64)" \
     --run "model_cards/u2netp_run/stage2=2 CPU cores (x86_64)" \
     --analysis outputs/analysis/default_v2_100/analysis.md \
     --out model_cards/default.md --copy-to $MODEL/README.md
