@@ -9,9 +9,9 @@
 Two levels, as segment-anything's `SamPredictor`: `predict` checks one click set in original pixels (the one place
 user input is checked, once per call), maps it into the model-input frame, calls `predict_torch` and maps the result
 back (probabilities, uncertainty, score); `predict_torch` decodes B click sets, tensors in the model-input frame
-(label 0 pads), together on the cached views (`predictor_views.py`). This is where the estimates combine: every
-view's direct estimate (one batched decode), optionally refined by probabilistic triangulation (triangulation.py)
-on the same cached embedding, mapped back to the canonical frame, and the views averaged.
+(label 0 pads), together on the cached views. The estimates combine in `predictor_views.combine_view_estimates`:
+every view's direct estimate (one batched decode), optionally refined by probabilistic triangulation
+(triangulation.py) on the same cached embedding, mapped back to the canonical frame, and the views averaged.
 
 SAM's point prompts work too: `predict(input_points=[[x, y], ...], input_labels=[1, 0, ...])` is
 `predict([(x, y, 1), (x2, y2, -1), ...])` (label 1 in the object, 0 not; `hf_iis.utils.click_prompts`).
@@ -37,7 +37,7 @@ import torch
 
 from ..scaling.conditioned_triangulation import check_triangulation_mode
 from ..scaling.triangulation import check_num_auxiliary, check_sampling
-from ..scaling.tta import combine_views, resolve_views
+from ..scaling.tta import resolve_views
 from ..utils.click_prompts import clicks_from_prompts
 from ..utils.image_io import (
     check_flag,
@@ -48,15 +48,13 @@ from ..utils.image_io import (
     validate_prev_logits,
     validate_prev_mask,
 )
-from .click_rules import negative_click_cannot_add
 from .multimask_prediction import IDENTITY, num_mask_outputs, predicted_ious, run_by_chosen_map
 from .prediction import Prediction, has_positive_click, mask_score
 from .predictor_views import (
     InputFramePrediction,
     check_click_tensors,
-    decode_views,
+    combine_view_estimates,
     previous_probabilities,
-    triangulate_sets,
 )
 from .upsampling import check_upsample, upsample_to_original
 from .view_cache import CachedImageViews
@@ -155,10 +153,10 @@ class SignedClickPredictor(CachedImageViews):
             subset = (points, labels) if indices is None else (points[indices], labels[indices])
             sub_prev = prev if prev is None or indices is None else prev[indices]
             sub_generators = generators if indices is None else [generators[i] for i in indices.tolist()]
-            return self._combine_views(*subset, sub_prev, views, embeddings, size,
-                                       batch_size, num_aux, triangulation_sampling, triangulation_blend,
-                                       sub_generators, combine, return_uncertainty, encoded_views,
-                                       None if bar is None else bar.update, k, triangulation_mode)
+            return combine_view_estimates(self.model, self._valid, *subset, sub_prev, views, embeddings, size,
+                                          batch_size, num_aux, triangulation_sampling, triangulation_blend,
+                                          sub_generators, combine, return_uncertainty, encoded_views,
+                                          None if bar is None else bar.update, k, triangulation_mode)
 
         try:
             with self.precision():
@@ -170,38 +168,6 @@ class SignedClickPredictor(CachedImageViews):
         finally:
             if bar is not None:
                 bar.close()
-
-    def _combine_views(self, points, labels, prev, views, embeddings, size, batch_size, num_aux, sampling, blend,
-                       generators, combine, return_uncertainty, encoded_views, progress,
-                       map_index=None, triangulation_mode="independent") -> InputFramePrediction:
-        """`predict_torch`'s work on checked inputs: each view's direct estimate, triangulated when asked, mapped
-        back and combined across views."""
-        means, spreads = [], []
-        sets_per_call = max(1, batch_size // len(views))  # one decoder call holds every view of these sets
-        for start in range(0, points.shape[0], sets_per_call):
-            part = slice(start, start + sets_per_call)
-            directs = decode_views(self.model, embeddings, views, points[part], labels[part],
-                                   None if prev is None else prev[part], size, batch_size, map_index)
-            per_view, tri_spreads = [], []
-            for view, direct in zip(views, directs):
-                estimate = direct
-                if num_aux:
-                    triangulated, tri_spread = triangulate_sets(self.model, embeddings[view.name], view, direct,
-                                                                self._valid, num_aux, sampling, generators[part],
-                                                                batch_size, progress, map_index, triangulation_mode,
-                                                                points[part], labels[part])
-                    estimate = blend * direct + (1.0 - blend) * triangulated
-                    tri_spreads.append(view.invert_map(tri_spread, size))
-                per_view.append(view.invert_map(estimate, size))
-            mean, spread = combine_views(torch.stack(per_view), combine)
-            means.append(negative_click_cannot_add(mean.float().clamp(0, 1), None if prev is None else prev[part],
-                                                   labels[part]))  # click_rules.py: it removes, never adds
-            if return_uncertainty:
-                spreads.append(tri_spreads[0] if len(views) == 1 and tri_spreads else spread)
-        uncertainty = None
-        if return_uncertainty and (len(views) > 1 or num_aux):  # one estimate has no spread to report
-            uncertainty = torch.cat(spreads).float().clamp_min(0)
-        return InputFramePrediction(torch.cat(means), uncertainty, [v.name for v in views], encoded_views)
 
     # ---------------------------------------------------------------- original pixels
     @torch.inference_mode()

@@ -22,7 +22,7 @@ import torch
 from ..models.signed_click.embeddings import SignedClickImageEmbeddings
 from ..scaling.conditioned_triangulation import auxiliary_click_sets
 from ..scaling.triangulation import RunningTriangulation, sample_auxiliary_pixels
-from ..scaling.tta import View
+from ..scaling.tta import View, combine_views
 from .click_rules import negative_click_cannot_add
 
 LOGIT_EPS = 1e-6
@@ -226,3 +226,36 @@ def previous_probabilities(prev_logits, prev_masks, batch: int, valid: torch.Ten
     if prev_logits is not None:
         prev = torch.sigmoid(prev)
     return prev * valid
+
+
+def combine_view_estimates(model, valid, points, labels, prev, views, embeddings, size, batch_size, num_aux,
+                           sampling, blend, generators, combine, return_uncertainty, encoded_views, progress,
+                           map_index=None, triangulation_mode="independent") -> InputFramePrediction:
+    """`SignedClickPredictor.predict_torch`'s work on checked inputs: each view's direct estimate, triangulated when
+    asked, mapped back and combined across views (`valid`: the image's pixels in the model-input frame)."""
+    means, spreads = [], []
+    sets_per_call = max(1, batch_size // len(views))  # one decoder call holds every view of these sets
+    for start in range(0, points.shape[0], sets_per_call):
+        part = slice(start, start + sets_per_call)
+        directs = decode_views(model, embeddings, views, points[part], labels[part],
+                               None if prev is None else prev[part], size, batch_size, map_index)
+        per_view, tri_spreads = [], []
+        for view, direct in zip(views, directs):
+            estimate = direct
+            if num_aux:
+                triangulated, tri_spread = triangulate_sets(model, embeddings[view.name], view, direct,
+                                                            valid, num_aux, sampling, generators[part],
+                                                            batch_size, progress, map_index, triangulation_mode,
+                                                            points[part], labels[part])
+                estimate = blend * direct + (1.0 - blend) * triangulated
+                tri_spreads.append(view.invert_map(tri_spread, size))
+            per_view.append(view.invert_map(estimate, size))
+        mean, spread = combine_views(torch.stack(per_view), combine)
+        means.append(negative_click_cannot_add(mean.float().clamp(0, 1), None if prev is None else prev[part],
+                                               labels[part]))  # click_rules.py: it removes, never adds
+        if return_uncertainty:
+            spreads.append(tri_spreads[0] if len(views) == 1 and tri_spreads else spread)
+    uncertainty = None
+    if return_uncertainty and (len(views) > 1 or num_aux):  # one estimate has no spread to report
+        uncertainty = torch.cat(spreads).float().clamp_min(0)
+    return InputFramePrediction(torch.cat(means), uncertainty, [v.name for v in views], encoded_views)
