@@ -142,6 +142,31 @@ def main() -> None:
             grids["warm"][key] = median_ms(lambda t=tta, k=tri: predictor.predict(click, tta=t, triangulation=k),
                                             max(3, args.repeats // 2))
     plain_key = "tta=1,triangulation=0"
+
+    # a corrective click on the cached image (docs/results_zoom.md): the first click's map fed back, a second
+    # positive click beside the first; without zoom, with zoom (a new crop to encode / the crop cached), and with the
+    # guided upsampling
+    predictor.set_image(image)
+    first = predictor.predict(click, zoom_in=False).probabilities
+    second = click + [(width * 0.55, height * 0.55, 1)]
+
+    def corrective(zoom, upsample="bilinear", fresh_crop=False):
+        def run() -> None:
+            if fresh_crop:
+                predictor.zoom_state = None  # forget the crop: it is encoded again
+            predictor.predict(second, prev_mask=first, zoom_in=zoom, upsample=upsample)
+        return run
+
+    zoomed = predictor.predict(second, prev_mask=first, zoom_in="auto").zoom_box is not None
+    corrective_ms = {
+        "no zoom": median_ms(corrective(False), args.repeats),
+        "no zoom, guided": median_ms(corrective(False, "guided"), args.repeats),
+        "zoom auto, new crop": median_ms(corrective("auto", fresh_crop=True), args.repeats),
+        "zoom auto, crop cached": median_ms(corrective("auto"), args.repeats),
+        "zoom auto, crop cached, guided": median_ms(corrective("auto", "guided"), args.repeats),
+    }
+    results["corrective_click_zoomed"] = zoomed
+    results["corrective_click_ms"] = corrective_ms
     results["peak_rss_mb"] = psutil.Process().memory_info().rss / 2**20
     try:
         import resource
@@ -160,6 +185,11 @@ def main() -> None:
     for key in ("encode_ms", "first_click_ms", "decode_batch1_ms", "extra_decode_ms"):
         print(f"| {key[:-3].replace('_', ' ')} | {results[key]:.1f} |")
     print(f"| peak RSS (MB) | {results['peak_rss_mb']:.0f} |")
+    if "corrective_click_ms" in results:
+        print(f"\n| a second click on the cached image (zoom applied: {results['corrective_click_zoomed']}) | ms |"
+              "\n|---|---|")
+        for key, ms in results["corrective_click_ms"].items():
+            print(f"| {key} | {ms:.1f} |")
     print("\n| setting | new image: ms | x plain | cached image: ms | x plain |\n|---|---|---|---|---|")
     for key in grids["cold"]:
         cold_ms, warm_ms = grids["cold"][key], grids["warm"][key]
