@@ -50,6 +50,10 @@ class AugmentParams:
     object_crop_margin: tuple[float, float] = (0.1, 0.8)
     object_crop_min_size: int = 320
 
+    def __post_init__(self) -> None:
+        if isinstance(self.object_crop_margin, list):  # as YAML and JSON give it back: the same setting
+            self.object_crop_margin = tuple(self.object_crop_margin)
+
     @classmethod
     def no_augmentation(cls) -> AugmentParams:
         return cls(crop_prob=0.0, view_prob=0.0, jitter_prob=0.0, blur_prob=0.0)
