@@ -31,7 +31,7 @@ PIPELINE_MODULE = "hf_iis.inference.pipeline_interactive_segmentation"
 # What the exported code imports beyond the standard library (tests/test_hub_export.py runs the folder with only
 # these packages and their own requirements importable); written as the folder's requirements.txt.
 REQUIREMENTS = ("torch>=2.13", "transformers>=5.23.0", "huggingface_hub>=2.4.0", "safetensors>=0.8.0", "numpy>=1.26",
-                "pillow>=10.0")
+                "pillow>=10.0", "kornia>=0.7")
 REQUIREMENTS_NOTE = ("\n## Requirements\n\nThe model's code runs with `pip install -r requirements.txt` (in this "
                      "folder): " + ", ".join(f"`{r}`" for r in REQUIREMENTS)
                      + ". Nothing else (no OpenCV, no hf_iis).\n")

@@ -141,7 +141,8 @@ def main(argv: list[str] | None = None) -> int:
         predictor.set_image(inst.image)
         click = center_click(inst.gt, inst.ignore)
         clicks = [(click.x, click.y, click.sign)]
-        by_name = {v.name: predictor.predict(clicks, tta=[v.name], zoom_in=False).probabilities for v in VIEW_ORDER}
+        by_name = {v.name: predictor.predict(clicks, tta=[v.name], zoom_in=False,
+                                                     upsample="bilinear").probabilities for v in VIEW_ORDER}
         maps = [by_name[v.name] for v in D4_VIEWS]
         for (name, mode), values in view_scores.items():
             mean, _ = combine_views(torch.from_numpy(np.stack([by_name[v] for v in view_sets[name]])), mode)
@@ -161,7 +162,7 @@ def main(argv: list[str] | None = None) -> int:
                     t0 = time.perf_counter()
                     triangulated = predictor.predict(clicks, triangulation=k, triangulation_sampling=sampling,
                                                      triangulation_blend=0.0, triangulation_mode=mode,
-                                                     zoom_in=False).probabilities
+                                                     zoom_in=False, upsample="bilinear").probabilities
                     seconds[(mode, k)].append(time.perf_counter() - t0)
                     for alpha in BLENDS:
                         blended = alpha * maps[0] + (1 - alpha) * triangulated

@@ -101,7 +101,8 @@ def test_the_optional_triangulation_metric_scores_teacher_and_student(tiny_check
         assert script.main(argv) == 0
     finally:
         script.load_predictor = loader
-    wanted = {"tta": 1, "triangulation": 16, "triangulation_sampling": "foreground", "zoom_in": False}
+    wanted = {"tta": 1, "triangulation": 16, "triangulation_sampling": "foreground", "zoom_in": False,
+              "upsample": "bilinear"}
     assert {name for name, kwargs in calls if kwargs == wanted} == {"SignedClickPredictor",
                                                                     "SignedClickStudentPredictor"}
     report = json.loads((out / "compare.json").read_text())

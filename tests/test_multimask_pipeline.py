@@ -53,7 +53,7 @@ def test_multimask_output_returns_every_map_best_first(multimask_checkpoint, ima
 def test_each_map_is_combined_across_views_before_the_choice(multimask_checkpoint, image):
     predictor = SignedClickPredictor.from_pretrained(multimask_checkpoint)
     predictor.set_image(image)
-    best = predictor.predict([(30, 20, 1)], tta=2, multimask_output=True)
+    best = predictor.predict([(30, 20, 1)], tta=2, multimask_output=True, upsample="bilinear")  # as _to_original
     for answer in best.alternatives:
         k = {0: 0, 1: 1, 2: 2}[int(np.argmin([abs(answer.predicted_iou - v) for v in _ious(predictor)]))]
         points = predictor.processor.points_to_input(torch.tensor([[30.0, 20.0]]), predictor.original_size,

@@ -17,6 +17,19 @@ from hf_iis.scaling.tta import resolve_views
 ATOL = 1e-5
 
 
+@pytest.fixture(autouse=True)
+def bilinear_by_default(monkeypatch):
+    """These tests check the decoding and its frames against maps brought to the photo bilinearly (what
+    `predict_torch` and `map_to_input` invert exactly); the default guided upsampling has its own tests
+    (test_guided_upsampling.py). A call that names `upsample` keeps it."""
+    predict = SignedClickPredictor.predict
+
+    def bilinear(self, *args, upsample="bilinear", **kwargs):
+        return predict(self, *args, upsample=upsample, **kwargs)
+
+    monkeypatch.setattr(SignedClickPredictor, "predict", bilinear)
+
+
 @pytest.fixture(scope="module")
 def image() -> np.ndarray:
     """A synthetic 150x100 photo-like image: a bright disc on a gradient, with noise (resized to 64x43 inside)."""

@@ -72,7 +72,8 @@ class TeacherTargets:
         s = self.spec
         # zoom_in=False: the targets a spec names (its TTA and triangulation), whatever the predictor's default
         return self.predictor.predict(clicks, prev_mask=prev, tta=s.tta, triangulation=s.triangulation,
-                                      triangulation_sampling=s.triangulation_sampling, zoom_in=False).probabilities
+                                      triangulation_sampling=s.triangulation_sampling, zoom_in=False,
+                                      upsample="bilinear").probabilities
 
     def _single_maps(self, points: np.ndarray, sign: int) -> np.ndarray:
         if not len(points):

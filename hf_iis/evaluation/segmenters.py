@@ -97,6 +97,7 @@ class ModelSegmenter:
         # a predictor that knows zoom_in always gets it: its default ("auto" for the teacher) must not turn a row
         # measured without zoom into one with it; stand-ins without the keyword get it only when zoom is asked for
         self._takes_zoom = _accepts(getattr(predictor, "predict", None), "zoom_in")
+        self._takes_upsample = _accepts(getattr(predictor, "predict", None), "upsample")  # the same for upsample
         self.upsample = upsample
         self.tta = int(tta)
         self.triangulation = int(triangulation)
@@ -138,7 +139,7 @@ class ModelSegmenter:
             triangulation=self.triangulation,
             triangulation_sampling=self.sampling,
             seed=self.seed,
-            **({} if self.upsample == "bilinear" else {"upsample": self.upsample}),  # stubs need not know it
+            **({"upsample": self.upsample} if self.upsample != "bilinear" or self._takes_upsample else {}),
             **({"zoom_in": self.zoom_in} if self.zoom_in is not False or self._takes_zoom else {}),
         )
         return np.asarray(res.probabilities, dtype=np.float32)

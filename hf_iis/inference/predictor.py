@@ -190,7 +190,7 @@ class SignedClickPredictor(CachedImageViews):
         input_labels=None,
         multimask_output: bool = False,
         triangulation_mode: str = "independent",
-        upsample: str = "bilinear",
+        upsample: str = "guided",
         zoom_in: bool | str = "auto",
         zoom_margin: float = DEFAULT_MARGIN,
         zoom_min_size: int | None = None,
@@ -214,8 +214,8 @@ class SignedClickPredictor(CachedImageViews):
             multimask_output: with a multi-map model, run every map through the same scaling and return the best
                 (highest predicted IoU) with all of them, best first, in `alternatives` (each with its
                 `predicted_iou`); False: the best-predicted map only. A one-map model has one answer either way.
-            upsample: "bilinear" or "guided" (snapped to the photo's edges): how the map reaches the photo's
-                size (`upsampling.py`).
+            upsample: "guided" (default: snapped to the photo's edges, chosen on the validation split,
+                docs/results_zoom.md) or "bilinear": how the map reaches the photo's size (`upsampling.py`).
             zoom_in: "auto" (default: from the second click on, and a small object's first click; chosen on the
                 validation split, docs/results_zoom.md), True or False: refine inside a crop of the photo around the
                 estimate, expanded by `zoom_margin` per side and at least `zoom_min_size` px (None: the input size).
