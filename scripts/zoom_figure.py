@@ -50,6 +50,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--id", default=None, help="instance id (default: the one zoom helps most)")
     parser.add_argument("--clicks", type=int, default=5)
     parser.add_argument("--out", required=True, help="image file to write (.jpg or .png)")
+    parser.add_argument("--data-root", default=None,
+                        help="folder holding GrabCut/ and Berkeley/ (default: $HF_IIS_DATA_ROOT, else ../shared/data "
+                             "beside the repository)")
     parser.add_argument("--threads", type=int, default=2)
     args = parser.parse_args(argv)
     results, out = Path(args.results), Path(args.out)
@@ -82,7 +85,10 @@ def main(argv: list[str] | None = None) -> int:
 
     torch.set_num_threads(args.threads)
     try:
-        instances = {inst.id: inst for inst in load_benchmark(args.dataset)}
+        from hf_iis.data.layouts import default_data_root
+
+        root = args.data_root or default_data_root(Path(__file__).resolve().parents[2] / "shared" / "data")
+        instances = {inst.id: inst for inst in load_benchmark(args.dataset, root)}
     except (FileNotFoundError, KeyError) as error:
         return _error(str(error))
     if chosen not in instances:
