@@ -88,8 +88,14 @@ def test_default_model_on_a_real_photo_a_far_negative_click_adds_nothing(photo, 
     from transformers import pipeline
 
     seg = pipeline("interactive-segmentation")
-    before = seg(photo, clicks=[CUP], tta=first_tta)["probabilities"]
-    after = seg(photo, clicks=[CUP, WOOD], prev_mask=before, tta=tta)["probabilities"]
-    # the rule works in the model-input frame: going there and back resamples the previous mask (a few edge pixels)
+    # bilinear: the rule works in the model-input frame, and bilinear maps come back from it nearly unchanged
+    # (going there and back resamples the previous mask: a few edge pixels)
+    before = seg(photo, clicks=[CUP], tta=first_tta, upsample="bilinear")["probabilities"]
+    after = seg(photo, clicks=[CUP, WOOD], prev_mask=before, tta=tta, upsample="bilinear")["probabilities"]
     assert _gained(before, after) < 1e-3
     assert (after >= 0.5).mean() <= (before >= 0.5).mean()
+    # the default guided upsampling snaps the edges to the photo after the rule: they may move by a pixel or two
+    # (measured: 0.15 % of the photo), never by the 7 % the far click added before the rule
+    before = seg(photo, clicks=[CUP], tta=first_tta)["probabilities"]
+    after = seg(photo, clicks=[CUP, WOOD], prev_mask=before, tta=tta)["probabilities"]
+    assert _gained(before, after) < 5e-3
