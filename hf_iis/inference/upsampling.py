@@ -4,9 +4,11 @@ The model answers in its input frame (the photo resized to `processor.size`, 320
 decoder features), so on a 640 × 480 photo each answer pixel covers 2 × 2 photo pixels and the object's edge is a
 ramp a few photo pixels wide that ignores the photo's own edges. Two ways up, `upsample=`:
 
-* `"bilinear"` (default): `processor.map_to_original`, a bilinear resize (what every release has done).
-* `"guided"`: the bilinear map refined by a guided filter (He, Sun, Tang, ECCV 2010 / TPAMI 2013) whose guide is the
-  photo itself (RGB in [0, 1]): in every window of radius r the output is a linear function of the photo's colours
+* `"bilinear"`: `processor.map_to_original`, a bilinear resize (what every release before this one did; the
+  student's default).
+* `"guided"` (the teacher's default, chosen on the validation split: docs/results_zoom.md): the bilinear map
+  refined by a guided filter (He, Sun, Tang, ECCV 2010 / TPAMI 2013) whose guide is the photo itself (RGB in
+  [0, 1]): in every window of radius r the output is a linear function of the photo's colours
   fitted to the probabilities, so a probability ramp that straddles a colour edge snaps onto that edge, while in
   flat regions (no colour variance above `eps`) it is a local mean of the probabilities. The filter is kornia's
   maintained `kornia.filters.guided_blur` (OpenCV's `ximgproc.guidedFilter` would need the contrib build, which the
