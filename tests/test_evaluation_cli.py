@@ -47,7 +47,7 @@ def test_cli_writes_results_table_csv_and_plots(tiny_checkpoint, data_root, tmp_
     assert "RITM HRNet32" in published and "not measured here" in published
     with (out / "instances.csv").open() as f:
         rows = list(csv.DictReader(f))
-    assert len(rows) == 2 and {r["id"] for r in rows} == {"106024"}
+    assert len(rows) == 2 and len({r["id"] for r in rows}) == 1  # one instance (real or shipped sample), two rows
     names = {p.name for p in (out / "plots").iterdir()}
     assert {"miou_vs_clicks_GrabCut.png", "miou_vs_seconds_GrabCut.png", "overlays_GrabCut.png",
             "proposals_ar.png"} <= names
