@@ -11,6 +11,7 @@ from collections.abc import Sequence
 import numpy as np
 
 from hf_iis.evaluation.results import MIOU_CURVE, miou_key, noc_key, nof_key, threshold_tag
+from hf_iis.metrics.mask_iou import iou  # this module's IoU, shared with boundary IoU
 
 __all__ = [
     "THRESHOLDS",
@@ -37,24 +38,6 @@ def binarize(probabilities: np.ndarray, threshold: float = 0.5) -> np.ndarray:
     threshold is foreground everywhere.
     """
     return np.asarray(probabilities) >= threshold
-
-
-def iou(pred: np.ndarray, gt: np.ndarray, ignore: np.ndarray | None = None) -> float:
-    """Intersection over union of two ``(H, W)`` bool masks; ``ignore`` pixels count in neither.
-
-    Returns 1.0 when the union (outside the ignore band) is empty, i.e. both masks are empty there.
-    """
-    pred = np.asarray(pred, dtype=bool)
-    gt = np.asarray(gt, dtype=bool)
-    if pred.shape != gt.shape:
-        raise ValueError(f"pred {pred.shape} and gt {gt.shape} differ in shape")
-    if ignore is not None:
-        valid = ~np.asarray(ignore, dtype=bool)
-        pred, gt = pred & valid, gt & valid
-    union = int(np.count_nonzero(pred | gt))
-    if union == 0:
-        return 1.0
-    return int(np.count_nonzero(pred & gt)) / union
 
 
 def noc(curve: Sequence[float] | np.ndarray, threshold: float, max_clicks: int = 20) -> int:

@@ -9,8 +9,8 @@ d = max(1, round(0.02 · image diagonal)), a 3 × 3 erosion iterated d times on 
 the click benchmarks that is 16 px on a 640 × 480 GrabCut photo and 12 px on a 481 × 321 Berkeley one, i.e. about
 4 pixels of the model's 320-px input frame. Pass `dilation` (pixels) instead of the ratio for a fixed band.
 
-Ignore pixels (a benchmark's unlabelled band) count in neither set, as in `hf_iis.evaluation.metrics.iou`. Both
-bands empty (two empty masks) gives 1.0, the convention of `iou`; one empty band and one not gives 0.0.
+Ignore pixels (a benchmark's unlabelled band) count in neither set: the bands' IoU is mask IoU (`mask_iou.iou`).
+Both bands empty (two empty masks) gives 1.0, the convention of `iou`; one empty band and one not gives 0.0.
 """
 
 from __future__ import annotations
@@ -19,6 +19,8 @@ import math
 
 import cv2
 import numpy as np
+
+from .mask_iou import iou
 
 __all__ = ["DILATION_RATIO", "boundary_band", "boundary_iou", "dilation_pixels"]
 
@@ -56,11 +58,4 @@ def boundary_iou(pred: np.ndarray, gt: np.ndarray, ignore: np.ndarray | None = N
     if pred.shape != gt.shape:
         raise ValueError(f"pred {pred.shape} and gt {gt.shape} differ in shape")
     d = dilation_pixels(gt.shape, dilation_ratio) if dilation is None else dilation
-    pred_band, gt_band = boundary_band(pred, d), boundary_band(gt, d)
-    if ignore is not None:
-        valid = ~np.asarray(ignore, dtype=bool)
-        pred_band, gt_band = pred_band & valid, gt_band & valid
-    union = int(np.count_nonzero(pred_band | gt_band))
-    if union == 0:
-        return 1.0
-    return int(np.count_nonzero(pred_band & gt_band)) / union
+    return iou(boundary_band(pred, d), boundary_band(gt, d), ignore)
