@@ -24,7 +24,7 @@ import hashlib
 import json
 import os
 import zlib
-from dataclasses import asdict, dataclass, field
+from dataclasses import MISSING, asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
@@ -82,8 +82,7 @@ class CacheInfo:
     @classmethod
     def for_run(cls, teacher: str | Path, config, corpus: str | Path, split: str, views_per_image: int, seed: int,
                 augment_params: AugmentParams, max_masks_per_view: int = 8, first_view: int = 0) -> CacheInfo:
-        augment = asdict(augment_params)
-        augment["object_crop_margin"] = list(augment["object_crop_margin"])  # as JSON reads it back
+        augment = _augment_record(augment_params)
         return cls(teacher_sha256=file_sha256(Path(teacher) / "model.safetensors"), backbone=config.backbone,
                    saliency_encoder=config.saliency_encoder, image_size=int(config.image_size),
                    corpus_fingerprint=corpus_fingerprint(corpus), split=split, views_per_image=views_per_image,
@@ -103,16 +102,20 @@ def check_cache_info(folder: str | Path, expected: CacheInfo, keys: tuple[str, .
         raise ValueError(f"{path} is not readable JSON ({error})") from None
     wanted = asdict(expected)
     # keys added after a cache was built read as their defaults (a cache built before object crops existed had none)
-    recorded = {**{k: v for k, v in asdict(CacheInfo("", "", None, 0, "", "", 0, 0)).items() if k != "augment"},
-                **recorded}
-    recorded["augment"] = {**_AUGMENT_DEFAULTS, **(recorded.get("augment") or {})}
+    defaults = {f.name: f.default for f in fields(CacheInfo) if f.default is not MISSING}
+    augment = {**_augment_record(AugmentParams()), **(recorded.get("augment") or {})}
+    recorded = {**defaults, **recorded, "augment": augment}
     for key in keys or tuple(wanted):
         if recorded.get(key) != wanted[key]:
             raise ValueError(f"{path}: {key} is {recorded.get(key)!r}, expected {wanted[key]!r} (the cache was built "
                              f"from another {key.replace('_', ' ')}; rebuild it into a new folder)")
 
 
-_AUGMENT_DEFAULTS = {"object_crop_prob": 0.0, "object_crop_margin": [0.1, 0.8], "object_crop_min_size": 320}
+def _augment_record(params: AugmentParams) -> dict[str, Any]:
+    """The augmentation as a cache record holds it (JSON has no tuples)."""
+    record = asdict(params)
+    record["object_crop_margin"] = list(record["object_crop_margin"])
+    return record
 
 
 def _pack(bits: np.ndarray) -> np.ndarray:
