@@ -78,6 +78,8 @@ def training_section(runs: list[str]) -> str:
 
 def _stage(number: int, folder: str, hardware: str) -> str:
     run = Path(folder)
+    if not (run / "config.yaml").is_file() and list(run.glob("decoder*.yaml")):
+        return _decoder_stage(number, run, hardware)
     config = yaml.safe_load((run / "config.yaml").read_text())
     lines = [json.loads(line) for line in (run / "log.jsonl").read_text().splitlines() if line.strip()]
     steps = [entry for entry in lines if "sec_per_step" in entry]
@@ -181,9 +183,29 @@ def _measured(table_md: str) -> str:
     return (body[start + 1 :] if start >= 0 else body).replace("## ", "### ").strip()
 
 
+def _decoder_stage(number: int, run: Path, hardware: str) -> str:
+    """A `scripts/train_decoder.py train` stage: the decoder alone, from cached embeddings (its folder holds the
+    decoder*.yaml config, log.jsonl and a README.md with the cache commands)."""
+    config_path = sorted(run.glob("decoder*.yaml"))[0]
+    config = yaml.safe_load(config_path.read_text())
+    lines = [json.loads(line) for line in (run / "log.jsonl").read_text().splitlines() if line.strip()]
+    steps = lines[-1]["step"] if lines else "?"
+    caches = [config.get("cache")] + list(config.get("extra_caches") or [])
+    return (
+        f"**Stage {number}** ({hardware}): `scripts/train_decoder.py train` (config `{config_path}`, log "
+        f"`{run}/log.jsonl`, commands in `{run}/README.md`), the click decoder alone from `{config.get('teacher')}`"
+        f" (the stage-{number - 1} model), its image side frozen and read from cached embeddings "
+        f"({', '.join(f'`{c}`' for c in caches if c)}); {steps} steps of {config.get('batch_size')} views × 2 click "
+        f"sets, lr {config.get('lr')}, mask sampling `{config.get('mask_sampling')}`, corrective clicks with "
+        f"probability {config.get('corrective_prob')}."
+    )
+
+
 def _object_centred(path: Path | None) -> str:
     if path is None:
-        return "Run `scripts/object_centred_table.py` on the peers' and the model's evaluations."
+        return ("The saliency baselines (no learning about clicks) on the five benchmarks, and how much of each "
+                "benchmark they explain, are in `docs/results_object_centred.md`; the model's own numbers on the same "
+                "benchmarks are in the evaluation tables above.")
     return (f"From `{path}` (`scripts/object_centred_table.py` over the peers' run and the model's runs; the saliency "
             f"baselines use no learning about clicks):\n\n{path.read_text().strip()}")
 

@@ -109,3 +109,19 @@ def test_student_card_reads_every_number_from_its_files(tmp_path):
     bad = subprocess.run([*cmd[:3], str(teacher_dir), *cmd[4:]], capture_output=True, text=True, cwd=REPO,
                          timeout=300)
     assert bad.returncode != 0 and "is not a student checkpoint" in bad.stderr
+
+
+def test_a_decoder_stage_is_described_from_its_config_and_log(tmp_path):
+    """A stage trained by scripts/train_decoder.py (decoder*.yaml + log.jsonl, no config.yaml) gets its own paragraph
+    with the numbers read from its files, and stages are numbered in order."""
+    sys.path.insert(0, str(REPO / "scripts"))
+    import make_model_card
+
+    run = tmp_path / "crops_run"
+    run.mkdir()
+    (run / "decoder_crops.yaml").write_text("teacher: some/model\ncache: c1\nextra_caches: [c2]\nbatch_size: 16\n"
+                                            "lr: 1.0e-4\nmask_sampling: uniform\ncorrective_prob: 0.5\n")
+    (run / "log.jsonl").write_text("\n".join(json.dumps({"step": s, "loss": 1.0}) for s in (10, 20, 1320)))
+    text = make_model_card.training_section([f"{run}=2 test CPUs"])
+    assert text.startswith("**Stage 1** (2 test CPUs): `scripts/train_decoder.py train`")
+    assert "1320 steps of 16 views" in text and "`c1`, `c2`" in text and "from `some/model`" in text
