@@ -13,6 +13,9 @@ zero-shot proposals), with OpenCV GrabCut, the scikit-image random walker and th
     python scripts/evaluate.py --model hf_iis/checkpoints/default --datasets validation:data_cache/corpus_v2 \
         --protocols noc --zoom-in off,auto --noc-limit 200       # choose click-loop settings on validation
 
+    python scripts/evaluate.py --datasets GrabCut,Berkeley --protocols miou1 --peers none --overlays 0 \
+        --triangulation 0,4,16 --triangulation-modes independent,conditioned    # the seed's form vs the condition kept
+
 Writes <out>/results.json, instances.{json,csv}, table.md and plots/*.png.
 """
 
@@ -56,6 +59,18 @@ def _zoom_settings(text: str) -> list:
     return [ZOOM_WORDS[w] for w in words]
 
 
+# hf_iis.scaling.conditioned_triangulation.TRIANGULATION_MODES, spelled here so that parsing loads no torch
+TRIANGULATION_MODES = ("independent", "conditioned")
+
+
+def _modes(text: str, flag: str) -> list[str]:
+    """'independent,conditioned' -> ['independent', 'conditioned'] (the predictor's triangulation_mode values)."""
+    words = _csv(text)
+    if not words or any(w not in TRIANGULATION_MODES for w in words):
+        raise ValueError(f"{flag} {text!r}: give a comma list of {', '.join(TRIANGULATION_MODES)}")
+    return list(dict.fromkeys(words))
+
+
 def _combo(text: str) -> tuple[int, int, str]:
     """'4x16' or '4x16:foreground' -> (tta, triangulation, sampling)."""
     counts, _, sampling = text.partition(":")
@@ -81,6 +96,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--tta", default="1", help="TTA view counts for the model rows, comma list (default: 1)")
     p.add_argument("--triangulation", default="0", help="auxiliary-pixel counts, comma list (default: 0 = off)")
     p.add_argument("--sampling", default="uniform", help="triangulation sampling: uniform,stratified,foreground")
+    p.add_argument("--triangulation-modes", default="independent",
+                   help="triangulation modes, comma list of independent (the seed's form: single clicks at the "
+                        "auxiliary pixels), conditioned (the clicks plus each auxiliary pixel); a row each for every "
+                        "triangulation count > 0 (default: %(default)s)")
     p.add_argument("--zoom-in", default="off", help="zoom-in crop views for the model rows, comma list of off, on, "
                    "auto (a row each; default: off)")
     p.add_argument("--upsample", default="bilinear",
@@ -100,6 +119,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--scaling-tta", default="1,2,4,8", help="scaling study: TTA view counts alone")
     p.add_argument("--scaling-triangulation", default="4,16,64", help="scaling study: triangulation counts alone")
     p.add_argument("--scaling-sampling", default="uniform,stratified,foreground", help="scaling study: samplings")
+    p.add_argument("--scaling-triangulation-modes", default="independent",
+                   help="scaling study: triangulation modes, comma list of independent, conditioned (default: "
+                        "%(default)s)")
     p.add_argument("--scaling-combos", default="2x4,4x16,8x64",
                    help="scaling study: TTAxK[:SAMPLING] combinations (sampling: stratified unless named); 'none'")
     p.add_argument("--scaling-limit", type=non_negative_int, default=10,
@@ -132,6 +154,7 @@ def config_from_args(args: argparse.Namespace, command: str) -> EvalConfig:
         tta=_ints(args.tta, "--tta"),
         triangulation=_ints(args.triangulation, "--triangulation"),
         sampling=_csv(args.sampling),
+        triangulation_modes=_modes(args.triangulation_modes, "--triangulation-modes"),
         zoom_in=_zoom_settings(args.zoom_in),
         upsample=_csv(args.upsample),
         peers=[] if args.peers.lower() == "none" else _csv(args.peers),
@@ -144,6 +167,7 @@ def config_from_args(args: argparse.Namespace, command: str) -> EvalConfig:
         scaling_tta=_ints(args.scaling_tta, "--scaling-tta"),
         scaling_triangulation=_ints(args.scaling_triangulation, "--scaling-triangulation"),
         scaling_sampling=_csv(args.scaling_sampling),
+        scaling_triangulation_modes=_modes(args.scaling_triangulation_modes, "--scaling-triangulation-modes"),
         scaling_combos=[] if args.scaling_combos.lower() == "none" else [
             _combo(c) for c in _csv(args.scaling_combos)
         ],
@@ -183,6 +207,8 @@ def main(argv: list[str] | None = None) -> int:
                  ("mIoU@1 random", m.miou1_random, 2), ("s/click", m.seconds_per_click, 3))
         values = " ".join(f"{label}={value:.{digits}f}" for label, value, digits in shown if value is not None)
         print(f"{row.dataset:14s} {row.method:32s} N={row.num_instances} {values}")
+    for skipped in results.get("skipped", []):
+        print(f"skipped {skipped['method']}: {skipped['reason']}")
     print(f"wrote {args.out}/results.json, table.md, instances.csv, plots/ in {results['seconds total']:.1f} s")
     return 0
 

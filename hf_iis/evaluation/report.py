@@ -219,6 +219,8 @@ def markdown_report(results: dict[str, Any]) -> str:
         md += ["## Measured\n", "s/click = (image encoding + all predict calls) / clicks, over the NoC loop "
                "(the center-click call when NoC is not run). Peers use no inference-time scaling.\n"]
         md += _subset_notes(rows)
+        skipped = [f"- not run: {r['method']} ({r['reason']}).\n" for r in results.get("skipped", [])]
+        md += skipped + (["\n"] if skipped else [])
         md += [measured_table(rows)]
     if results["scaling"]:
         md += ["\n## Inference-scaling study (measured)\n", scaling_table(results["scaling"])]

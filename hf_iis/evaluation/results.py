@@ -196,9 +196,12 @@ class ScalingRow:
     seconds_per_call: float = field(default=0.0, metadata=_key(SECONDS_PER_CALL))  # decode, center click
     seconds_per_call_random: float = field(default=0.0, metadata=_key("seconds per call random"))
     encode_seconds_per_image: float = field(default=0.0, metadata=_key(ENCODE_SECONDS_PER_IMAGE))
+    # last, after the keys older files have: "independent" / "conditioned"; None (triangulation off) is left out
+    triangulation_mode: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
-        return {f.metadata.get("key", f.name): getattr(self, f.name) for f in fields(self)}
+        return {f.metadata.get("key", f.name): getattr(self, f.name) for f in fields(self)
+                if not (f.name == "triangulation_mode" and self.triangulation_mode is None)}
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any] | ScalingRow) -> ScalingRow:

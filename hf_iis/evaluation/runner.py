@@ -29,7 +29,7 @@ from hf_iis.evaluation.protocols import (
 )
 from hf_iis.evaluation.report import hardware_info, timestamp, write_outputs
 from hf_iis.evaluation.results import SECONDS_PER_CLICK, ClickMetrics, ResultRow, noc_key, threshold_tag
-from hf_iis.evaluation.segmenters import ModelSegmenter, Segmenter
+from hf_iis.evaluation.segmenters import ModelSegmenter, Segmenter, runs_conditioned_triangulation
 from hf_iis.metrics.boundary_iou import DILATION_RATIO
 
 __all__ = ["PROTOCOLS", "EvalConfig", "check_config", "run_evaluation", "spread_subset"]
@@ -53,6 +53,8 @@ class EvalConfig:
     tta: list[int] = field(default_factory=lambda: [1])
     triangulation: list[int] = field(default_factory=lambda: [0])
     sampling: list[str] = field(default_factory=lambda: ["uniform"])
+    # scaling/conditioned_triangulation.py's modes: a row per mode for each triangulation K > 0 (K = 0 rows: one)
+    triangulation_modes: list[str] = field(default_factory=lambda: ["independent"])
     upsample: list[str] = field(default_factory=lambda: ["bilinear"])  # inference/upsampling.py's modes
     zoom_in: list[bool | str] = field(default_factory=lambda: [False])  # inference/zoom.py: a row per setting
     peers: list[str] = field(default_factory=lambda: ["grabcut", "random_walker"])
@@ -65,6 +67,7 @@ class EvalConfig:
     scaling_tta: list[int] = field(default_factory=lambda: [1, 2, 4, 8])
     scaling_triangulation: list[int] = field(default_factory=lambda: [4, 16, 64])
     scaling_sampling: list[str] = field(default_factory=lambda: ["uniform", "stratified"])
+    scaling_triangulation_modes: list[str] = field(default_factory=lambda: ["independent"])
     scaling_combos: list[tuple[int, int, str]] = field(
         default_factory=lambda: [(2, 4, "stratified"), (4, 16, "stratified"), (8, 64, "stratified")]
     )
@@ -87,27 +90,32 @@ class _Method:
     settings: dict[str, Any]
 
 
-def _model_methods(cfg: EvalConfig) -> tuple[list[_Method], dict[str, Any]]:
+def _model_methods(cfg: EvalConfig) -> tuple[list[_Method], dict[str, Any], list[dict[str, str]]]:
+    """The model rows (a row per setting; sampling and triangulation mode only multiply rows with triangulation),
+    the loaded predictors, and the rows left out because a model cannot run them (a distilled student has no
+    conditioned triangulation)."""
     from hf_iis.inference.predictors import load_predictor
 
-    methods, predictors = [], {}
+    methods, predictors, skipped = [], {}, []
     for path in cfg.models:
         predictor = load_predictor(path)  # a teacher or a distilled student checkpoint
         predictors[path] = predictor
+        conditioned_ok = runs_conditioned_triangulation(predictor)
         for tta, tri, upsample, zoom in itertools.product(cfg.tta, cfg.triangulation, cfg.upsample, cfg.zoom_in):
-            for sampling in cfg.sampling if tri else cfg.sampling[:1]:
-                up_label = "" if upsample == "bilinear" else f", upsample={upsample}"
-                zoom_label = "" if zoom is False else f", zoom={'on' if zoom is True else zoom}"
-                name = f"{Path(path).name} [{_label(tta, tri, sampling)}{zoom_label}{up_label}]"
-                seg = ModelSegmenter(predictor, tta, tri, sampling, name=name, upsample=upsample, zoom_in=zoom)
+            for sampling, mode in itertools.product(cfg.sampling if tri else cfg.sampling[:1],
+                                                    cfg.triangulation_modes if tri else ["independent"]):
+                seg = ModelSegmenter(predictor, tta, tri, sampling, upsample=upsample, zoom_in=zoom,
+                                     triangulation_mode=mode)
+                seg.name = f"{Path(path).name} [{seg.settings_label}]"
+                if mode != "independent" and not conditioned_ok:
+                    skipped.append({"model_path": str(path), "method": seg.name,
+                                    "reason": f"its predictor cannot run triangulation_mode={mode!r} (a distilled "
+                                              "student's triangulation is the exact feature-space one)"})
+                    continue
                 settings = {"tta": tta, "triangulation": tri, "sampling": sampling if tri else None,
-                            "upsample": upsample, "zoom_in": zoom}
+                            "upsample": upsample, "zoom_in": zoom, "triangulation_mode": mode if tri else None}
                 methods.append(_Method(seg, "model", str(path), seg.settings_label, settings))
-    return methods, predictors
-
-
-def _label(tta: int, tri: int, sampling: str) -> str:
-    return f"tta={tta}" + (f", tri={tri} {sampling}" if tri else "")
+    return methods, predictors, skipped
 
 
 def _peer_methods(cfg: EvalConfig) -> list[_Method]:
@@ -267,6 +275,13 @@ def check_config(cfg: EvalConfig) -> None:
         raise ValueError("no zoom-in setting to run; give --zoom-in, e.g. off,auto")
     for value in cfg.zoom_in:
         check_zoom_in(value)
+    from hf_iis.scaling.conditioned_triangulation import check_triangulation_mode
+
+    for name in ("triangulation_modes", "scaling_triangulation_modes"):
+        if not getattr(cfg, name):
+            raise ValueError(f"no {name} to run; give some of independent, conditioned")
+        for mode in getattr(cfg, name):
+            check_triangulation_mode(mode)
     for name in ("tta", "scaling_tta"):
         if any(v < 1 for v in getattr(cfg, name)):
             raise ValueError(f"{name} view counts must be >= 1, got {getattr(cfg, name)}")
@@ -291,12 +306,13 @@ def run_evaluation(cfg: EvalConfig) -> dict[str, Any]:
     check_config(cfg)
     out = Path(cfg.out)
     started = time.perf_counter()
-    model_methods, predictors = _model_methods(cfg)
+    model_methods, predictors, skipped = _model_methods(cfg)
     methods = model_methods + _peer_methods(cfg)
     results: dict[str, Any] = {
         "timestamp": timestamp(), "command": cfg.command, "settings": asdict(cfg), "hardware": hardware_info(),
         "boundary_iou_dilation_ratio": DILATION_RATIO,  # bIoU's band: this fraction of each image's diagonal
         "results": [], "scaling": [], "multiclick": [], "proposals": [],
+        "skipped": skipped,  # settings a model cannot run, each with why
     }
     instance_records: list[dict[str, Any]] = []
     click_protocols = {"noc", "miou1", "random"} & set(cfg.protocols)
@@ -326,10 +342,17 @@ def _run_scaling(cfg: EvalConfig, predictors: dict[str, Any], dataset: str, inst
                  results: dict[str, Any], curves: dict[str, list[float]]) -> None:
     from hf_iis.evaluation.scaling import run_multiclick_comparison, run_scaling, scaling_grid
 
-    grid = scaling_grid(cfg.scaling_tta, cfg.scaling_triangulation, cfg.scaling_sampling, cfg.scaling_combos)
+    grid = scaling_grid(cfg.scaling_tta, cfg.scaling_triangulation, cfg.scaling_sampling, cfg.scaling_combos,
+                        cfg.scaling_triangulation_modes)
     subset = instances[: cfg.scaling_limit] if cfg.scaling_limit else instances
     for path, predictor in predictors.items():
-        for row in run_scaling(predictor, subset, grid, range(cfg.seeds), cfg.progress):
+        runnable = [g for g in grid if g.mode == "independent" or runs_conditioned_triangulation(predictor)]
+        for g in grid:
+            note = {"model_path": path, "method": f"{Path(path).name} scaling [{g.label}]",
+                    "reason": f"its predictor cannot run triangulation_mode={g.mode!r}"}
+            if g not in runnable and note not in results["skipped"]:  # once, not once per benchmark
+                results["skipped"].append(note)
+        for row in run_scaling(predictor, subset, runnable, range(cfg.seeds), cfg.progress):
             results["scaling"].append(replace(row, model=Path(path).name, model_path=path, dataset=dataset,
                                               num_instances=len(subset)).to_dict())
         for name, (summary, _runs) in run_multiclick_comparison(predictor, subset, cfg.max_clicks,

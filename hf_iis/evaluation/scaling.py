@@ -30,16 +30,21 @@ __all__ = ["ScalingSetting", "scaling_grid", "run_scaling", "run_multiclick_comp
 
 @dataclass(frozen=True)
 class ScalingSetting:
-    """``tta`` views, ``triangulation`` auxiliary pixels (0 = off) drawn with ``sampling``."""
+    """``tta`` views, ``triangulation`` auxiliary pixels (0 = off) drawn with ``sampling``, in triangulation
+    ``mode`` (`hf_iis.scaling.conditioned_triangulation`)."""
 
     tta: int = 1
     triangulation: int = 0
     sampling: str = "uniform"
+    mode: str = "independent"
 
     @property
     def label(self) -> str:
-        text = f"tta={self.tta}"
-        return text + (f", tri={self.triangulation} {self.sampling}" if self.triangulation else "")
+        """E.g. ``"tta=4, tri=16 stratified"``, or ``"tta=4, tri=16 stratified conditioned"`` in that mode."""
+        if not self.triangulation:
+            return f"tta={self.tta}"
+        mode = "" if self.mode == "independent" else f" {self.mode}"  # as ModelSegmenter.settings_label names it
+        return f"tta={self.tta}, tri={self.triangulation} {self.sampling}{mode}"
 
 
 def scaling_grid(
@@ -47,11 +52,14 @@ def scaling_grid(
     triangulation_values: Iterable[int] = (4, 16, 64),
     samplings: Iterable[str] = ("uniform", "stratified"),
     combos: Iterable[tuple[int, int, str]] = ((2, 4, "stratified"), (4, 16, "stratified"), (8, 64, "stratified")),
+    modes: Iterable[str] = ("independent",),
 ) -> list[ScalingSetting]:
-    """TTA alone, triangulation alone (each sampling), then the given (tta, triangulation, sampling) combinations."""
+    """TTA alone, triangulation alone (each sampling, then each mode), then the given (tta, triangulation,
+    sampling) combinations (each mode); a setting without triangulation has no mode and appears once."""
+    modes = list(modes)
     grid = [ScalingSetting(int(t)) for t in tta_values]
-    grid += [ScalingSetting(1, int(k), s) for k in triangulation_values if k for s in samplings]
-    grid += [ScalingSetting(int(t), int(k), s) for t, k, s in combos]
+    grid += [ScalingSetting(1, int(k), s, m) for k in triangulation_values if k for s in samplings for m in modes]
+    grid += [ScalingSetting(int(t), int(k), s, m if k else "independent") for t, k, s in combos for m in modes]
     seen: set[ScalingSetting] = set()
     return [g for g in grid if not (g in seen or seen.add(g))]
 
@@ -67,7 +75,7 @@ def run_scaling(
     ``dataset`` and ``num_instances`` are left for the caller to fill in)."""
     rows = []
     for st in settings:
-        seg = ModelSegmenter(predictor, st.tta, st.triangulation, st.sampling)
+        seg = ModelSegmenter(predictor, st.tta, st.triangulation, st.sampling, triangulation_mode=st.mode)
         center, rand_runs = run_instances(seg, instances, 1, seeds, progress=progress, desc=f"scaling {st.label}")
         rand = summarize_random(rand_runs)
         rows.append(ScalingRow(
@@ -81,6 +89,7 @@ def run_scaling(
             seconds_per_call=float(np.mean([r.predict_seconds[0] for r in center])),
             seconds_per_call_random=rand[SECONDS_PER_CALL],
             encode_seconds_per_image=float(np.mean([r.encode_seconds for r in center])),
+            triangulation_mode=st.mode if st.triangulation else None,
         ))
     return rows
 

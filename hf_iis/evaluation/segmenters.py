@@ -21,6 +21,7 @@ __all__ = [
     "Segmenter",
     "TargetAware",
     "ModelSegmenter",
+    "runs_conditioned_triangulation",
     "AveragedClicksSegmenter",
     "OracleSegmenter",
     "EmptySegmenter",
@@ -66,6 +67,16 @@ def _accepts(function, name: str) -> bool:
     return name in parameters or any(p.kind is inspect.Parameter.VAR_KEYWORD for p in parameters.values())
 
 
+def runs_conditioned_triangulation(predictor: Any) -> bool:
+    """Whether `predictor` can run ``triangulation_mode="conditioned"``: its ``predict`` takes the keyword and it has
+    a decoder for click sets (a distilled student takes the keyword but refuses the mode: its triangulation is the
+    exact feature-space one, which has no click sets to condition on)."""
+    from hf_iis.models.kinds import is_student
+
+    return _accepts(getattr(predictor, "predict", None), "triangulation_mode") and not is_student(
+        getattr(predictor, "model", None))
+
+
 class ModelSegmenter:
     """Adapter of :class:`hf_iis.inference.predictor.SignedClickPredictor` to :class:`Segmenter`.
 
@@ -79,6 +90,8 @@ class ModelSegmenter:
         seed: seed of the triangulation sampler.
         upsample: ``"bilinear"`` or ``"guided"``, how maps reach the photo's size (`inference/upsampling.py`).
         zoom_in: False, True or ``"auto"``: refine clicks on a crop of the photo (`hf_iis.inference.zoom`).
+        triangulation_mode: ``"independent"`` (the seed's form) or ``"conditioned"`` (the click set plus each
+            auxiliary pixel, `hf_iis.scaling.conditioned_triangulation`); only matters when ``triangulation > 0``.
     """
 
     def __init__(
@@ -91,8 +104,12 @@ class ModelSegmenter:
         seed: int = 0,
         upsample: str = "bilinear",
         zoom_in: bool | str = False,
+        triangulation_mode: str = "independent",
     ) -> None:
         self.predictor = predictor
+        self.triangulation_mode = triangulation_mode
+        # predictors without the keyword (stand-ins, older peers' adapters) get it only when the mode is not the seed's
+        self._takes_mode = _accepts(getattr(predictor, "predict", None), "triangulation_mode")
         self.zoom_in = zoom_in
         # a predictor that knows zoom_in always gets it: its default ("auto" for the teacher) must not turn a row
         # measured without zoom into one with it; stand-ins without the keyword get it only when zoom is asked for
@@ -110,10 +127,17 @@ class ModelSegmenter:
         """Short label of the inference-time scaling used, e.g. ``"tta=4, tri=16 stratified"``."""
         label = f"tta={self.tta}"
         if self.triangulation:
-            label += f", tri={self.triangulation} {self.sampling}"
+            label += f", tri={self.triangulation} {self.sampling}" + self.mode_label
         if self.zoom_in is not False:
             label += f", zoom={'on' if self.zoom_in is True else self.zoom_in}"
         return label + ("" if self.upsample == "bilinear" else f", upsample={self.upsample}")
+
+    @property
+    def mode_label(self) -> str:
+        """``" conditioned"`` when triangulation runs in a mode other than the seed's, else ``""``: the part of
+        :attr:`settings_label` that tells such rows apart."""
+        return "" if not self.triangulation or self.triangulation_mode == "independent" else \
+            f" {self.triangulation_mode}"
 
     @property
     def batch_single_clicks(self) -> bool:
@@ -139,6 +163,8 @@ class ModelSegmenter:
             triangulation=self.triangulation,
             triangulation_sampling=self.sampling,
             seed=self.seed,
+            **({"triangulation_mode": self.triangulation_mode}
+               if self.triangulation_mode != "independent" or self._takes_mode else {}),
             **({"upsample": self.upsample} if self.upsample != "bilinear" or self._takes_upsample else {}),
             **({"zoom_in": self.zoom_in} if self.zoom_in is not False or self._takes_zoom else {}),
         )
