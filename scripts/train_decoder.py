@@ -49,6 +49,9 @@ def _parser() -> argparse.ArgumentParser:
     grow.add_argument("--out", required=True, help="folder to write (save_pretrained)")
     grow.add_argument("--num-masks", type=int, default=3)
     grow.add_argument("--no-prior-in-output", action="store_true")
+    grow.add_argument("--prior-source", default="branch",
+                      help="branch | stretched: the saliency map the output prior's component is cut from "
+                           "(SignedClickConfig.prior_source)")
     head = sub.add_parser("head", help="retrain the IoU head alone under a choice rule")
     head.add_argument("--model", required=True, help="multi-map checkpoint folder whose maps are kept")
     head.add_argument("--cache", default="data_cache/embeddings_v2", help="embedding cache of the model's teacher")
@@ -120,6 +123,12 @@ def _grow(args) -> int:
     from hf_iis.models.signed_click.modeling_signed_click import SignedClickModel
 
     _positive("--num-masks", args.num_masks)
+    from hf_iis.models.signed_click.configuration_signed_click import PRIOR_SOURCES
+
+    if args.prior_source not in PRIOR_SOURCES:
+        raise ValueError(f"--prior-source must be one of {list(PRIOR_SOURCES)}, got {args.prior_source!r}")
+    if args.prior_source != "branch" and args.no_prior_in_output:
+        raise ValueError(f"--prior-source {args.prior_source} chooses the output prior: drop --no-prior-in-output")
     teacher, out = Path(args.teacher), Path(args.out)
     if not (teacher / "model.safetensors").is_file():
         raise ValueError(f"--teacher {teacher}: no model.safetensors there (a save_pretrained folder is expected)")
@@ -129,10 +138,11 @@ def _grow(args) -> int:
 
     torch.manual_seed(0)  # the IoU head's hidden layer is new: the same draw as `train`'s (seed 0) every time
     grown = grow_outputs(SignedClickModel.from_pretrained(str(teacher)), args.num_masks,
-                         not args.no_prior_in_output)
+                         not args.no_prior_in_output, args.prior_source)
     grown.save_pretrained(out)
     SignedClickImageProcessor.from_pretrained(str(teacher)).save_pretrained(out)
-    print(f"wrote {out}: {args.num_masks} map(s), prior in output: {not args.no_prior_in_output}")
+    print(f"wrote {out}: {args.num_masks} map(s), prior in output: {not args.no_prior_in_output}, "
+          f"prior source: {args.prior_source}")
     return 0
 
 

@@ -40,6 +40,7 @@ class CachedImageViews:
         self._image_key: str | None = None
         self._pixel_values: torch.Tensor | None = None
         self._embeddings: dict = {}
+        self._stretched_prior: torch.Tensor | None = None
         self.encode_count = 0  # number of encoder batches run; lets callers and tests verify the cache
 
     @property
@@ -71,8 +72,23 @@ class CachedImageViews:
         self.reshaped_size = tuple(int(v) for v in processed["reshaped_input_sizes"][0])
         self._valid = self.processor.valid_region(self.reshaped_size).to(self.device)
         self._embeddings = {}
+        self._stretched_prior = None
         self._reset_image_state()
         self._image_key = key
+
+    def _prior_saliency(self) -> torch.Tensor | None:
+        """(1, 1, S, S): with `config.prior_source="stretched"`, the saliency map of the photo itself (one more
+        U²-Net(-p) pass, `hf_iis.backbones.stretched_saliency`) in the canonical model-input frame, computed at the
+        first encode of an image and kept until the next image; None for every other model."""
+        if getattr(self.model.config, "prior_source", "branch") != "stretched":
+            return None
+        if self._stretched_prior is None:
+            from ..backbones.stretched_saliency import stretched_input
+
+            x = torch.from_numpy(stretched_input(self._image_array)).to(self.device)
+            self._stretched_prior = self.processor.map_to_input(self.model.encode_prior_saliency(x),
+                                                                self.reshaped_size)
+        return self._stretched_prior
 
     def _reset_image_state(self) -> None:
         """Drop a subclass's own per-image caches (called when a new image is set)."""
@@ -90,7 +106,12 @@ class CachedImageViews:
         for out_size in sorted({v.output_size(size) for v in missing}):
             group = [v for v in missing if v.output_size(size) == out_size]
             with self.precision():
-                embeddings = self.model.encode_image(torch.cat([v.apply_image(self._pixel_values) for v in group]))
+                pixels = torch.cat([v.apply_image(self._pixel_values) for v in group])
+                prior = self._prior_saliency()
+                if prior is None:
+                    embeddings = self.model.encode_image(pixels)
+                else:  # the output prior's own saliency map, computed once per image, follows each view
+                    embeddings = self.model.encode_image(pixels, torch.cat([v.apply_image(prior) for v in group]))
             self.encode_count += 1
             for i, view in enumerate(group):
                 self._embeddings[view.name] = embeddings.index(slice(i, i + 1))

@@ -18,6 +18,7 @@ PRESETS: dict[str, dict] = {
                      "saliency_click_prior": True},
 }
 SALIENCY_ENCODERS = ("u2netp", "u2net")
+PRIOR_SOURCES = ("branch", "stretched")
 
 
 class SignedClickConfig(PretrainedConfig):
@@ -77,6 +78,13 @@ class SignedClickConfig(PretrainedConfig):
             Whether the saliency click prior (the salient component under the clicks) enters the output logits
             directly: l_k = a_k·decoder_k + g_k·(2·prior − 1), with learned a_k, g_k (`OutputPrior`). Needs a saliency
             encoder.
+        prior_source (`str`, *optional*, defaults to `"branch"`):
+            Which saliency map the output path's click component (`prior_in_output`) is cut from. `"branch"`: the
+            saliency branch's stride-2 map of the padded input (the one the decoder's prior input reads).
+            `"stretched"`: U²-Net(-p) run once more per image in `encode_image`, the way the published weights were
+            trained (the image alone stretched to 320 × 320, the full-resolution fused output;
+            `hf_iis.backbones.stretched_saliency`), and the component cut at the model input's full resolution: the
+            no-learning click-component baseline's map. Needs `prior_in_output`.
         iou_head_inputs (`str`, *optional*, defaults to `"pooled"`):
             What the IoU head (S > 1) reads: `"pooled"` (image-wide decoder features and per-map statistics) or
             `"mask_pooled"` (also the features inside each map and how the maps overlap; `multimask.MaskIoUHead`).
@@ -110,6 +118,7 @@ class SignedClickConfig(PretrainedConfig):
         num_mask_outputs: int = 1,
         prior_in_output: bool = False,
         iou_head_inputs: str = "pooled",
+        prior_source: str = "branch",
         **kwargs,
     ) -> None:
         self.backbone = backbone
@@ -142,6 +151,12 @@ class SignedClickConfig(PretrainedConfig):
         self.iou_head_inputs = iou_head_inputs
         if self.prior_in_output and saliency_encoder is None:
             raise ValueError("prior_in_output needs a saliency_encoder (the prior is the salient component)")
+        if prior_source not in PRIOR_SOURCES:
+            raise ValueError(f"prior_source must be one of {list(PRIOR_SOURCES)}, got {prior_source!r}")
+        if prior_source != "branch" and not self.prior_in_output:
+            raise ValueError(f"prior_source={prior_source!r} chooses the output path's prior: it needs "
+                             "prior_in_output=True")
+        self.prior_source = prior_source
         self.pixel_mean = list(pixel_mean)
         self.pixel_std = list(pixel_std)
         if saliency_encoder is not None and saliency_encoder not in SALIENCY_ENCODERS:

@@ -19,18 +19,24 @@ class SignedClickImageEmbeddings(ModelOutput):
             stride-2 embedding (its maps and features), read by the decoder's last refinement; None without it.
         saliency (`torch.FloatTensor` of shape `(batch_size, 1, H/2, W/2)`, *optional*): the saliency branch's
             map (side output d2, min-max normalised per image), from which the decoder's click prior is cut.
+        prior_saliency (`torch.FloatTensor` of shape `(batch_size, 1, H, W)`, *optional*): with
+            `config.prior_source="stretched"`, U²-Net(-p)'s full-resolution map of the image stretched to its
+            training size (`hf_iis.backbones.stretched_saliency`), from which the output path's click component is
+            cut; None otherwise.
     """
 
     features: torch.FloatTensor | None = None
     low_level: torch.FloatTensor | None = None
     fine: torch.FloatTensor | None = None
     saliency: torch.FloatTensor | None = None
+    prior_saliency: torch.FloatTensor | None = None
 
     def _map(self, fn) -> SignedClickImageEmbeddings:
         return SignedClickImageEmbeddings(
             features=fn(self.features), low_level=fn(self.low_level),
             fine=None if self.fine is None else fn(self.fine),
             saliency=None if self.saliency is None else fn(self.saliency),
+            prior_saliency=None if self.prior_saliency is None else fn(self.prior_saliency),
         )
 
     def index(self, index: torch.Tensor | slice) -> SignedClickImageEmbeddings:
@@ -51,7 +57,7 @@ class SignedClickImageEmbeddings(ModelOutput):
             return None if parts[0] is None else torch.cat(parts)
 
         return cls(features=join("features"), low_level=join("low_level"), fine=join("fine"),
-                   saliency=join("saliency"))
+                   saliency=join("saliency"), prior_saliency=join("prior_saliency"))
 
     def detach(self) -> SignedClickImageEmbeddings:
         return self._map(lambda t: t.detach())

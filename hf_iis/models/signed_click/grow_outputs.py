@@ -22,15 +22,18 @@ from .configuration_signed_click import SignedClickConfig
 from .modeling_signed_click import SignedClickModel
 
 
-def grow_outputs(model: SignedClickModel, num_masks: int = 3, prior_in_output: bool = True) -> SignedClickModel:
-    """A new model with `num_masks` maps (and the prior in the output path) from a one-map `model`."""
+def grow_outputs(model: SignedClickModel, num_masks: int = 3, prior_in_output: bool = True,
+                 prior_source: str = "branch") -> SignedClickModel:
+    """A new model with `num_masks` maps (and the prior in the output path, its component cut from the saliency
+    map `prior_source` names: `SignedClickConfig`) from a one-map `model`."""
     old = model.config
     if getattr(old, "num_mask_outputs", 1) != 1 or getattr(old, "prior_in_output", False):
         raise ValueError("grow_outputs takes a one-map model without the output prior "
                          f"(got num_mask_outputs={old.num_mask_outputs}, prior_in_output={old.prior_in_output})")
     if prior_in_output and old.saliency_encoder is None:
         raise ValueError("prior_in_output needs a model with a saliency branch (config.saliency_encoder)")
-    config = SignedClickConfig(**{**old.to_dict(), "num_mask_outputs": num_masks, "prior_in_output": prior_in_output})
+    config = SignedClickConfig(**{**old.to_dict(), "num_mask_outputs": num_masks, "prior_in_output": prior_in_output,
+                                  "prior_source": prior_source})
     grown = SignedClickModel(config)
     state = model.state_dict()
     own = grown.state_dict()

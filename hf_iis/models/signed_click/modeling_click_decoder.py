@@ -110,6 +110,7 @@ class ClickDecoder(nn.Module):
                 conv._zero_init = True
         # The prior in the output path (output_prior.py): each map can fall back on the click component.
         self.output_prior = OutputPrior(num_masks) if getattr(config, "prior_in_output", False) else None
+        self.prior_source = getattr(config, "prior_source", "branch")
         self.iou_head = (MaskIoUHead(dim, num_masks, inputs=getattr(config, "iou_head_inputs", "pooled"))
                          if num_masks > 1 else None)
 
@@ -131,6 +132,17 @@ class ClickDecoder(nn.Module):
             mask = (labels == sign)[..., None, None]
             out.append(torch.where(mask, sim, torch.full_like(sim, -1.0)).amax(1).clamp_min(0.0))
         return torch.stack(out, dim=1)
+
+    @staticmethod
+    def _stretched_prior(embeddings: SignedClickImageEmbeddings, points: torch.Tensor, labels: torch.Tensor,
+                         width: int) -> torch.Tensor:
+        """The output path's click component cut from `embeddings.prior_saliency` at the input's full resolution
+        (`config.prior_source="stretched"`)."""
+        if embeddings.prior_saliency is None:
+            raise ValueError("prior_source='stretched' needs embeddings with prior_saliency: pass "
+                             "encode_image(pixel_values, prior_saliency=...) (the predictors compute it once per "
+                             "image); embedding caches do not hold it")
+        return click_prior(embeddings.prior_saliency, points, labels, width)
 
     def forward(
         self,
@@ -181,6 +193,9 @@ class ClickDecoder(nn.Module):
             residual = F.interpolate(residual, size=(height, width), mode="bilinear", align_corners=False)
             out = out + residual.reshape(n, s, height, width)
         if self.output_prior is not None and prior is not None:
-            out = self.output_prior(out, prior, first_click=(labels != 0).sum(1) == 1)
+            first_click = (labels != 0).sum(1) == 1
+            if self.prior_source == "stretched" and bool(first_click.any()):
+                prior = self._stretched_prior(embeddings, points, labels, width)
+            out = self.output_prior(out, prior, first_click=first_click)
         iou_logits = self.iou_head(hidden8, out) if self.iou_head is not None else None
         return out, iou_logits

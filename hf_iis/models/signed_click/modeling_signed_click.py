@@ -177,10 +177,29 @@ class SignedClickModel(SignedClickPreTrainedModel):
                              f"{model.config.saliency_encoder!r}): {detail}")
         return (model, info) if wants_info else model
 
-    def encode_image(self, pixel_values: torch.Tensor) -> SignedClickImageEmbeddings:
-        """Image embeddings for a batch `pixel_values` (B, 3, H, W), H and W multiples of 32."""
+    def encode_prior_saliency(self, stretched: torch.Tensor) -> torch.Tensor:
+        """The saliency map the output prior's component is cut from with `config.prior_source="stretched"`:
+        (B, 1, 320, 320) in [0, 1] from `stretched` (B, 3, 320, 320), the photos as
+        `hf_iis.backbones.stretched_saliency.stretched_input` prepares them. One more U²-Net(-p) pass per image; the
+        caller maps it into the model-input frame and passes it to `encode_image`."""
+        if self.saliency is None:
+            raise ValueError("this model has no saliency branch (config.saliency_encoder is None)")
+        from ...backbones.stretched_saliency import stretched_saliency
+
+        return stretched_saliency(self.saliency.u2net, stretched)
+
+    def encode_image(self, pixel_values: torch.Tensor,
+                     prior_saliency: torch.Tensor | None = None) -> SignedClickImageEmbeddings:
+        """Image embeddings for a batch `pixel_values` (B, 3, H, W), H and W multiples of 32. `prior_saliency`
+        (B, 1, H, W), optional: `encode_prior_saliency`'s map in the same frame, kept in the embeddings for the output
+        prior (`config.prior_source="stretched"`; the predictor computes it once per image)."""
         if pixel_values.ndim != 4 or pixel_values.shape[1] != 3:
             raise ValueError(f"pixel_values must have shape (B, 3, H, W), got {tuple(pixel_values.shape)}")
+        if prior_saliency is not None and (prior_saliency.ndim != 4 or prior_saliency.shape[1] != 1 or
+                                           prior_saliency.shape[0] != pixel_values.shape[0] or
+                                           prior_saliency.shape[-2:] != pixel_values.shape[-2:]):
+            raise ValueError(f"prior_saliency must have shape (B, 1, H, W) = {(pixel_values.shape[0], 1)} + "
+                             f"{tuple(pixel_values.shape[-2:])}, got {tuple(prior_saliency.shape)}")
         if pixel_values.shape[-1] % 32 or pixel_values.shape[-2] % 32:
             raise ValueError(f"pixel_values height and width must be multiples of 32, got {tuple(pixel_values.shape)}")
         embeddings = self.neck(self.backbone(pixel_values))
@@ -190,7 +209,7 @@ class SignedClickModel(SignedClickPreTrainedModel):
                                                        embeddings.low_level.shape[-2:], (h // 2, w // 2))
             embeddings = SignedClickImageEmbeddings(features=embeddings.features + add8,
                                                     low_level=embeddings.low_level + add4, fine=fine,
-                                                    saliency=saliency)
+                                                    saliency=saliency, prior_saliency=prior_saliency)
         return embeddings
 
     def decode(
