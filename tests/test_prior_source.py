@@ -132,3 +132,13 @@ def test_grow_cli_takes_the_prior_source(tmp_path, capsys):
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "--prior-source must be one of" in err[0]
     assert not (tmp_path / "x").exists()
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--datasets", "Nope", "--data-root", "/tmp", "--out", "/tmp/x"], "unknown benchmark 'Nope'"),
+    (["--threads", "0", "--out", "/tmp/x"], "--threads and --limit must be >= 1"),
+])
+def test_prior_gap_analysis_refuses_bad_arguments_in_one_line(args, message, capsys):
+    assert load_script("analyze_prior_gap").main(args) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("analyze_prior_gap.py: error:") and message in err[0]
