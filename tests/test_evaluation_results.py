@@ -74,3 +74,26 @@ def test_scaling_rows_keep_their_keys_including_a_null_sampling():
     data = row.to_dict()
     assert list(data) == SCALING_KEYS and data["sampling"] is None and data["mIoU@1 center"] == 80.0
     assert ScalingRow.from_dict(data) == row and ScalingRow.from_dict(row) is row
+
+
+def test_paired_rows_gives_each_method_minus_the_baseline_on_the_same_instances(tmp_path, capsys):
+    """scripts/paired_rows.py: per dataset, the mean difference on the instances both rows have (hand-checkable:
+    +10 and +20 points → +15), and an unknown baseline is a one-line error naming the run's methods."""
+    import json
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    rows = [{"method": "base", "dataset": "D", "id": "a", "iou@1 center": 0.5},
+            {"method": "base", "dataset": "D", "id": "b", "iou@1 center": 0.6},
+            {"method": "new", "dataset": "D", "id": "a", "iou@1 center": 0.6},
+            {"method": "new", "dataset": "D", "id": "b", "iou@1 center": 0.8},
+            {"method": "new", "dataset": "D", "id": "c", "iou@1 center": 0.1}]  # no baseline: left out
+    (tmp_path / "instances.json").write_text(json.dumps(rows))
+    script = Path(__file__).resolve().parents[1] / "scripts" / "paired_rows.py"
+    out = subprocess.run([sys.executable, str(script), str(tmp_path), "--baseline", "base"],
+                         capture_output=True, text=True, check=True).stdout
+    assert "| D | new | 2 | 55.00 | 70.00 | +15.00 [+10.00, +20.00] |" in out
+    bad = subprocess.run([sys.executable, str(script), str(tmp_path), "--baseline", "nope"],
+                         capture_output=True, text=True)
+    assert bad.returncode == 2 and bad.stderr.count("\n") == 1 and "'nope' is not a method" in bad.stderr
