@@ -142,3 +142,9 @@ def test_prior_gap_analysis_refuses_bad_arguments_in_one_line(args, message, cap
     assert load_script("analyze_prior_gap").main(args) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and err[0].startswith("analyze_prior_gap.py: error:") and message in err[0]
+
+
+def test_prior_source_benchmark_refuses_a_missing_model_in_one_line(tmp_path, capsys):
+    assert load_script("bench_prior_source").main(["--model", str(tmp_path / "none")]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("bench_prior_source.py: error:") and "no config.json" in err[0]
