@@ -97,3 +97,24 @@ def test_paired_rows_gives_each_method_minus_the_baseline_on_the_same_instances(
     bad = subprocess.run([sys.executable, str(script), str(tmp_path), "--baseline", "nope"],
                          capture_output=True, text=True)
     assert bad.returncode == 2 and bad.stderr.count("\n") == 1 and "'nope' is not a method" in bad.stderr
+
+
+def test_summary_table_prints_the_quoted_columns_and_dashes_for_what_was_not_measured(tmp_path):
+    """scripts/summary_table.py: a row's numbers in the docs' rounding, "–" where a row lacks a metric, a column no
+    row has left out, "k of n" for a NoC subset; an unknown column is a one-line error."""
+    import json
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    rows = [{"method": "m", "dataset": "D", "num_instances": 10,
+             "metrics": {"mIoU@1 center": 74.234, "NoC@90": 4.625, "NoF@90": 2, "NoC instances": 5}},
+            {"method": "peer", "dataset": "D", "num_instances": 10, "metrics": {"mIoU@1 center": 81.65}}]
+    path = tmp_path / "results.json"
+    path.write_text(json.dumps({"results": rows}))
+    script = Path(__file__).resolve().parents[1] / "scripts" / "summary_table.py"
+    out = subprocess.run([sys.executable, str(script), str(path)], capture_output=True, text=True, check=True).stdout
+    assert out.splitlines()[0] == "| dataset | method | N | mIoU@1 center | NoC@90 | NoF@90 |"
+    assert "| D | m | 5 of 10 | 74.2 | 4.62 | 2 |" in out and "| D | peer | 10 | 81.7 | – | – |" in out
+    bad = subprocess.run([sys.executable, str(script), str(path), "--columns", "x"], capture_output=True, text=True)
+    assert bad.returncode == 2 and bad.stderr.count("\n") == 1
