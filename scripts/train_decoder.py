@@ -11,6 +11,8 @@ r"""Train the click decoder and its heads (S maps, IoU head, output prior) from 
     # 3. throughput against today's end-to-end step: scripts/bench_train_throughput.py --decoder-config ...
     # the untrained grown model alone (S maps that start as component / old answer / blend), to compare against:
     python scripts/train_decoder.py grow --teacher hf_iis/checkpoints/default --out runs/grown_init
+    #    with the saliency branch on each view's photo stretched (cache and train from this model, not the default):
+    python scripts/train_decoder.py grow --saliency-frame stretched --saliency-input-size 320 --out runs/grown_sframe
     # 4. retrain the IoU head alone on which answer a click means (the maps unchanged; rules in
     #    hf_iis/training/iou_head_training.py); the head inputs are computed once and kept in --examples
     python scripts/train_decoder.py head --model runs/decoder_multimask/final --cache data_cache/embeddings_v2 \
@@ -52,6 +54,11 @@ def _parser() -> argparse.ArgumentParser:
     grow.add_argument("--prior-source", default="branch",
                       help="branch | stretched: the saliency map the output prior's component is cut from "
                            "(SignedClickConfig.prior_source)")
+    grow.add_argument("--saliency-frame", default=None,
+                      help="padded | stretched: what the saliency branch sees (SignedClickConfig.saliency_frame; "
+                           "default: the teacher's)")
+    grow.add_argument("--saliency-input-size", type=int, default=None,
+                      help="side the saliency branch runs at, a multiple of 32 (default: the teacher's)")
     head = sub.add_parser("head", help="retrain the IoU head alone under a choice rule")
     head.add_argument("--model", required=True, help="multi-map checkpoint folder whose maps are kept")
     head.add_argument("--cache", default="data_cache/embeddings_v2", help="embedding cache of the model's teacher")
@@ -129,6 +136,16 @@ def _grow(args) -> int:
         raise ValueError(f"--prior-source must be one of {list(PRIOR_SOURCES)}, got {args.prior_source!r}")
     if args.prior_source != "branch" and args.no_prior_in_output:
         raise ValueError(f"--prior-source {args.prior_source} chooses the output prior: drop --no-prior-in-output")
+    from hf_iis.models.signed_click.configuration_signed_click import SALIENCY_FRAMES
+
+    if args.saliency_frame is not None and args.saliency_frame not in SALIENCY_FRAMES:
+        raise ValueError(f"--saliency-frame must be one of {list(SALIENCY_FRAMES)}, got {args.saliency_frame!r}")
+    if args.saliency_frame == "stretched" and args.prior_source == "stretched":
+        raise ValueError("--saliency-frame stretched already gives the output prior the photo's own map: drop "
+                         "--prior-source stretched")
+    size = args.saliency_input_size
+    if size is not None and (size < 32 or size % 32):
+        raise ValueError(f"--saliency-input-size must be a positive multiple of 32, got {size}")
     teacher, out = Path(args.teacher), Path(args.out)
     if not (teacher / "model.safetensors").is_file():
         raise ValueError(f"--teacher {teacher}: no model.safetensors there (a save_pretrained folder is expected)")
@@ -137,12 +154,15 @@ def _grow(args) -> int:
     import torch
 
     torch.manual_seed(0)  # the IoU head's hidden layer is new: the same draw as `train`'s (seed 0) every time
-    grown = grow_outputs(SignedClickModel.from_pretrained(str(teacher)), args.num_masks,
+    # the frame and the branch's input size are config only: the same weights load under either
+    frame = {k: v for k, v in (("saliency_frame", args.saliency_frame), ("saliency_input_size", size)) if v is not None}
+    grown = grow_outputs(SignedClickModel.from_pretrained(str(teacher), **frame), args.num_masks,
                          not args.no_prior_in_output, args.prior_source)
     grown.save_pretrained(out)
     SignedClickImageProcessor.from_pretrained(str(teacher)).save_pretrained(out)
     print(f"wrote {out}: {args.num_masks} map(s), prior in output: {not args.no_prior_in_output}, "
-          f"prior source: {args.prior_source}")
+          f"prior source: {args.prior_source}, saliency frame: {grown.config.saliency_frame} at "
+          f"{grown.config.saliency_input_size}")
     return 0
 
 

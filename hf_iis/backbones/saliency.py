@@ -13,6 +13,9 @@ and, in the click model's frame (H × W input, `features` at H/8, `low_level` at
     features  += P8([maps, feats_s8] resized to H/8)      P8, P4, Pf end in zero-initialised 1×1 convs, so a model
     low_level += P4([maps, feats_s4] resized to H/4)      warm-started from a checkpoint without the branch starts
     fine       = Pf([maps, feats_s2] resized to H/2)      out exactly as that checkpoint
+
+With `frame="stretched"` the net's input is the photo alone stretched to the square (`saliency_frame.py`) instead of
+the padded model input, and "resized to H/k" becomes "resized into the photo's box at H/k, neutral elsewhere".
 """
 
 from __future__ import annotations
@@ -42,8 +45,9 @@ class SaliencyBranch(nn.Module):
     """Frozen U²-Net(-p) + trainable projections into the click model's embedding (see the module docstring)."""
 
     def __init__(self, variant: str, feature_sets: list[str], input_size: int, embed_dim: int, low_level_dim: int,
-                 pixel_mean: list[float], pixel_std: list[float]) -> None:
+                 pixel_mean: list[float], pixel_std: list[float], frame: str = "padded") -> None:
         super().__init__()
+        self.frame = frame
         unknown = sorted(set(feature_sets) - set(SALIENCY_FEATURE_SETS))
         if unknown or not feature_sets:
             raise ValueError(f"saliency_features must be a non-empty subset of {list(SALIENCY_FEATURE_SETS)}, "
@@ -75,7 +79,11 @@ class SaliencyBranch(nn.Module):
         """(logits of d2..d6 at stride 2, decoder features of stages 2, 3, 4) of the U²-Net input."""
         scale = pixel_values.new_tensor(self.scale).view(1, 3, 1, 1)
         shift = pixel_values.new_tensor(self.shift).view(1, 3, 1, 1)
-        x = pixel_values * scale + shift
+        return self.net_outputs(pixel_values * scale + shift)
+
+    @torch.no_grad()
+    def net_outputs(self, x: torch.Tensor) -> tuple[torch.Tensor, list[torch.Tensor]]:
+        """`saliency_outputs` of a net input `x` already in U²-Net's statistics (resized to the input size)."""
         if x.shape[-1] != self.input_size or x.shape[-2] != self.input_size:
             x = F.interpolate(x, size=(self.input_size, self.input_size), mode="bilinear", align_corners=False,
                               antialias=True)
@@ -90,20 +98,36 @@ class SaliencyBranch(nn.Module):
                          dim=1)  # d2, d3, d4, d5, d6
         return maps, dec[::-1][:3]  # decoder stages 2, 3, 4
 
-    def forward(self, pixel_values: torch.Tensor, s8: torch.Size, s4: torch.Size, s2: torch.Size
+    def forward(self, pixel_values: torch.Tensor, s8: torch.Size, s4: torch.Size, s2: torch.Size,
+                stretched: torch.Tensor | None = None, boxes: torch.Tensor | None = None
                 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
         """Additions to `features` (s8) and `low_level` (s4), the stride-2 `fine` embedding, and the saliency map
-        (d2, min-max normalised per image) at s2."""
-        maps, (f2, f4, f8) = self.saliency_outputs(pixel_values)
-        d2 = torch.sigmoid(F.interpolate(maps[:, :1], size=s2, mode="bilinear", align_corners=False))
+        (d2, min-max normalised per image) at s2. With the stretched frame, `stretched` (B, 3, s, s) is the net input
+        and `boxes` (B, 4) the photo's (y0, x0, y1, x1) in `pixel_values`' pixels (`saliency_frame.py`)."""
+        if self.frame == "stretched":
+            from .saliency_frame import place_in_boxes
+
+            frame = tuple(pixel_values.shape[-2:])
+            maps, (f2, f4, f8) = self.net_outputs(stretched.to(pixel_values.dtype))
+
+            def resize(t: torch.Tensor, size, is_map: bool = False) -> torch.Tensor:
+                # maps are logits: the padding gets each map's own minimum (the least salient value it holds)
+                fill = t.amin(dim=(2, 3)) if is_map else 0.0
+                return place_in_boxes(t, boxes, frame, tuple(size), fill)
+        else:
+            maps, (f2, f4, f8) = self.saliency_outputs(pixel_values)
+
+            def resize(t: torch.Tensor, size, is_map: bool = False) -> torch.Tensor:
+                return F.interpolate(t, size=size, mode="bilinear", align_corners=False)
+        d2 = torch.sigmoid(resize(maps[:, :1], s2, is_map=True))
         low = d2.amin(dim=(2, 3), keepdim=True)
         saliency = (d2 - low) / (d2.amax(dim=(2, 3), keepdim=True) - low).clamp_min(1e-6)
         out = []
         for size, feat, proj in ((s8, f8, self.to_s8), (s4, f4, self.to_s4), (s2, f2, self.to_s2)):
             parts = []
             if self.use_maps:
-                parts.append(F.interpolate(maps, size=size, mode="bilinear", align_corners=False))
+                parts.append(resize(maps, size, is_map=True))
             if self.use_decoder:
-                parts.append(F.interpolate(feat, size=size, mode="bilinear", align_corners=False))
+                parts.append(resize(feat, size))
             out.append(proj(torch.cat(parts, dim=1)))
         return out[0], out[1], out[2], saliency

@@ -41,6 +41,7 @@ class CachedImageViews:
         self._pixel_values: torch.Tensor | None = None
         self._embeddings: dict = {}
         self._stretched_prior: torch.Tensor | None = None
+        self._stretched_photo: torch.Tensor | None = None
         self.encode_count = 0  # number of encoder batches run; lets callers and tests verify the cache
 
     @property
@@ -73,6 +74,7 @@ class CachedImageViews:
         self._valid = self.processor.valid_region(self.reshaped_size).to(self.device)
         self._embeddings = {}
         self._stretched_prior = None
+        self._stretched_photo = None
         self._reset_image_state()
         self._image_key = key
 
@@ -89,6 +91,23 @@ class CachedImageViews:
             self._stretched_prior = self.processor.map_to_input(self.model.encode_prior_saliency(x),
                                                                 self.reshaped_size)
         return self._stretched_prior
+
+    def _stretched_frame_inputs(self, views: list[View]) -> dict:
+        """With `config.saliency_frame="stretched"`: each view's photo alone, stretched to the saliency branch's
+        input (from the photo itself, once per image: resizing the padded input again would blur it), and where the
+        photo lies in the view's frame; {} for every other model."""
+        config = self.model.config
+        if getattr(config, "saliency_frame", "padded") != "stretched":
+            return {}
+        if self._stretched_photo is None:
+            from ..backbones.saliency_frame import stretched_photo
+
+            self._stretched_photo = stretched_photo(self._image_array, config.saliency_input_size).to(self.device)
+        from ..scaling.view_boxes import view_box, view_stretched
+
+        size = self.processor.size
+        return {"saliency_pixel_values": torch.stack([view_stretched(v, self._stretched_photo) for v in views]),
+                "saliency_boxes": torch.tensor([view_box(v, self.reshaped_size, size) for v in views])}
 
     def _reset_image_state(self) -> None:
         """Drop a subclass's own per-image caches (called when a new image is set)."""
@@ -108,10 +127,13 @@ class CachedImageViews:
             with self.precision():
                 pixels = torch.cat([v.apply_image(self._pixel_values) for v in group])
                 prior = self._prior_saliency()
-                if prior is None:
+                frame_inputs = self._stretched_frame_inputs(group)
+                if prior is None and not frame_inputs:  # every other model (the student's encode_image too)
                     embeddings = self.model.encode_image(pixels)
-                else:  # the output prior's own saliency map, computed once per image, follows each view
-                    embeddings = self.model.encode_image(pixels, torch.cat([v.apply_image(prior) for v in group]))
+                else:  # the output prior's own map, computed once per image, follows each view
+                    if prior is not None:
+                        prior = torch.cat([v.apply_image(prior) for v in group])
+                    embeddings = self.model.encode_image(pixels, prior, **frame_inputs)
             self.encode_count += 1
             for i, view in enumerate(group):
                 self._embeddings[view.name] = embeddings.index(slice(i, i + 1))

@@ -85,12 +85,15 @@ class AugmentedSample:
         masks: (M, S, S) bool.
         valid: (S, S) bool; inside the image and not an ignore pixel (loss and clicks live here).
         geometry: how original points map into this frame.
+        image: (3, h, w) float32 in [0, 1], the augmented photo before normalisation, padding and the view (what a
+            stretched saliency frame stretches; `geometry` says where it lies in `pixel_values`).
     """
 
     pixel_values: torch.Tensor
     masks: np.ndarray
     valid: np.ndarray
     geometry: Geometry
+    image: torch.Tensor | None = None
 
 
 def _object_crop(shape: tuple[int, int], masks: np.ndarray, params: AugmentParams,
@@ -235,4 +238,5 @@ def augment(
         masks=maps_np[:-2] & area[None],
         valid=area & ~ignored,
         geometry=Geometry(crop=(x0, y0, cw, ch), resized=resized, view=view, size=size),
+        image=img,
     )

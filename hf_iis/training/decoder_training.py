@@ -273,6 +273,13 @@ def train_decoder(cfg: DecoderRunConfig, progress: bool = True) -> dict[str, Any
         if info.get("image_size") != model.config.image_size:
             raise ValueError(f"{info_path}: image_size {info.get('image_size')}, the model's is "
                              f"{model.config.image_size}")
+        # the teacher's weights do not say what its saliency branch saw: the frame is config only
+        for key, default in (("saliency_frame", "padded"), ("saliency_input_size", 256)):
+            built, wanted = info.get(key, default), getattr(model.config, key, default)
+            if built != wanted:
+                raise ValueError(f"{info_path}: the cache was built with {key}={built!r}, the model {cfg.teacher} "
+                                 f"has {key}={wanted!r}; build a cache from this model (scripts/train_decoder.py "
+                                 "cache --teacher ...)")
     out = Path(cfg.output_dir)
     params = [p for p in model.parameters() if p.requires_grad]
     optimizer = torch.optim.AdamW(params, lr=cfg.lr, weight_decay=cfg.weight_decay)

@@ -11,11 +11,11 @@ the same views) and writes, per shard of images, one safetensors file:
     valid (n, S·S/8) uint8: inside the image and not an ignore pixel, bit-packed
 
 `cache_info.json` records what the cache was built from (teacher weights' sha256, backbone, saliency encoder, input
-size, corpus fingerprint, split, views, seed, augmentation); `check_cache_info` refuses a cache whose record differs
-from what a run expects, naming the file and the first differing key. Shards already written are skipped, so an
-interrupted build resumes where it stopped. Rows are visited in a random order drawn from `seed` (the corpus
-lists its sources one after the other), so the shards written so far are always a uniform sample of the corpus and
-training can start before the build ends.
+size, the saliency branch's frame and input size, corpus fingerprint, split, views, seed, augmentation);
+`check_cache_info` refuses a cache whose record differs from what a run expects, naming the file and the first
+differing key. Shards already written are skipped, so an interrupted build resumes where it stopped. Rows are visited
+in a random order drawn from `seed` (the corpus lists its sources one after the other), so the shards written so far
+are always a uniform sample of the corpus and training can start before the build ends.
 """
 
 from __future__ import annotations
@@ -78,6 +78,10 @@ class CacheInfo:
     max_masks_per_view: int = 8
     format_version: int = FORMAT_VERSION
     first_view: int = 0  # 1: no plain view (a cache of augmented views only, e.g. object-box crops)
+    # what the saliency branch saw (config.saliency_frame): "stretched" caches hold outputs of each augmented view's
+    # photo stretched before padding; caches built before the option read as the padded frame at 256
+    saliency_frame: str = "padded"
+    saliency_input_size: int = 256
 
     @classmethod
     def for_run(cls, teacher: str | Path, config, corpus: str | Path, split: str, views_per_image: int, seed: int,
@@ -86,7 +90,9 @@ class CacheInfo:
         return cls(teacher_sha256=file_sha256(Path(teacher) / "model.safetensors"), backbone=config.backbone,
                    saliency_encoder=config.saliency_encoder, image_size=int(config.image_size),
                    corpus_fingerprint=corpus_fingerprint(corpus), split=split, views_per_image=views_per_image,
-                   seed=seed, augment=augment, max_masks_per_view=max_masks_per_view, first_view=first_view)
+                   seed=seed, augment=augment, max_masks_per_view=max_masks_per_view, first_view=first_view,
+                   saliency_frame=getattr(config, "saliency_frame", "padded"),
+                   saliency_input_size=int(getattr(config, "saliency_input_size", 256)))
 
 
 def check_cache_info(folder: str | Path, expected: CacheInfo, keys: tuple[str, ...] | None = None) -> None:
@@ -133,7 +139,8 @@ def shard_path(folder: Path, index: int) -> Path:
 
 def view_sample(row: dict[str, Any], view: int, info: CacheInfo, input_format: InputFormat):
     """The augmented view `view` of one corpus row (view 0: no augmentation): (pixel_values, masks, valid) or None
-    when the row is bad or the view kept no mask."""
+    when the row is bad or the view kept no mask; with `info.saliency_frame="stretched"` also the saliency branch's
+    input (the augmented photo before padding, stretched) and the photo's box in the view's frame."""
     key = f"{row.get('source', '')}/{row.get('id', '')}".encode()
     rng = np.random.default_rng([info.seed, view, zlib.crc32(key)])
     try:
@@ -147,7 +154,15 @@ def view_sample(row: dict[str, Any], view: int, info: CacheInfo, input_format: I
     keep = (aug.masks & aug.valid[None]).reshape(aug.masks.shape[0], -1).sum(1) >= 16
     if not keep.any():
         return None
-    return aug.pixel_values, aug.masks[keep], aug.valid
+    if info.saliency_frame != "stretched":
+        return aug.pixel_values, aug.masks[keep], aug.valid
+    from ..backbones.saliency_frame import stretched_photo
+    from ..scaling.view_boxes import view_box, view_stretched
+
+    geometry = aug.geometry
+    stretched = view_stretched(geometry.view, stretched_photo(aug.image, info.saliency_input_size))
+    box = torch.tensor(view_box(geometry.view, geometry.resized, geometry.size))
+    return aug.pixel_values, aug.masks[keep], aug.valid, stretched, box
 
 
 @torch.inference_mode()
@@ -190,8 +205,13 @@ def build_embedding_cache(model, rows, folder: str | Path, info: CacheInfo, inpu
 def _write_shard(model, samples, target: Path, batch_size: int) -> None:
     fields: dict[str, list[torch.Tensor]] = {name: [] for name in EMBEDDING_FIELDS}
     for start in range(0, len(samples), batch_size):
-        pixels = torch.stack([s[0] for s in samples[start:start + batch_size]])
-        embeddings = model.encode_image(pixels.to(model.device, model.dtype))
+        batch = samples[start:start + batch_size]
+        pixels = torch.stack([s[0] for s in batch])
+        frame = {}
+        if len(batch[0]) > 3:  # the stretched saliency frame: the branch's own input and the photo's box
+            frame = {"saliency_pixel_values": torch.stack([s[3] for s in batch]).to(model.device, model.dtype),
+                     "saliency_boxes": torch.stack([s[4] for s in batch])}
+        embeddings = model.encode_image(pixels.to(model.device, model.dtype), **frame)
         for name in EMBEDDING_FIELDS:
             value = getattr(embeddings, name)
             if value is None:

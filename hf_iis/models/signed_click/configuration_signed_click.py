@@ -19,6 +19,7 @@ PRESETS: dict[str, dict] = {
 }
 SALIENCY_ENCODERS = ("u2netp", "u2net")
 PRIOR_SOURCES = ("branch", "stretched")
+SALIENCY_FRAMES = ("padded", "stretched")
 
 
 class SignedClickConfig(PretrainedConfig):
@@ -46,6 +47,15 @@ class SignedClickConfig(PretrainedConfig):
             (`hf_iis.models.signed_click.saliency_click_prior`). Needs a saliency encoder.
         saliency_input_size (`int`, *optional*, defaults to 256):
             Side of the square the saliency branch runs at (the model input is resized to it); a multiple of 32.
+        saliency_frame (`str`, *optional*, defaults to `"padded"`):
+            What the saliency branch sees. `"padded"`: the padded square model input, resized to
+            `saliency_input_size`. `"stretched"`: the photo alone (each view's), stretched to `saliency_input_size`
+            squared as the published U²-Net(-p) weights were trained, and every branch output resampled back into the
+            padded model frame (the inverse of the stretch into the photo's box, neutral in the padding;
+            `hf_iis.backbones.saliency_frame`). One pass either way; with `"stretched"` the output prior's
+            component comes from the photo's own map without the extra pass of `prior_source="stretched"`.
+            `encode_image` then needs `saliency_pixel_values` and `saliency_boxes` (the predictors and the embedding
+            cache pass them).
         pixel_mean, pixel_std (`list[float]`, *optional*, default 0.5):
             The normalisation `pixel_values` arrive with (the image processor's), so the saliency branch can convert
             them to the statistics its pretrained weights expect.
@@ -119,6 +129,7 @@ class SignedClickConfig(PretrainedConfig):
         prior_in_output: bool = False,
         iou_head_inputs: str = "pooled",
         prior_source: str = "branch",
+        saliency_frame: str = "padded",
         **kwargs,
     ) -> None:
         self.backbone = backbone
@@ -157,6 +168,14 @@ class SignedClickConfig(PretrainedConfig):
             raise ValueError(f"prior_source={prior_source!r} chooses the output path's prior: it needs "
                              "prior_in_output=True")
         self.prior_source = prior_source
+        if saliency_frame not in SALIENCY_FRAMES:
+            raise ValueError(f"saliency_frame must be one of {list(SALIENCY_FRAMES)}, got {saliency_frame!r}")
+        if saliency_frame != "padded" and saliency_encoder is None:
+            raise ValueError(f"saliency_frame={saliency_frame!r} needs a saliency_encoder")
+        if saliency_frame == "stretched" and prior_source == "stretched":
+            raise ValueError("saliency_frame='stretched' already gives the output prior the photo's own map: use "
+                             "prior_source='branch' (prior_source='stretched' would run the same net a second time)")
+        self.saliency_frame = saliency_frame
         self.pixel_mean = list(pixel_mean)
         self.pixel_std = list(pixel_std)
         if saliency_encoder is not None and saliency_encoder not in SALIENCY_ENCODERS:

@@ -106,6 +106,7 @@ class SignedClickModel(SignedClickPreTrainedModel):
             self.saliency = SaliencyBranch(
                 config.saliency_encoder, config.saliency_features, config.saliency_input_size, config.embed_dim,
                 config.low_level_dim, config.pixel_mean, config.pixel_std,
+                frame=getattr(config, "saliency_frame", "padded"),
             )
             for module in self.saliency.u2net.modules():
                 module._keeps_own_init = True
@@ -188,11 +189,18 @@ class SignedClickModel(SignedClickPreTrainedModel):
 
         return stretched_saliency(self.saliency.u2net, stretched)
 
-    def encode_image(self, pixel_values: torch.Tensor,
-                     prior_saliency: torch.Tensor | None = None) -> SignedClickImageEmbeddings:
+    def encode_image(self, pixel_values: torch.Tensor, prior_saliency: torch.Tensor | None = None,
+                     saliency_pixel_values: torch.Tensor | None = None,
+                     saliency_boxes: torch.Tensor | None = None) -> SignedClickImageEmbeddings:
         """Image embeddings for a batch `pixel_values` (B, 3, H, W), H and W multiples of 32. `prior_saliency`
         (B, 1, H, W), optional: `encode_prior_saliency`'s map in the same frame, kept in the embeddings for the output
-        prior (`config.prior_source="stretched"`; the predictor computes it once per image)."""
+        prior (`config.prior_source="stretched"`; the predictor computes it once per image).
+
+        With `config.saliency_frame="stretched"` (and only then), `saliency_pixel_values` (B, 3, s, s) are the
+        saliency branch's input, each view's photo alone stretched to s = `config.saliency_input_size`
+        (`hf_iis.backbones.saliency_frame.stretched_photo`), and `saliency_boxes` (B, 4) the photo's (y0, x0, y1, x1)
+        in `pixel_values`' pixels (`hf_iis.scaling.view_boxes.view_box`)."""
+        self._check_saliency_frame_inputs(pixel_values, saliency_pixel_values, saliency_boxes)
         if pixel_values.ndim != 4 or pixel_values.shape[1] != 3:
             raise ValueError(f"pixel_values must have shape (B, 3, H, W), got {tuple(pixel_values.shape)}")
         if prior_saliency is not None and (prior_saliency.ndim != 4 or prior_saliency.shape[1] != 1 or
@@ -206,11 +214,29 @@ class SignedClickModel(SignedClickPreTrainedModel):
         if self.saliency is not None:
             h, w = pixel_values.shape[-2:]
             add8, add4, fine, saliency = self.saliency(pixel_values, embeddings.features.shape[-2:],
-                                                       embeddings.low_level.shape[-2:], (h // 2, w // 2))
+                                                       embeddings.low_level.shape[-2:], (h // 2, w // 2),
+                                                       saliency_pixel_values, saliency_boxes)
             embeddings = SignedClickImageEmbeddings(features=embeddings.features + add8,
                                                     low_level=embeddings.low_level + add4, fine=fine,
                                                     saliency=saliency, prior_saliency=prior_saliency)
         return embeddings
+
+    def _check_saliency_frame_inputs(self, pixel_values, stretched, boxes) -> None:
+        frame = getattr(self.config, "saliency_frame", "padded")
+        if frame != "stretched":
+            if stretched is not None or boxes is not None:
+                raise ValueError(f"saliency_pixel_values and saliency_boxes are for config.saliency_frame="
+                                 f"'stretched'; this model's is {frame!r}")
+            return
+        if stretched is None or boxes is None:
+            raise ValueError("config.saliency_frame='stretched' needs saliency_pixel_values (B, 3, s, s), the photo "
+                             "alone stretched, and saliency_boxes (B, 4), where it lies in pixel_values (the "
+                             "predictors and scripts/train_decoder.py cache pass them)")
+        b, s = pixel_values.shape[0], self.config.saliency_input_size
+        if tuple(stretched.shape) != (b, 3, s, s):
+            raise ValueError(f"saliency_pixel_values must have shape {(b, 3, s, s)}, got {tuple(stretched.shape)}")
+        if tuple(boxes.shape) != (b, 4):
+            raise ValueError(f"saliency_boxes must have shape {(b, 4)} (y0, x0, y1, x1), got {tuple(boxes.shape)}")
 
     def decode(
         self,
