@@ -215,3 +215,26 @@ def test_a_leg_runs_from_its_frames_cache_and_refuses_the_other(grown, capsys):
         err = [line for line in capsys.readouterr().err.strip().splitlines()
                if not line.startswith("Loading weights")]
         assert len(err) == 1 and f"saliency_frame={built!r}" in err[0] and f"saliency_frame={wanted!r}" in err[0]
+
+
+def test_training_stretches_the_original_crop_as_inference_stretches_the_photo(photo):
+    """Without augmentation the cache's branch input is exactly the predictor's (the photo stretched from its own
+    pixels, not from the resized model input); with augmentation asking for it changes nothing else."""
+    import numpy as np
+
+    from hf_iis.backbones.saliency_frame import stretched_photo
+    from hf_iis.backbones.stretched_saliency import stretched_input
+    from hf_iis.training.augment import InputFormat, augment
+    from hf_iis.training.config import AugmentParams
+
+    fmt = InputFormat.of_processor(SignedClickImageProcessor(size=64))
+    masks = np.zeros((1, *photo.shape[:2]), bool)
+    masks[0, 100:300, 200:400] = True
+    plain = augment(photo, masks, None, AugmentParams.no_augmentation(), fmt, np.random.default_rng(0),
+                    stretched_size=64)
+    assert torch.equal(stretched_photo(plain.stretched, 64), torch.from_numpy(stretched_input(photo, 64))[0])
+    params = AugmentParams(jitter_prob=1.0, blur_prob=1.0, crop_prob=1.0, view_prob=1.0)
+    a = augment(photo, masks, None, params, fmt, np.random.default_rng(3))
+    b = augment(photo, masks, None, params, fmt, np.random.default_rng(3), stretched_size=64)
+    assert a.stretched is None and b.stretched.shape == (3, 64, 64)
+    assert torch.equal(a.pixel_values, b.pixel_values) and a.geometry == b.geometry

@@ -85,15 +85,18 @@ class AugmentedSample:
         masks: (M, S, S) bool.
         valid: (S, S) bool; inside the image and not an ignore pixel (loss and clicks live here).
         geometry: how original points map into this frame.
-        image: (3, h, w) float32 in [0, 1], the augmented photo before normalisation, padding and the view (what a
-            stretched saliency frame stretches; `geometry` says where it lies in `pixel_values`).
+        stretched: (3, s, s) float32 in [0, 1] when `augment` was asked for it (`stretched_size` = s): the crop of the
+            original photo stretched to s × s (PIL Lanczos, as inference stretches the photo) with the same
+            photometric jitter, before the view; the stretched saliency frame's input (`geometry` says where the
+            photo lies in `pixel_values`). Stretched from the original pixels, not from the resized crop, because
+            U²-Net is sensitive to its input's sharpness (docs/results_multimask.md, § 6). None otherwise.
     """
 
     pixel_values: torch.Tensor
     masks: np.ndarray
     valid: np.ndarray
     geometry: Geometry
-    image: torch.Tensor | None = None
+    stretched: torch.Tensor | None = None
 
 
 def _object_crop(shape: tuple[int, int], masks: np.ndarray, params: AugmentParams,
@@ -205,9 +208,12 @@ def augment(
     input_format: InputFormat,
     rng: np.random.Generator,
     min_mask_pixels: int = 16,
+    stretched_size: int | None = None,
 ) -> AugmentedSample:
     """Augment one image (H, W, 3) uint8 with its masks (M, H, W) bool and optional ignore (H, W) bool into
-    `input_format`; a random crop keeps at least one mask with `min_mask_pixels` pixels."""
+    `input_format`; a random crop keeps at least one mask with `min_mask_pixels` pixels. With `stretched_size`, also
+    the crop stretched to that square (`AugmentedSample.stretched`); the other outputs and the draws from `rng` are the
+    same either way."""
     size = input_format.size
     height, width = image.shape[:2]
     x0, y0, cw, ch = _random_crop((height, width), masks, params, rng, min_mask_pixels)
@@ -216,6 +222,16 @@ def augment(
 
     img = torch.from_numpy(np.array(image[y0 : y0 + ch, x0 : x0 + cw])).permute(2, 0, 1).float() / 255.0
     img = _resize(img[None], resized, "bilinear")[0].clamp(0.0, 1.0)
+    stretched = None
+    if stretched_size is not None:
+        import copy
+
+        from PIL import Image
+
+        crop = Image.fromarray(np.ascontiguousarray(image[y0 : y0 + ch, x0 : x0 + cw]))
+        square = np.asarray(crop.resize((stretched_size, stretched_size), Image.LANCZOS), dtype=np.float32) / 255.0
+        # the same jitter as the model input's: a copy of the generator draws the same parameters
+        stretched = photometric_jitter(torch.from_numpy(square).permute(2, 0, 1), params, copy.deepcopy(rng))
     img = photometric_jitter(img, params, rng)
     maps = np.concatenate(
         [masks[:, y0 : y0 + ch, x0 : x0 + cw],
@@ -238,5 +254,5 @@ def augment(
         masks=maps_np[:-2] & area[None],
         valid=area & ~ignored,
         geometry=Geometry(crop=(x0, y0, cw, ch), resized=resized, view=view, size=size),
-        image=img,
+        stretched=stretched,
     )

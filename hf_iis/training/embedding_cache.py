@@ -140,7 +140,8 @@ def shard_path(folder: Path, index: int) -> Path:
 def view_sample(row: dict[str, Any], view: int, info: CacheInfo, input_format: InputFormat):
     """The augmented view `view` of one corpus row (view 0: no augmentation): (pixel_values, masks, valid) or None
     when the row is bad or the view kept no mask; with `info.saliency_frame="stretched"` also the saliency branch's
-    input (the augmented photo before padding, stretched) and the photo's box in the view's frame."""
+    input (the view's crop of the original photo stretched, with the view's jitter) and the photo's box in the view's
+    frame."""
     key = f"{row.get('source', '')}/{row.get('id', '')}".encode()
     rng = np.random.default_rng([info.seed, view, zlib.crc32(key)])
     try:
@@ -150,7 +151,8 @@ def view_sample(row: dict[str, Any], view: int, info: CacheInfo, input_format: I
     if masks.shape[0] == 0:
         return None
     params = AugmentParams.no_augmentation() if view == 0 else AugmentParams(**info.augment)
-    aug = augment(image, masks, ignore, params, input_format, rng, min_mask_pixels=16)
+    stretched_size = info.saliency_input_size if info.saliency_frame == "stretched" else None
+    aug = augment(image, masks, ignore, params, input_format, rng, min_mask_pixels=16, stretched_size=stretched_size)
     keep = (aug.masks & aug.valid[None]).reshape(aug.masks.shape[0], -1).sum(1) >= 16
     if not keep.any():
         return None
@@ -160,7 +162,7 @@ def view_sample(row: dict[str, Any], view: int, info: CacheInfo, input_format: I
     from ..scaling.view_boxes import view_box, view_stretched
 
     geometry = aug.geometry
-    stretched = view_stretched(geometry.view, stretched_photo(aug.image, info.saliency_input_size))
+    stretched = view_stretched(geometry.view, stretched_photo(aug.stretched, info.saliency_input_size))
     box = torch.tensor(view_box(geometry.view, geometry.resized, geometry.size))
     return aug.pixel_values, aug.masks[keep], aug.valid, stretched, box
 
