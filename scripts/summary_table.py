@@ -6,7 +6,7 @@ and dataset.
 
 Columns (default: all that any row has): mIoU@1 center, mIoU@1 random (± std), NoC@85, NoC@90, NoF@90, mIoU@5,
 mIoU@20, bIoU@1 center, s/click. A cell is "–" where the run did not measure it. "N" is the instances behind the
-center-click and NoC numbers ("k of n" when NoC ran on a fixed subset).
+center-click numbers, with "(NoC: k)" when the click loop (NoC, NoF, mIoU@5/@20) ran on a fixed subset of k.
 """
 
 from __future__ import annotations
@@ -41,7 +41,7 @@ def _fail(message: str) -> None:
 
 def _count(metrics: dict, total: int) -> str:
     k = metrics.get("NoC instances")
-    return f"{total:,}" if k is None or k == total else f"{k:,} of {total:,}"
+    return f"{total:,}" if k is None or k == total else f"{total:,} (NoC: {k:,})"
 
 
 def summary(rows: list[dict], columns: list[str]) -> str:

@@ -77,8 +77,9 @@ def test_scaling_rows_keep_their_keys_including_a_null_sampling():
 
 
 def test_paired_rows_gives_each_method_minus_the_baseline_on_the_same_instances(tmp_path, capsys):
-    """scripts/paired_rows.py: per dataset, the mean difference on the instances both rows have (hand-checkable:
-    +10 and +20 points → +15), and an unknown baseline is a one-line error naming the run's methods."""
+    """scripts/paired_rows.py: per dataset, the mean difference on the instances both rows have, a NoC-loop instance
+    counted by its first click (hand-checkable: +10, +20 and +30 points → +20), and an unknown baseline is a one-line
+    error naming the run's methods."""
     import json
     import subprocess
     import sys
@@ -88,12 +89,14 @@ def test_paired_rows_gives_each_method_minus_the_baseline_on_the_same_instances(
             {"method": "base", "dataset": "D", "id": "b", "iou@1 center": 0.6},
             {"method": "new", "dataset": "D", "id": "a", "iou@1 center": 0.6},
             {"method": "new", "dataset": "D", "id": "b", "iou@1 center": 0.8},
-            {"method": "new", "dataset": "D", "id": "c", "iou@1 center": 0.1}]  # no baseline: left out
+            {"method": "new", "dataset": "D", "id": "c", "iou@1 center": 0.1},  # no baseline: left out
+            {"method": "base", "dataset": "D", "id": "e", "ious": [0.2, 0.9]},  # a NoC-loop instance: its first click
+            {"method": "new", "dataset": "D", "id": "e", "ious": [0.5, 0.95]}]
     (tmp_path / "instances.json").write_text(json.dumps(rows))
     script = Path(__file__).resolve().parents[1] / "scripts" / "paired_rows.py"
     out = subprocess.run([sys.executable, str(script), str(tmp_path), "--baseline", "base"],
                          capture_output=True, text=True, check=True).stdout
-    assert "| D | new | 2 | 55.00 | 70.00 | +15.00 [+10.00, +20.00] |" in out
+    assert "| D | new | 3 | 43.33 | 63.33 | +20.00 [+10.00, +30.00] |" in out
     bad = subprocess.run([sys.executable, str(script), str(tmp_path), "--baseline", "nope"],
                          capture_output=True, text=True)
     assert bad.returncode == 2 and bad.stderr.count("\n") == 1 and "'nope' is not a method" in bad.stderr
@@ -115,6 +118,6 @@ def test_summary_table_prints_the_quoted_columns_and_dashes_for_what_was_not_mea
     script = Path(__file__).resolve().parents[1] / "scripts" / "summary_table.py"
     out = subprocess.run([sys.executable, str(script), str(path)], capture_output=True, text=True, check=True).stdout
     assert out.splitlines()[0] == "| dataset | method | N | mIoU@1 center | NoC@90 | NoF@90 |"
-    assert "| D | m | 5 of 10 | 74.2 | 4.62 | 2 |" in out and "| D | peer | 10 | 81.7 | – | – |" in out
+    assert "| D | m | 10 (NoC: 5) | 74.2 | 4.62 | 2 |" in out and "| D | peer | 10 | 81.7 | – | – |" in out
     bad = subprocess.run([sys.executable, str(script), str(path), "--columns", "x"], capture_output=True, text=True)
     assert bad.returncode == 2 and bad.stderr.count("\n") == 1
