@@ -213,8 +213,9 @@ def _object_centred(path: Path | None) -> str:
 def precision_section(results: Path | None) -> str:
     """The card's zoom-in / upsampling section: the measured table of that evaluation, under its command."""
     if results is None:
-        return ("Run `scripts/evaluate.py --zoom-in off,auto --upsample bilinear,guided` for the corrective-click "
-                "settings.")
+        return ("The `zoom=auto` rows of the evaluation tables above refine corrective clicks on a crop of the photo, "
+                "the `upsample=guided` rows bring the map to the photo's size along its edges: together, the "
+                "product's defaults. `docs/results_zoom.md` has the validation runs that chose them.")
     run = json.loads(results.read_text())
     table = _measured((Path(run["settings"]["out"]) / "table.md").read_text())
     return (f"Measured by `{run['command']}` on {run['hardware']['string']} (the `zoom` rows refine corrective clicks "

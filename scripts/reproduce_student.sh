@@ -6,7 +6,7 @@
 # (scripts/extract_extra_data.py) and HF_IIS_EXTRA_ROOT pointing at them.
 set -euo pipefail
 PY=.venv/bin/python
-TEACHER=hf_iis/checkpoints/default
+TEACHER=hf_iis/checkpoints/default  # the shipped student was distilled from, and measured beside, the stage-2 default (git 89b3903)
 STUDENT=hf_iis/checkpoints/student
 RUN=runs/student_v2
 : "${HF_IIS_EXTRA_ROOT:?set HF_IIS_EXTRA_ROOT to the folder written by scripts/extract_extra_data.py}"
