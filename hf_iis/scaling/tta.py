@@ -38,8 +38,8 @@ class View:
         """Side of the view's square input for a canonical input of side `size`."""
         return size if self.scale == 1.0 else max(32, int(round(size * self.scale / 32.0)) * 32)
 
-    def apply_image(self, images: torch.Tensor, mode: str = "bilinear") -> torch.Tensor:
-        """Map images or maps (..., S, S) into the view's frame (..., S', S')."""
+    def apply_d4(self, images: torch.Tensor) -> torch.Tensor:
+        """The view's D4 part alone (transpose, then flips) on images or maps (..., S, S); no rescale."""
         x = images
         if self.transpose:
             x = x.transpose(-1, -2)
@@ -47,6 +47,11 @@ class View:
             x = x.flip(-1)
         if self.vflip:
             x = x.flip(-2)
+        return x
+
+    def apply_image(self, images: torch.Tensor, mode: str = "bilinear") -> torch.Tensor:
+        """Map images or maps (..., S, S) into the view's frame (..., S', S')."""
+        x = self.apply_d4(images)
         if self.scale != 1.0:
             x = _resize(x, self.output_size(images.shape[-1]), mode)
         return x

@@ -32,11 +32,4 @@ def view_box(view: View, reshaped_size: tuple[int, int], size: int) -> tuple[flo
 
 def view_stretched(view: View, stretched: torch.Tensor) -> torch.Tensor:
     """The stretched photo (..., s, s) as `view` shows it: its transpose and flips, no rescale."""
-    x = stretched
-    if view.transpose:
-        x = x.transpose(-1, -2)
-    if view.hflip:
-        x = x.flip(-1)
-    if view.vflip:
-        x = x.flip(-2)
-    return x
+    return view.apply_d4(stretched)
