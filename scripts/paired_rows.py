@@ -17,6 +17,8 @@ import sys
 from collections import defaultdict
 from pathlib import Path
 
+from hf_iis.cli_checks import report
+
 METRICS = {"iou@1 center": 100.0, "biou@1 center": 100.0, "NoC@85": 1.0, "NoC@90": 1.0, "NoC@95": 1.0}
 FIRST_OF_LOOP = {"iou@1 center": "ious", "biou@1 center": "boundary_ious"}
 """Instances that ran the NoC loop keep their per-click curves instead: the loop's first click is the center click
@@ -24,8 +26,7 @@ FIRST_OF_LOOP = {"iou@1 center": "ious", "biou@1 center": "boundary_ious"}
 
 
 def _fail(message: str) -> None:
-    print(f"paired_rows.py: error: {message}", file=sys.stderr)
-    sys.exit(2)
+    sys.exit(report("paired_rows.py", message))
 
 
 def paired_table(instances: list[dict], baseline: str, metric: str) -> str:

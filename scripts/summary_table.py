@@ -16,6 +16,8 @@ import json
 import sys
 from pathlib import Path
 
+from hf_iis.cli_checks import report
+
 COLUMNS = {
     "mIoU@1 center": lambda m: _f(m.get("mIoU@1 center"), 1),
     "mIoU@1 random": lambda m: (None if m.get("mIoU@1 random") is None
@@ -35,8 +37,7 @@ def _f(value, digits: int) -> str | None:
 
 
 def _fail(message: str) -> None:
-    print(f"summary_table.py: error: {message}", file=sys.stderr)
-    sys.exit(2)
+    sys.exit(report("summary_table.py", message))
 
 
 def _count(metrics: dict, total: int) -> str:
