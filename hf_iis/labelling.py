@@ -42,6 +42,7 @@ class LabelSpec:
     simulated_clicks: int = 1  # with mask_column: the center click + corrective clicks up to this many
     tta: int = 1
     triangulation: int = 0
+    zoom_in: bool | str = "auto"  # the pipeline's own default; False / True / "auto" (hf_iis.inference.zoom)
     chunk_size: int = 64
 
     def check(self, columns: list[str] | None = None) -> None:
@@ -58,6 +59,9 @@ class LabelSpec:
             if isinstance(value, bool) or not isinstance(value, int) or value < low:
                 raise ValueError(f"{what} must be an integer >= {low}, got {value!r}")
         resolve_views(self.tta)  # more views than there are: refused here, before the model loads
+        from .scaling.zoom_geometry import check_zoom_in
+
+        check_zoom_in(self.zoom_in)
         for what, name in (("--image-column", self.image_column), ("--id-column", self.id_column),
                            ("--clicks-column", self.clicks_column), ("--mask-column", self.mask_column)):
             if columns is not None and name is not None and name not in columns:
@@ -123,7 +127,7 @@ def _segment_row(seg, record: dict[str, Any], spec: LabelSpec, row: int) -> dict
 
     image = record[spec.image_column]
     image = image.convert("RGB") if hasattr(image, "convert") else np.asarray(image)
-    options = {"tta": spec.tta, "triangulation": spec.triangulation}
+    options = {"tta": spec.tta, "triangulation": spec.triangulation, "zoom_in": spec.zoom_in}
     if spec.mask_column is not None:  # the standard simulator: center click, then corrective clicks
         gt = _as_mask(record[spec.mask_column])
         if not gt.any():
@@ -157,7 +161,7 @@ def _check_info(out: Path, info: dict[str, Any]) -> bool:
     path = out / INFO_FILE
     if not path.is_file():
         return False
-    old = json.loads(path.read_text())
+    old = {"zoom_in": "auto", **json.loads(path.read_text())}  # written before zoom_in was a setting: the default
     changed = {k: (old.get(k), v) for k, v in info.items() if old.get(k) != v}
     if changed:
         raise ValueError(f"{out} holds a labelling made with other settings {changed}: pick another --out")

@@ -1,0 +1,244 @@
+"""Self-training on a folder of unlabelled photos (`scripts/self_train.py`, `hf_iis/training/self_training.py`): the
+command runs end to end and writes a loadable model; corrupt files are skipped and counted; a rerun skips what is
+done; other settings, another teacher or bad input are one-line refusals before any work; step 0 is the teacher."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+from safetensors.torch import load_file
+
+from hf_iis import SignedClickConfig, SignedClickImageProcessor, SignedClickModel
+from tests.conftest import load_script
+
+FAST = ["--min-score", "0", "--max-area", "1", "--clicks-per-photo", "3", "--views", "1", "--steps", "3",
+        "--batch-size", "2", "--threads", "1", "--no-progress"]
+
+
+def _teacher(folder, num_masks: int = 1):
+    """A tiny click model with the saliency branch the embedding cache needs (`tiny_checkpoint` has none)."""
+    torch.manual_seed(0)
+    config = SignedClickConfig.from_preset("tiny", image_size=64, use_pretrained_backbone=False,
+                                           saliency_encoder="u2netp", saliency_input_size=64,
+                                           saliency_click_prior=True)
+    model = SignedClickModel(config).eval()
+    if num_masks > 1:
+        from hf_iis.models.signed_click.grow_outputs import grow_outputs
+
+        model = grow_outputs(model, num_masks, True)
+    model.save_pretrained(folder)
+    SignedClickImageProcessor(size=64).save_pretrained(folder)
+    return folder
+
+
+def _photos(folder, n: int = 2):
+    """`n` synthetic photos (a bright rectangle on dark noise) and one corrupt .jpg."""
+    folder.mkdir(parents=True, exist_ok=True)
+    rng = np.random.default_rng(0)
+    for k in range(n):
+        image = (rng.random((48, 64, 3)) * 60).astype(np.uint8)
+        image[8 + k:40, 10:50 - k] = (200, 180, 40)
+        Image.fromarray(image).save(folder / f"photo{k}.png")
+    (folder / "broken.jpg").write_bytes(b"not an image at all")
+    return folder
+
+
+@pytest.fixture(scope="module")
+def inputs(tmp_path_factory):
+    root = tmp_path_factory.mktemp("self_train")
+    return {"root": root, "teacher": _teacher(root / "teacher"), "photos": _photos(root / "photos"),
+            "script": load_script("self_train")}
+
+
+@pytest.fixture(scope="module")
+def run(inputs):
+    """The command run once end to end (about 7 s of a 2-core CPU)."""
+    out = inputs["root"] / "out"
+    argv = ["--photos", str(inputs["photos"]), "--model", str(inputs["teacher"]), "--out", str(out), *FAST]
+    assert inputs["script"].main(argv) == 0
+    return {**inputs, "out": out, "argv": argv}
+
+
+def _error(capsys) -> str:
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1, err
+    assert err[0].startswith("self_train.py: error:")
+    return err[0]
+
+
+def test_the_command_writes_a_loadable_model_and_counts_the_corrupt_file(run):
+    from transformers import pipeline
+
+    import hf_iis  # noqa: F401 - registers the task
+
+    out = run["out"]
+    record = json.loads((out / "self_train_info.json").read_text())
+    labels = record["stages"]["pseudo_labels"]
+    assert labels["photos_read"] == 2 and labels["photos_skipped"] == 1
+    assert labels["skipped"][0]["file"].endswith("broken.jpg")
+    assert labels["clicks"] == 6 and sum(labels["labels"].values()) == 6 and labels["labels"]["kept"] >= 2
+    assert record["teacher"]["sha256"] and record["settings"]["tta"] == 2 and record["settings"]["zoom_in"] == "auto"
+    assert record["stages"]["train"] == {"step": 3, "stopped": "max_steps", "steps": 3}
+    # the corpus is the format `train_decoder.py cache` reads: one row per photo, its kept masks
+    from hf_iis.data.hf_datasets import load_corpus
+
+    corpus = load_corpus(out / "corpus", "train")
+    assert len(corpus) == 2 and all(len(m) >= 1 for m in corpus["masks"])
+    seg = pipeline("interactive-segmentation", model=str(out / "final"))
+    result = seg(np.asarray(Image.open(run["photos"] / "photo0.png")), clicks=[(30, 24, 1)])
+    assert result["mask"].size == (64, 48)
+    tuned, teacher = load_file(str(out / "final" / "model.safetensors")), load_file(
+        str(run["teacher"] / "model.safetensors"))
+    moved = [k for k in teacher if not torch.equal(teacher[k], tuned[k])]
+    assert moved and all(k.startswith("decoder.") for k in moved)
+
+
+def test_a_rerun_skips_every_finished_stage(run, capsys):
+    out = run["out"]
+    watched = [*(out / "corpus").glob("*.parquet"), *(out / "cache").glob("shard-*"),
+               out / "final" / "model.safetensors"]
+    before = {p: p.stat().st_mtime_ns for p in watched}
+    assert run["script"].main(run["argv"]) == 0
+    assert {p: p.stat().st_mtime_ns for p in watched} == before
+    summary = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert summary["train"]["step"] == 3
+
+
+def test_other_settings_are_refused_naming_both(run, capsys):
+    assert run["script"].main([*run["argv"], "--tta", "1"]) == 2
+    assert "other settings (tta: 2 there, 1 now)" in _error(capsys)
+
+
+def test_pseudo_labels_of_another_teacher_are_refused_naming_both(run, capsys, tmp_path):
+    other = tmp_path / "other"
+    model = SignedClickModel.from_pretrained(run["teacher"])
+    with torch.no_grad():
+        next(model.decoder.parameters()).add_(1.0)
+    model.save_pretrained(other)
+    SignedClickImageProcessor(size=64).save_pretrained(other)
+    argv = [str(other) if a == str(run["teacher"]) else a for a in run["argv"]]
+    capsys.readouterr()
+    assert run["script"].main(argv) == 2
+    err = _error(capsys)
+    assert f"teacher {run['teacher']}" in err and f"--model {other}" in err
+
+
+@pytest.mark.parametrize("num_masks", [1, 3])
+def test_step_zero_is_the_teacher_exactly(tmp_path, num_masks):
+    """The leg keeps the teacher's maps and output prior: nothing is grown or re-initialised before step 1."""
+    from hf_iis.training.decoder_training import build_decoder_model
+    from hf_iis.training.self_training import SelfTrainSettings, check_teacher, decoder_run_config
+
+    teacher = _teacher(tmp_path / "teacher", num_masks)
+    settings = SelfTrainSettings(photos=("unused",), model=str(teacher))
+    _, config = check_teacher(teacher)
+    start = build_decoder_model(decoder_run_config(settings, tmp_path / "out", config)).state_dict()
+    saved = load_file(str(teacher / "model.safetensors"))
+    assert start.keys() == saved.keys()
+    assert all(torch.equal(start[k], saved[k]) for k in saved)
+
+
+def test_zoom_in_reaches_the_teachers_pipeline(inputs, tmp_path, monkeypatch):
+    """The labelling passes its zoom setting to every pipeline call (a spy on the calls), and its labels are the
+    pipeline's answers at that setting."""
+    import datasets
+
+    import hf_iis.checkpoint_paths
+    from hf_iis.labelling import LabelSpec, label_dataset
+    from hf_iis.training.self_training_photos import read_photo
+
+    photo = read_photo(inputs["photos"] / "photo1.png", 0)
+    image = np.asarray(Image.open(inputs["photos"] / "photo1.png"))
+    clicks = [[3.0, 3.0, 1.0], [60.0, 44.0, 1.0], [30.0, 20.0, 1.0]]
+    schema = datasets.Features({"image": datasets.Image(),
+                                "clicks": datasets.List(datasets.List(datasets.Value("float32")))})
+    rows = datasets.Dataset.from_list([{"image": {"bytes": photo.data, "path": None}, "clicks": [c]} for c in clicks],
+                                      features=schema)
+    rows.to_parquet(str(tmp_path / "rows.parquet"))
+    seg = hf_iis.checkpoint_paths.load_pipeline(inputs["teacher"])
+    seen = []
+
+    def spy(*args, **kwargs):
+        def call(image, **options):
+            seen.append(options.get("zoom_in", "not given"))
+            return seg(image, **options)
+        return call
+
+    monkeypatch.setattr(hf_iis.checkpoint_paths, "load_pipeline", spy)
+    for zoom in (True, False):
+        seen.clear()
+        out = tmp_path / f"zoom_{zoom}"
+        label_dataset(tmp_path / "rows.parquet", out, LabelSpec(clicks_column="clicks", zoom_in=zoom),
+                      model=str(inputs["teacher"]), progress=False)
+        assert seen == [zoom] * len(clicks)
+        labels = datasets.load_from_disk(str(out / "dataset"))
+        for click, mask in zip(clicks, labels["mask"]):
+            expected = seg(image, clicks=[tuple(click)], zoom_in=zoom)["mask"]
+            assert np.array_equal(np.asarray(mask), np.asarray(expected))
+        assert json.loads((out / "label_info.json").read_text())["zoom_in"] is zoom
+
+
+def test_a_labelling_recorded_before_zoom_in_was_a_setting_resumes(tmp_path):
+    from hf_iis.labelling import LabelSpec, _check_info
+
+    info = {"tta": 1, "zoom_in": "auto"}
+    (tmp_path / "label_info.json").write_text(json.dumps({"tta": 1}))
+    assert _check_info(tmp_path, info)
+    with pytest.raises(ValueError, match="other settings"):
+        _check_info(tmp_path, {**info, "zoom_in": False})
+    assert LabelSpec().zoom_in == "auto"  # the pipeline's own default: labellings made before keep their meaning
+
+
+@pytest.mark.parametrize("case, message", [
+    ("empty", "no photo there"),
+    ("only_text", "no photo there"),
+    ("file", "is a file: give a folder of photos"),
+    ("missing", "no such folder"),
+    ("camvid_test", "CamVid test split is reserved"),
+    ("benchmark", "benchmark folder"),
+    ("out_file", "is a file, not a folder"),
+    ("out_foreign", "holds no self_train_info.json"),
+    ("no_saliency", "has no saliency branch"),
+    ("areas", "min-area (0.5) must be below max-area (0.2)"),
+    ("zoom", "--zoom-in must be one of auto, on, off"),
+    ("only_corrupt", "none of the 1 files of --photos could be read"),
+])
+def test_bad_input_is_one_line_before_any_output(inputs, tmp_path, capsys, tiny_checkpoint, case, message):
+    photos, out, model = inputs["photos"], tmp_path / "out", inputs["teacher"]
+    extra: list[str] = []
+    if case in ("empty", "only_text", "camvid_test", "benchmark", "only_corrupt"):
+        photos = tmp_path / {"empty": "empty", "only_text": "text", "camvid_test": "CamVid/test",
+                             "benchmark": "GrabCut/photos", "only_corrupt": "corrupt"}[case]
+        photos.mkdir(parents=True)
+        if case == "only_text":
+            (photos / "notes.txt").write_text("hello")
+        if case in ("camvid_test", "benchmark"):
+            Image.new("RGB", (64, 48)).save(photos / "a.png")
+        if case == "only_corrupt":
+            (photos / "bad.png").write_bytes(b"\x89PNG broken")
+    elif case == "file":
+        photos = photos / "photo0.png"
+    elif case == "missing":
+        photos = tmp_path / "nowhere"
+    elif case == "out_file":
+        out.write_text("x")
+    elif case == "out_foreign":
+        out.mkdir()
+        (out / "mine.txt").write_text("keep me")
+    elif case == "no_saliency":
+        model = tiny_checkpoint
+    elif case == "areas":
+        extra = ["--min-area", "0.5", "--max-area", "0.2"]
+    elif case == "zoom":
+        extra = ["--zoom-in", "maybe"]
+    argv = ["--photos", str(photos), "--model", str(model), "--out", str(out), *FAST, *extra]
+    assert inputs["script"].main(argv) == 2
+    assert message in _error(capsys)
+    if case == "out_foreign":
+        assert sorted(p.name for p in out.iterdir()) == ["mine.txt"]
+    elif case not in ("out_file", "only_corrupt"):
+        assert not out.exists()
