@@ -108,6 +108,22 @@ def test_a_rerun_skips_every_finished_stage(run, capsys):
     assert summary["train"]["step"] == 3
 
 
+def test_a_leg_cut_short_continues_to_the_uninterrupted_result(run):
+    """--max-minutes ends a leg (here before its first step); the same command without it continues the decoder
+    from the saved state, with the labels and the cache kept, to the weights of the run that was never cut."""
+    out = run["root"] / "legs"
+    argv = [str(out) if a == str(run["out"]) else a for a in run["argv"]]
+    assert run["script"].main([*argv, "--max-minutes", "1e-9"]) == 0
+    record = json.loads((out / "self_train_info.json").read_text())
+    assert record["stages"]["train"] == {"step": 0, "stopped": "max_minutes", "steps": 3}
+    corpus = {p: p.stat().st_mtime_ns for p in (out / "corpus").glob("*.parquet")}
+    assert run["script"].main(argv) == 0
+    assert {p: p.stat().st_mtime_ns for p in (out / "corpus").glob("*.parquet")} == corpus
+    assert json.loads((out / "self_train_info.json").read_text())["stages"]["train"]["step"] == 3
+    legs, once = (load_file(str(folder / "final" / "model.safetensors")) for folder in (out, run["out"]))
+    assert all(torch.allclose(legs[k], once[k], atol=1e-6) for k in once)
+
+
 def test_other_settings_are_refused_naming_both(run, capsys):
     assert run["script"].main([*run["argv"], "--tta", "1"]) == 2
     assert "other settings (tta: 2 there, 1 now)" in _error(capsys)
@@ -242,3 +258,36 @@ def test_bad_input_is_one_line_before_any_output(inputs, tmp_path, capsys, tiny_
         assert sorted(p.name for p in out.iterdir()) == ["mine.txt"]
     elif case not in ("out_file", "only_corrupt"):
         assert not out.exists()
+
+
+@pytest.mark.slow
+def test_two_process_launch_shares_the_labelling(inputs, tmp_path):
+    """Under `accelerate launch` (2 CPU processes) each process labels its share of the chunks (8 photos each);
+    the corpus equals the one-process run's and the main process alone caches, trains and prints."""
+    import os
+    import socket
+    import subprocess
+    import sys
+
+    from hf_iis.data.hf_datasets import load_corpus
+    from tests.conftest import REPO_ROOT
+
+    photos = _photos(tmp_path / "photos", n=10)  # 2 chunks of 8 photos
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    argv = ["--photos", str(photos), "--model", str(inputs["teacher"]), *FAST]
+    cmd = [sys.executable, "-m", "accelerate.commands.launch", "--config_file", "configs/accelerate/cpu_2proc.yaml",
+           "--main_process_port", str(port), "scripts/self_train.py", "--out", str(tmp_path / "ddp"), *argv]
+    env = dict(os.environ, PYTHONPATH=str(REPO_ROOT), OMP_NUM_THREADS="1", ACCELERATE_USE_CPU="1")
+    done = subprocess.run(cmd, cwd=REPO_ROOT, env=env, capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert len([line for line in done.stdout.splitlines() if line.startswith('{"out"')]) == 1
+    info = json.loads((tmp_path / "ddp" / "pseudo_labels" / "label_info.json").read_text())
+    assert info["chunk_size"] == 8 * 3 and len(list((tmp_path / "ddp" / "pseudo_labels" / "chunks").glob("*"))) == 2
+    assert inputs["script"].main(["--out", str(tmp_path / "one"), *argv]) == 0
+    two, one = (load_corpus(tmp_path / name / "corpus", "train") for name in ("ddp", "one"))
+    assert two["id"] == one["id"]
+    for a, b in zip(two["masks"], one["masks"]):
+        assert len(a) == len(b) and all(np.array_equal(np.asarray(x), np.asarray(y)) for x, y in zip(a, b))
+    assert (tmp_path / "ddp" / "final" / "model.safetensors").is_file()

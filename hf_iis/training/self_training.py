@@ -29,6 +29,7 @@ from .self_training_photos import LabelFilter
 RECORD = "self_train_info.json"
 LEG_SETTINGS = ("max_minutes", "threads", "device")
 ZOOM_MODES = {"auto": "auto", "on": True, "off": False}
+PHOTOS_PER_CHUNK = 8  # the labelling's unit of resuming and of the processes' shares (a photo's clicks together)
 
 
 @dataclass(frozen=True)
@@ -183,7 +184,7 @@ def _pseudo_labels(settings: SelfTrainSettings, photos: list, skipped: list, out
         tmp.replace(requests)
     state.wait_for_everyone()
     spec = LabelSpec(id_column="id", clicks_column="clicks", tta=settings.tta,
-                     zoom_in=ZOOM_MODES[settings.zoom_in], chunk_size=16)
+                     zoom_in=ZOOM_MODES[settings.zoom_in], chunk_size=PHOTOS_PER_CHUNK * settings.clicks_per_photo)
     label_dataset(requests, out / "pseudo_labels", spec, model=settings.model, device=settings.device,
                   progress=progress)
     if not state.is_main_process:
