@@ -219,6 +219,9 @@ def test_a_labelling_recorded_before_zoom_in_was_a_setting_resumes(tmp_path):
     ("out_file", "is a file, not a folder"),
     ("out_foreign", "holds no self_train_info.json"),
     ("no_saliency", "has no saliency branch"),
+    ("no_model", "--model /nonexistent/model: not a checkpoint folder holding model.safetensors"),
+    ("student", "self-training adapts the click model"),
+    ("lr", "--lr must be a number >= 0, got -1.0"),
     ("areas", "min-area (0.5) must be below max-area (0.2)"),
     ("zoom", "--zoom-in must be one of auto, on, off"),
     ("only_corrupt", "none of the 1 files of --photos could be read"),
@@ -247,6 +250,14 @@ def test_bad_input_is_one_line_before_any_output(inputs, tmp_path, capsys, tiny_
         (out / "mine.txt").write_text("keep me")
     elif case == "no_saliency":
         model = tiny_checkpoint
+    elif case == "no_model":
+        model = "/nonexistent/model"
+    elif case == "student":
+        from hf_iis.checkpoint_paths import DEFAULT_CHECKPOINT
+
+        model = DEFAULT_CHECKPOINT.parent / "student"
+    elif case == "lr":
+        extra = ["--lr", "-1"]
     elif case == "areas":
         extra = ["--min-area", "0.5", "--max-area", "0.2"]
     elif case == "zoom":
