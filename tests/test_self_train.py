@@ -81,6 +81,8 @@ def test_the_command_writes_a_loadable_model_and_counts_the_corrupt_file(run):
     assert labels["photos_read"] == 2 and labels["photos_skipped"] == 1
     assert labels["skipped"][0]["file"].endswith("broken.jpg")
     assert labels["clicks"] == 6 and sum(labels["labels"].values()) == 6 and labels["labels"]["kept"] >= 2
+    low, *_, high = labels["score_quantiles"]
+    assert 0 <= low <= high <= 1
     assert record["teacher"]["sha256"] and record["settings"]["tta"] == 2 and record["settings"]["zoom_in"] == "auto"
     assert record["stages"]["train"] == {"step": 3, "stopped": "max_steps", "steps": 3}
     # the corpus is the format `train_decoder.py cache` reads: one row per photo, its kept masks
@@ -122,6 +124,23 @@ def test_a_leg_cut_short_continues_to_the_uninterrupted_result(run):
     assert json.loads((out / "self_train_info.json").read_text())["stages"]["train"]["step"] == 3
     legs, once = (load_file(str(folder / "final" / "model.safetensors")) for folder in (out, run["out"]))
     assert all(torch.allclose(legs[k], once[k], atol=1e-6) for k in once)
+
+
+def test_a_filter_that_kept_nothing_is_retried_without_labelling_again(inputs, tmp_path, capsys):
+    """No answer scores 1 (the mean probability inside a mask): refused after the labelling; the same folder then
+    takes another --min-score (no corpus was written yet) and reuses the written labelling chunks."""
+    out = tmp_path / "out"
+    argv = ["--photos", str(inputs["photos"]), "--model", str(inputs["teacher"]), "--out", str(out), *FAST]
+    assert inputs["script"].main([*argv, "--min-score", "1"]) == 2
+    assert "no pseudo-label passed the filter" in _error(capsys)
+    chunks = {p: p.stat().st_mtime_ns for p in (out / "pseudo_labels" / "chunks").glob("*.parquet")}
+    assert chunks
+    assert inputs["script"].main(argv) == 0
+    assert {p: p.stat().st_mtime_ns for p in (out / "pseudo_labels" / "chunks").glob("*.parquet")} == chunks
+    assert json.loads((out / "self_train_info.json").read_text())["settings"]["min_score"] == 0
+    assert not (out / "pseudo_labels" / "requests").exists()  # the photos' per-click copies are gone
+    assert inputs["script"].main([*argv, "--min-score", "0.5"]) == 2  # once the corpus exists, the filter is fixed
+    assert "min_score: 0.0 there, 0.5 now" in _error(capsys)
 
 
 def test_other_settings_are_refused_naming_both(run, capsys):

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import shutil
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -28,6 +29,9 @@ from .self_training_photos import LabelFilter
 
 RECORD = "self_train_info.json"
 LEG_SETTINGS = ("max_minutes", "threads", "device")
+LABEL_SETTINGS = ("photos", "model", "tta", "zoom_in", "clicks_per_photo", "seed")
+"""What the labelling depends on; the other settings may still change while no corpus is written (a filter that kept
+nothing is retried with another --min-score without labelling again)."""
 ZOOM_MODES = {"auto": "auto", "on": True, "off": False}
 PHOTOS_PER_CHUNK = 8  # the labelling's unit of resuming and of the processes' shares (a photo's clicks together)
 
@@ -128,6 +132,8 @@ def _check_record(out: Path, settings: SelfTrainSettings, teacher_sha: str, fing
         raise ValueError(f"{out} holds pseudo-labels of teacher {old['path']} (sha256 {old['sha256'][:12]}…), not of "
                          f"--model {settings.model} (sha256 {teacher_sha[:12]}…): use that teacher or a new --out")
     wanted = settings.recorded()
+    if "pseudo_labels" not in record["stages"]:
+        wanted = {k: v for k, v in wanted.items() if k in LABEL_SETTINGS}
     changed = [f"{k}: {record['settings'].get(k)!r} there, {v!r} now" for k, v in wanted.items()
                if record["settings"].get(k) != v]
     if changed:
@@ -173,15 +179,19 @@ def _pseudo_labels(settings: SelfTrainSettings, photos: list, skipped: list, out
     from ..labelling import LabelSpec, label_dataset
     from .self_training_photos import draw_clicks, write_corpus
 
-    requests = out / "pseudo_labels" / "requests.parquet"
-    if state.is_main_process:  # one row per (photo, click): the labelling's unit
-        requests.parent.mkdir(parents=True, exist_ok=True)
-        rows = [{"image": {"bytes": p.data, "path": None}, "id": p.id, "clicks": [click]}
-                for p in photos for click in draw_clicks(p, settings.clicks_per_photo, settings.seed)]
+    requests = out / "pseudo_labels" / "requests"
+    if state.is_main_process:  # one row per (photo, click), the labelling's unit; files of 64 photos bound the memory
+        shutil.rmtree(requests, ignore_errors=True)  # a killed write's leftovers would join the rows
+        requests.mkdir(parents=True)
         schema = Features({"image": Image(), "id": Value("string"), "clicks": List(List(Value("float32")))})
-        tmp = requests.with_name(".tmp-requests.parquet")
-        Dataset.from_list(rows, features=schema).to_parquet(str(tmp))
-        tmp.replace(requests)
+        for start in range(0, len(photos), 64):
+            rows = [{"image": {"bytes": p.data, "path": None}, "id": p.id, "clicks": [click]}
+                    for p in photos[start:start + 64] for click in draw_clicks(p, settings.clicks_per_photo,
+                                                                                settings.seed)]
+            target = requests / f"requests-{start // 64:05d}.parquet"  # names sort in photo order
+            tmp = requests / f".tmp-{target.name}"
+            Dataset.from_list(rows, features=schema).to_parquet(str(tmp))
+            tmp.replace(target)
     state.wait_for_everyone()
     spec = LabelSpec(id_column="id", clicks_column="clicks", tta=settings.tta,
                      zoom_in=ZOOM_MODES[settings.zoom_in], chunk_size=PHOTOS_PER_CHUNK * settings.clicks_per_photo)
@@ -203,8 +213,12 @@ def _pseudo_labels(settings: SelfTrainSettings, photos: list, skipped: list, out
         raise ValueError(f"no pseudo-label passed the filter ({totals}): lower --min-score or widen "
                          "--min-area / --max-area")
     rows = write_corpus(kept, out / "corpus")
+    shutil.rmtree(requests)  # the photos' copies, one per click: the corpus holds each photo once
+    scores = np.array([score for answer in answers.values() for _, score in answer])
     return {"photos_read": len(photos), "photos_skipped": len(skipped), "skipped": skipped,
-            "clicks": len(photos) * settings.clicks_per_photo, "labels": totals, "photos_in_corpus": rows}
+            "clicks": len(photos) * settings.clicks_per_photo, "labels": totals, "photos_in_corpus": rows,
+            # how the scores of all answers spread (min, quartiles, max): what --min-score cuts into
+            "score_quantiles": [round(float(q), 4) for q in np.quantile(scores, [0, 0.25, 0.5, 0.75, 1])]}
 
 
 def _cache(settings: SelfTrainSettings, out: Path, config, progress: bool) -> dict:
@@ -267,9 +281,10 @@ def self_train(settings: SelfTrainSettings, out: str | Path, progress: bool = Tr
 
     state = PartialState(cpu=parse_flag_from_env("ACCELERATE_USE_CPU"))  # as labelling.py: a CPU launch too
     if record is None:
-        record = {"teacher": {"path": settings.model, "sha256": teacher_sha}, "settings": settings.recorded(),
+        record = {"teacher": {"path": settings.model, "sha256": teacher_sha},
                   "photos": {"folders": list(settings.photos), "files": len(files), "fingerprint": fingerprint},
                   "stages": {}}
+    record["settings"] = settings.recorded()  # equal to the recorded ones, but for the filter before any corpus
     state.wait_for_everyone()  # every process has read the record before the main one writes it
     if state.is_main_process:
         out.mkdir(parents=True, exist_ok=True)
