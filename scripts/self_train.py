@@ -22,9 +22,13 @@ Stages (`hf_iis/training/self_training.py`), each skipped when a rerun finds it 
      `pipeline("interactive-segmentation", model="<out>/final")`.
 
 <out>/self_train_info.json records the teacher (path, sha256), the settings, the photos' fingerprint and the counts
-(photos read and skipped, pseudo-labels kept and dropped by reason). Rerunning with another teacher, other settings
-or other photos is refused; only --max-minutes, --threads and --device may change. The folder rules of distillation
-hold: benchmark folders are refused, CCP's annotated photos 0001-1004 are skipped, CamVid's test split is refused.
+(photos read and skipped, pseudo-labels kept and dropped by reason, the quantiles of all answers' scores: what
+--min-score cuts into). Rerunning with another teacher, other settings or other photos is refused; --max-minutes,
+--threads and --device may change, and the filter (--min-score, --min-area, --max-area) and training settings too
+until the corpus is written (a filter that kept nothing is retried without labelling again).
+
+The folder rules of distillation hold: benchmark folders are refused, CCP's annotated photos 0001-1004 are skipped,
+CamVid's test split is refused.
 Under `accelerate launch` the processes share the labelling; the cache and the training run in the main process.
 """
 

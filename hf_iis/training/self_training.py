@@ -12,7 +12,8 @@ Three stages under one output folder, each skipped when a rerun finds it done:
 
 `<out>/self_train_info.json` records the teacher (path, sha256 of its weights), the settings, the photos'
 fingerprint and each stage's counts. A rerun with another teacher, other settings or other photos is refused
-naming both sides, before any work; `max_minutes`, `threads` and `device` may change between legs.
+naming both sides, before any work; `max_minutes`, `threads` and `device` may change between legs, the settings
+outside `LABEL_SETTINGS` until the corpus is written.
 """
 
 from __future__ import annotations
