@@ -191,7 +191,7 @@ def test_zoom_in_reaches_the_teachers_pipeline(inputs, tmp_path, monkeypatch):
     clicks = [[3.0, 3.0, 1.0], [60.0, 44.0, 1.0], [30.0, 20.0, 1.0]]
     schema = datasets.Features({"image": datasets.Image(),
                                 "clicks": datasets.List(datasets.List(datasets.Value("float32")))})
-    rows = datasets.Dataset.from_list([{"image": {"bytes": photo.data, "path": None}, "clicks": [c]} for c in clicks],
+    rows = datasets.Dataset.from_list([{"image": {"bytes": photo.data(), "path": None}, "clicks": [c]} for c in clicks],
                                       features=schema)
     rows.to_parquet(str(tmp_path / "rows.parquet"))
     seg = hf_iis.checkpoint_paths.load_pipeline(inputs["teacher"])
@@ -226,6 +226,27 @@ def test_a_labelling_recorded_before_zoom_in_was_a_setting_resumes(tmp_path):
     with pytest.raises(ValueError, match="other settings"):
         _check_info(tmp_path, {**info, "zoom_in": False})
     assert LabelSpec().zoom_in == "auto"  # the pipeline's own default: labellings made before keep their meaning
+
+
+def test_a_rotated_phone_photo_is_stored_upright_as_the_teacher_saw_it(tmp_path):
+    """A JPEG with an EXIF rotation: the pipeline reads it turned, so the corpus stores those pixels (a PNG), and its
+    masks fit it; the file's own bytes would decode unturned and every mask would be refused as the wrong size."""
+    import io
+
+    from hf_iis.training.self_training_photos import read_photo
+    from hf_iis.utils.image_io import load_image
+
+    path = tmp_path / "phone.jpg"
+    exif = Image.Exif()
+    exif[0x0112] = 6  # rotate 90° clockwise to view
+    Image.fromarray(np.random.default_rng(0).integers(0, 255, (48, 64, 3), dtype=np.uint8)).save(path, exif=exif)
+    photo = read_photo(path, 0)
+    assert (photo.width, photo.height, photo.converted) == (48, 64, True)
+    stored = np.asarray(Image.open(io.BytesIO(photo.data())).convert("RGB"))
+    assert np.array_equal(stored, load_image(str(path)))
+    plain = tmp_path / "plain.png"
+    Image.fromarray(stored).save(plain)
+    assert not read_photo(plain, 1).converted and read_photo(plain, 1).data() == plain.read_bytes()
 
 
 @pytest.mark.parametrize("case, message", [

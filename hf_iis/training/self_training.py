@@ -186,9 +186,11 @@ def _pseudo_labels(settings: SelfTrainSettings, photos: list, skipped: list, out
         requests.mkdir(parents=True)
         schema = Features({"image": Image(), "id": Value("string"), "clicks": List(List(Value("float32")))})
         for start in range(0, len(photos), 64):
-            rows = [{"image": {"bytes": p.data, "path": None}, "id": p.id, "clicks": [click]}
-                    for p in photos[start:start + 64] for click in draw_clicks(p, settings.clicks_per_photo,
-                                                                                settings.seed)]
+            rows = []
+            for photo in photos[start:start + 64]:
+                image = {"bytes": photo.data(), "path": None}  # one read, shared by the photo's clicks
+                rows += [{"image": image, "id": photo.id, "clicks": [click]}
+                         for click in draw_clicks(photo, settings.clicks_per_photo, settings.seed)]
             target = requests / f"requests-{start // 64:05d}.parquet"  # names sort in photo order
             tmp = requests / f".tmp-{target.name}"
             Dataset.from_list(rows, features=schema).to_parquet(str(tmp))
@@ -224,7 +226,6 @@ def _pseudo_labels(settings: SelfTrainSettings, photos: list, skipped: list, out
 
 def _cache(settings: SelfTrainSettings, out: Path, config, progress: bool) -> dict:
     """Stage 2, as `scripts/train_decoder.py cache`: resumable, shards already written are kept."""
-    import torch
     from tqdm import tqdm
 
     from ..models.signed_click.image_processing_signed_click import SignedClickImageProcessor
@@ -237,7 +238,6 @@ def _cache(settings: SelfTrainSettings, out: Path, config, progress: bool) -> di
     cache = out / "cache"
     info = CacheInfo.for_run(settings.model, config, out / "corpus", "train", settings.views, settings.seed,
                              AugmentParams())
-    torch.set_num_threads(settings.threads)
     model = SignedClickModel.from_pretrained(settings.model).eval()
     processor = SignedClickImageProcessor.from_pretrained(settings.model)
     rows = load_split(str(out / "corpus"), "train")
@@ -280,6 +280,9 @@ def self_train(settings: SelfTrainSettings, out: str | Path, progress: bool = Tr
     labelled = record is not None and "pseudo_labels" in record["stages"]
     photos, skipped = ([], []) if labelled else read_photos(files, progress and _rank() == 0)  # before any output
 
+    import torch
+
+    torch.set_num_threads(settings.threads)  # every stage, the labelling included (the cache and leg set it again)
     state = PartialState(cpu=parse_flag_from_env("ACCELERATE_USE_CPU"))  # as labelling.py: a CPU launch too
     if record is None:
         record = {"teacher": {"path": settings.model, "sha256": teacher_sha},

@@ -24,13 +24,24 @@ SOURCE = "self_train"
 
 @dataclass(frozen=True)
 class Photo:
-    """One readable photo: a unique id, its file, and the bytes the corpus stores (upright, as the pipeline sees it)."""
+    """One readable photo: a unique id, its file, its size as the pipeline sees it (upright), and whether its bytes
+    must be re-encoded to give exactly those pixels (`data`). Bytes are read when written, never all held at once."""
 
     id: str
     path: str
-    data: bytes
     width: int
     height: int
+    converted: bool = False
+
+    def data(self) -> bytes:
+        """The bytes the corpus stores: the file's own, or a PNG of the upright pixels (`read_photo`)."""
+        if not self.converted:
+            return Path(self.path).read_bytes()
+        from ..utils.image_io import load_image
+
+        buffer = io.BytesIO()
+        Image.fromarray(load_image(self.path)).save(buffer, format="PNG")
+        return buffer.getvalue()
 
 
 def _refuse_camvid_reserved(folder: Path) -> None:
@@ -76,22 +87,18 @@ def photos_fingerprint(files: list[Path]) -> str:
 
 
 def read_photo(path: Path, index: int) -> Photo:
-    """The photo as the pipeline loads it (upright, RGB); ValueError / OSError when it cannot be used.
+    """The photo checked as the pipeline loads it (upright, RGB); ValueError / OSError when it cannot be used.
 
     Its own bytes are stored when they decode to exactly those pixels; otherwise (an EXIF rotation, a mode the
     corpus reader would convert differently) a PNG of them, so that masks and image share one frame downstream."""
     from ..utils.image_io import load_image
 
     array = load_image(str(path))  # the pipeline's reader: its checks and its budget
-    raw = path.read_bytes()
-    with Image.open(io.BytesIO(raw)) as image:
+    with Image.open(path) as image:
         plain = np.asarray(image.convert("RGB"))
-    if plain.shape != array.shape or not np.array_equal(plain, array):
-        buffer = io.BytesIO()
-        Image.fromarray(array).save(buffer, format="PNG")
-        raw = buffer.getvalue()
+    converted = plain.shape != array.shape or not np.array_equal(plain, array)
     height, width = array.shape[:2]
-    return Photo(id=f"{index:05d}-{path.stem}", path=str(path), data=raw, width=width, height=height)
+    return Photo(id=f"{index:05d}-{path.stem}", path=str(path), width=width, height=height, converted=converted)
 
 
 def draw_clicks(photo: Photo, count: int, seed: int) -> list[list[float]]:
@@ -156,7 +163,7 @@ def write_corpus(rows: list[tuple[Photo, list[np.ndarray]]], folder: Path, shard
     shards = max(1, (len(rows) + shard_size - 1) // shard_size)
     for k in range(shards):
         part = rows[k * shard_size:(k + 1) * shard_size]
-        records = [{"image": {"bytes": photo.data, "path": None}, "masks": [_png(m) for m in masks], "ignore": None,
+        records = [{"image": {"bytes": photo.data(), "path": None}, "masks": [_png(m) for m in masks], "ignore": None,
                     "id": photo.id, "source": SOURCE} for photo, masks in part]
         target = folder / f"train-{k:05d}-of-{shards:05d}.parquet"
         tmp = folder / f".tmp-{target.name}"
