@@ -6,9 +6,9 @@ image embeddings.
     python scripts/self_train.py --photos a/ --photos b/ --out runs/st --steps 2000 --max-minutes 30
     # the unscaled teacher's pseudo-labels, to compare against:
     python scripts/self_train.py --photos my_photos/ --tta 1 --zoom-in off --out runs/self_train_unscaled
-    # the labelling stage split between processes:
+    # the labelling stage split between 2 CPU processes (one thread each on 2 cores):
     ACCELERATE_USE_CPU=1 python -m accelerate.commands.launch --config_file configs/accelerate/cpu_2proc.yaml \
-        scripts/self_train.py --photos my_photos/ --out runs/self_train_mine
+        scripts/self_train.py --photos my_photos/ --out runs/self_train_mine --threads 1
 
 Stages (`hf_iis/training/self_training.py`), each skipped when a rerun finds it done:
   1. pseudo-labels: --clicks-per-photo positive clicks drawn at random (seeded) in each photo's central 90 %, each
