@@ -39,6 +39,7 @@ import json
 import os
 import sys
 from collections.abc import Callable
+from pathlib import Path
 
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")  # as scripts/train.py: idle OpenMP threads sleep
 
@@ -98,7 +99,9 @@ def main(argv: list[str] | None = None) -> int:
         from hf_iis.training.self_training import SelfTrainSettings, self_train
 
         settings = SelfTrainSettings(
-            photos=tuple(args.photos), model=str(args.model or DEFAULT_CHECKPOINT), tta=args.tta,
+            # absolute paths: a rerun from another folder, or naming the default, is the same run
+            photos=tuple(str(Path(f).resolve()) for f in args.photos),
+            model=str(Path(args.model).resolve() if args.model else DEFAULT_CHECKPOINT), tta=args.tta,
             zoom_in=args.zoom_in, clicks_per_photo=args.clicks_per_photo, min_score=args.min_score,
             min_area=args.min_area, max_area=args.max_area, views=args.views, steps=args.steps, lr=args.lr,
             batch_size=args.batch_size, seed=args.seed, max_minutes=args.max_minutes, threads=args.threads,

@@ -110,16 +110,18 @@ def test_a_rerun_skips_every_finished_stage(run, capsys):
     assert summary["train"]["step"] == 3
 
 
-def test_a_leg_cut_short_continues_to_the_uninterrupted_result(run):
-    """--max-minutes ends a leg (here before its first step); the same command without it continues the decoder
-    from the saved state, with the labels and the cache kept, to the weights of the run that was never cut."""
+def test_a_leg_cut_short_continues_to_the_uninterrupted_result(run, monkeypatch):
+    """--max-minutes ends a leg (here before its first step); the same command without it, even typed with relative
+    paths from another folder, continues the decoder from the saved state, with the labels and the cache kept, to the
+    weights of the run that was never cut."""
     out = run["root"] / "legs"
     argv = [str(out) if a == str(run["out"]) else a for a in run["argv"]]
     assert run["script"].main([*argv, "--max-minutes", "1e-9"]) == 0
     record = json.loads((out / "self_train_info.json").read_text())
     assert record["stages"]["train"] == {"step": 0, "stopped": "max_minutes", "steps": 3}
     corpus = {p: p.stat().st_mtime_ns for p in (out / "corpus").glob("*.parquet")}
-    assert run["script"].main(argv) == 0
+    monkeypatch.chdir(run["root"])
+    assert run["script"].main(["--photos", "photos", "--model", "teacher", "--out", "legs", *FAST]) == 0
     assert {p: p.stat().st_mtime_ns for p in (out / "corpus").glob("*.parquet")} == corpus
     assert json.loads((out / "self_train_info.json").read_text())["stages"]["train"]["step"] == 3
     legs, once = (load_file(str(folder / "final" / "model.safetensors")) for folder in (out, run["out"]))

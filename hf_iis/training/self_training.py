@@ -269,7 +269,7 @@ def self_train(settings: SelfTrainSettings, out: str | Path, progress: bool = Tr
 
     # every check before any work or output
     settings.check()
-    out = check_output_dir(out, "--out")
+    out = check_output_dir(out, "--out").resolve()  # the leg's state records its folders: one spelling of each
     files = list_photo_files(list(settings.photos))
     _, config = check_teacher(settings.model)
     teacher_sha = file_sha256(Path(settings.model) / "model.safetensors")
