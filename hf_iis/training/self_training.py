@@ -282,7 +282,7 @@ def self_train(settings: SelfTrainSettings, out: str | Path, progress: bool = Tr
 
     import torch
 
-    torch.set_num_threads(settings.threads)  # every stage, the labelling included (the cache and leg set it again)
+    torch.set_num_threads(settings.threads)  # every stage, the labelling included (oversubscribed threads crawl)
     state = PartialState(cpu=parse_flag_from_env("ACCELERATE_USE_CPU"))  # as labelling.py: a CPU launch too
     if record is None:
         record = {"teacher": {"path": settings.model, "sha256": teacher_sha},
