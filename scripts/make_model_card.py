@@ -198,6 +198,8 @@ def _decoder_stage(number: int, run: Path, hardware: str) -> str:
         f"({', '.join(f'`{c}`' for c in caches if c)}); {steps} steps of {config.get('batch_size')} views × 2 click "
         f"sets, lr {config.get('lr')}, mask sampling `{config.get('mask_sampling')}`, corrective clicks with "
         f"probability {config.get('corrective_prob')}."
+        # what the config cannot say (how the starting model was made, a head refitted afterwards) is in head.md
+        + (f" {' '.join((run / 'head.md').read_text().split())}" if (run / "head.md").is_file() else "")
     )
 
 

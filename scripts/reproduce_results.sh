@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Regenerates every number and plot in README.md, docs/results.md, docs/results_object_centred.md and the model card,
-# with the embedded default model (docs/results_v2.md keeps the previous default's, with its commands). A few hours on 2 CPU cores (the peers' run on the region benchmarks is the longest).
+# with the embedded default model (docs/results_v3.md and docs/results_v2.md keep the previous defaults', with their commands). A few hours on 2 CPU cores (the peers' run on the region benchmarks is the longest).
 # Run from the repository root after `make install` (and `make browser` for the Space walkthrough), with the four
 # extra datasets extracted (scripts/extract_extra_data.py) and HF_IIS_EXTRA_ROOT pointing at them. The training runs
 # are not rerun here: see model_cards/u2netp_run/README.md.
@@ -33,33 +33,30 @@ $PY scripts/evaluate.py --model none --datasets GrabCut,Berkeley,$REGIONS \
     --peers u2netp_zero,u2netp_component,u2net_zero,u2net_component,grabcut --protocols noc,miou1,random \
     --noc-limit 200 --random-limit 200 --threads 1 --no-progress --out outputs/eval/peers_all
 
-# docs/results.md: the default on the object benchmarks in one run (plain, guided upsampling, zoom-in, both; with and
-# without flips) beside the U²-Net-p click component and OpenCV GrabCut; the region benchmarks with the same settings;
-# triangulation in the seed's form and with the condition kept
-$PY scripts/evaluate.py --model $MODEL --datasets GrabCut,Berkeley --protocols noc,miou1,random --tta 1,2 \
-    --zoom-in off,auto --upsample bilinear,guided --peers u2netp_component,grabcut --overlays 2 --threads 1 \
-    --no-progress --out outputs/eval/v3/benchmarks
-$PY scripts/evaluate.py --model $MODEL --datasets $REGIONS --protocols noc,miou1,random --noc-limit 200 \
-    --random-limit 200 --tta 1 --zoom-in off,auto --upsample bilinear,guided --peers none --overlays 2 --threads 1 \
-    --no-progress --out outputs/eval/v3/regions
-$PY scripts/evaluate.py --model $MODEL --datasets GrabCut,Berkeley --protocols miou1 --peers none --overlays 0 \
-    --triangulation 0,4,16 --sampling uniform,foreground --triangulation-modes independent,conditioned --threads 1 \
-    --no-progress --out outputs/eval/v3/triangulation
-$PY scripts/analyze_scaling.py --model $MODEL --corpus data_cache/corpus_v2 --limit 100 --triangulation 4,16 \
-    --triangulation-modes independent,conditioned --threads 1 --no-progress --out outputs/analysis/v3_100
-for run in benchmarks regions triangulation; do
-    $PY scripts/summary_table.py outputs/eval/v3/$run/results.json > outputs/eval/v3/$run/summary.md
+# docs/results.md: the default (the multi-map model) on the object benchmarks in one run (plain, zoom-in, guided
+# upsampling, both) beside both saliency click components and OpenCV GrabCut; its first-click choice among its maps on
+# every benchmark; the region benchmarks with the product's defaults. Triangulation was not rerun for it: the stage-3
+# default's tables (docs/results_v3.md § 2) have their commands there.
+$PY scripts/evaluate.py --model $MODEL --datasets GrabCut,Berkeley --protocols noc,miou1,random --tta 1 \
+    --zoom-in off,auto --upsample bilinear,guided --peers u2netp_component,u2net_component,grabcut --overlays 2 \
+    --threads 1 --no-progress --out outputs/eval/v4/benchmarks
+$PY scripts/evaluate.py --model $MODEL --datasets $REGIONS --protocols noc,miou1 --noc-limit 100 --tta 1 \
+    --zoom-in auto --upsample guided --peers none --overlays 2 --threads 1 --no-progress --out outputs/eval/v4/regions
+$PY scripts/evaluate_multimask.py --model $MODEL --datasets GrabCut,Berkeley,$REGIONS --threads 1 --no-progress \
+    --out outputs/eval/v4/multimask
+for run in benchmarks regions; do
+    $PY scripts/summary_table.py outputs/eval/v4/$run/results.json > outputs/eval/v4/$run/summary.md
 done
-$PY scripts/paired_rows.py outputs/eval/v3/benchmarks --baseline "default [tta=1]" --metric NoC@90 \
-    > outputs/eval/v3/benchmarks/paired_noc90.md
-$PY scripts/paired_rows.py outputs/eval/v3/triangulation --baseline "default [tta=1]" \
-    > outputs/eval/v3/triangulation/paired.md
-$PY scripts/zoom_figure.py --results outputs/eval/v3/benchmarks/instances.json --dataset Berkeley --clicks 5 \
+$PY scripts/paired_rows.py outputs/eval/v4/benchmarks --baseline "default [tta=1]" --metric NoC@90 \
+    > outputs/eval/v4/benchmarks/paired_noc90.md
+$PY scripts/paired_rows.py outputs/eval/v4/benchmarks --baseline "default [tta=1]" \
+    > outputs/eval/v4/benchmarks/paired_miou1.md
+$PY scripts/zoom_figure.py --results outputs/eval/v4/benchmarks/instances.json --dataset Berkeley --clicks 5 \
     --out docs/figures/thin_object.jpg
 for d in GrabCut Berkeley; do
-    cp outputs/eval/v3/benchmarks/plots/miou_vs_clicks_$d.png docs/figures/miou_vs_clicks_$d.png
+    cp outputs/eval/v4/benchmarks/plots/miou_vs_clicks_$d.png docs/figures/miou_vs_clicks_$d.png
 done
-$PY -c "from PIL import Image; im = Image.open('outputs/eval/v3/benchmarks/plots/overlays_GrabCut.png').convert('RGB'); im.resize((im.width // 2, im.height // 2), Image.LANCZOS).save('docs/figures/overlays_GrabCut.jpg', quality=82)"
+$PY -c "from PIL import Image; im = Image.open('outputs/eval/v4/benchmarks/plots/overlays_GrabCut.png').convert('RGB'); im.resize((im.width // 2, im.height // 2), Image.LANCZOS).save('docs/figures/overlays_GrabCut.jpg', quality=82)"
 
 # docs/results_zoom.md § 1: the corrective-click settings chosen on validation (with the stage-2 decoder, before the
 # crop fine-tune: run them with that model's weights, see the page)
@@ -73,7 +70,6 @@ $PY scripts/evaluate.py --model $MODEL --datasets validation:data_cache/corpus_v
 $PY scripts/load_space.py --model $MODEL --clients 8 --requests 10
 $PY scripts/space_walkthrough.py --model $MODEL --out docs/space
 
-$PY scripts/make_model_card.py --eval outputs/eval/v3/benchmarks/results.json --eval outputs/eval/v3/regions/results.json \
-    --eval outputs/eval/v3/triangulation/results.json --run "model_cards/u2netp_run/stage1=2 CPU cores (x86_64)" \
+$PY scripts/make_model_card.py --eval outputs/eval/v4/benchmarks/results.json --eval outputs/eval/v4/regions/results.json --run "model_cards/u2netp_run/stage1=2 CPU cores (x86_64)" \
     --run "model_cards/u2netp_run/stage2=2 CPU cores (x86_64)" --run "model_cards/crops_run=2 CPU cores (x86_64)" \
-    --analysis outputs/analysis/v3_100/analysis.md --out model_cards/default.md --copy-to $MODEL/README.md
+    --run "model_cards/sframe_run=2 CPU cores (x86_64)" --out model_cards/default.md --copy-to $MODEL/README.md

@@ -125,3 +125,19 @@ def test_a_decoder_stage_is_described_from_its_config_and_log(tmp_path):
     text = make_model_card.training_section([f"{run}=2 test CPUs"])
     assert text.startswith("**Stage 1** (2 test CPUs): `scripts/train_decoder.py train`")
     assert "1320 steps of 16 views" in text and "`c1`, `c2`" in text and "from `some/model`" in text
+
+
+def test_a_decoder_stage_quotes_its_head_md(tmp_path):
+    """What a decoder stage's config cannot say (how its starting model was made, a head refitted afterwards) comes
+    from the run folder's head.md, joined into the stage's paragraph; without the file the paragraph ends as before."""
+    sys.path.insert(0, str(REPO / "scripts"))
+    import make_model_card
+
+    run = tmp_path / "sframe_run"
+    run.mkdir()
+    (run / "decoder_x.yaml").write_text("teacher: t\ncache: c\nbatch_size: 16\n")
+    (run / "log.jsonl").write_text(json.dumps({"step": 342, "loss": 1.0}))
+    plain = make_model_card.training_section([str(run)])
+    assert plain.endswith("probability None.")
+    (run / "head.md").write_text("The IoU head was refitted\nalone.\n")
+    assert make_model_card.training_section([str(run)]) == plain + " The IoU head was refitted alone."
