@@ -44,6 +44,20 @@ def load_script(name: str):
     return module
 
 
+def tiny_saliency_model(**overrides):
+    """A tiny click model (64 px, no pretrained weights) with the U²-Net-p saliency branch and the click prior, seeded
+    with torch.manual_seed(0): what the multi-map, saliency-frame and cache tests build on (`tiny_checkpoint` has no
+    saliency branch). `overrides` go to the config."""
+    from hf_iis.models.signed_click.configuration_signed_click import SignedClickConfig
+    from hf_iis.models.signed_click.modeling_signed_click import SignedClickModel
+
+    torch.manual_seed(0)
+    config = SignedClickConfig.from_preset("tiny", image_size=64, use_pretrained_backbone=False,
+                                           saliency_encoder="u2netp", saliency_input_size=64,
+                                           saliency_click_prior=True, **overrides)
+    return SignedClickModel(config).eval()
+
+
 def require_data(*parts: str) -> Path:
     path = DATA_ROOT.joinpath(*parts)
     if not path.exists():

@@ -19,7 +19,7 @@ from hf_iis.training.embedding_cache import (
     load_shards,
 )
 from hf_iis.training.toy import write_corpus
-from tests.conftest import load_script
+from tests.conftest import load_script, tiny_saliency_model
 
 
 def _synthetic_rows(n: int = 4) -> list[dict]:
@@ -44,12 +44,8 @@ def _synthetic_rows(n: int = 4) -> list[dict]:
 def setup(tmp_path_factory):
     root = tmp_path_factory.mktemp("decoder")
     corpus = write_corpus(root / "corpus", {"train": _synthetic_rows(4), "validation": _synthetic_rows(1)})
-    torch.manual_seed(0)
-    config = SignedClickConfig.from_preset("tiny", image_size=64, use_pretrained_backbone=False,
-                                           saliency_encoder="u2netp", saliency_input_size=64,
-                                           saliency_click_prior=True)
     teacher = root / "teacher"
-    SignedClickModel(config).eval().save_pretrained(teacher)
+    tiny_saliency_model().save_pretrained(teacher)
     SignedClickImageProcessor(size=64).save_pretrained(teacher)
     cache = root / "cache"
     script = load_script("train_decoder")

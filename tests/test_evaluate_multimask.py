@@ -4,20 +4,14 @@ from __future__ import annotations
 
 import json
 
-import torch
-
-from hf_iis import SignedClickConfig, SignedClickImageProcessor, SignedClickModel
+from hf_iis import SignedClickImageProcessor
 from hf_iis.models.signed_click.grow_outputs import grow_outputs
-from tests.conftest import load_script
+from tests.conftest import load_script, tiny_saliency_model
 
 
 def test_chosen_never_beats_the_oracle_and_shares_add_up(tmp_path, data_root):
-    torch.manual_seed(0)
-    config = SignedClickConfig.from_preset("tiny", image_size=64, use_pretrained_backbone=False,
-                                           saliency_encoder="u2netp", saliency_input_size=64,
-                                           saliency_click_prior=True)
     folder = tmp_path / "grown"
-    grow_outputs(SignedClickModel(config).eval(), 3).save_pretrained(folder)
+    grow_outputs(tiny_saliency_model(), 3).save_pretrained(folder)
     SignedClickImageProcessor(size=64).save_pretrained(folder)
     script = load_script("evaluate_multimask")
     # GrabCut of the data folder (the shipped samples on a fresh clone), first 3 instances via a tiny data root

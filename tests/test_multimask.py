@@ -11,6 +11,7 @@ from hf_iis import SignedClickConfig, SignedClickModel
 from hf_iis.models.signed_click.grow_outputs import grow_outputs
 from hf_iis.models.signed_click.multimask import mask_iou, min_over_maps_loss, select_best
 from hf_iis.models.signed_click.output_prior import GAIN, OutputPrior
+from tests.conftest import tiny_saliency_model
 
 
 def test_min_over_maps_loss_takes_the_best_fitting_map():
@@ -45,12 +46,6 @@ def test_output_prior_formula():
     assert prior(d, p, first_click=torch.tensor([False])).flatten().tolist() == [3.0, 3.0]
 
 
-def _tiny_saliency_model(**overrides):
-    torch.manual_seed(0)
-    config = SignedClickConfig.from_preset("tiny", image_size=64, use_pretrained_backbone=False,
-                                           saliency_encoder="u2netp", saliency_input_size=64,
-                                           saliency_click_prior=True, **overrides)
-    return SignedClickModel(config).eval()
 
 
 def _two_blob_embeddings(model):
@@ -65,7 +60,7 @@ def _two_blob_embeddings(model):
 
 def test_grown_model_before_training_is_the_click_component_mask():
     """A positive click on a salient blob: the untrained grown model's answer is that blob, pixel for pixel."""
-    model = grow_outputs(_tiny_saliency_model(), num_masks=3)
+    model = grow_outputs(tiny_saliency_model(), num_masks=3)
     embeddings, saliency = _two_blob_embeddings(model)
     with torch.no_grad():
         best = model.decode(embeddings, torch.tensor([[[15.0, 12.0]]]), torch.tensor([[1]]))
@@ -78,7 +73,7 @@ def test_grown_model_before_training_is_the_click_component_mask():
 
 
 def test_grown_model_keeps_the_old_answer_as_its_second_map(tiny_checkpoint):
-    old = _tiny_saliency_model()
+    old = tiny_saliency_model()
     grown = grow_outputs(old, num_masks=3)
     embeddings, _ = _two_blob_embeddings(old)
     points, labels = torch.tensor([[[15.0, 12.0], [50.0, 50.0]]]), torch.tensor([[1, -1]])
@@ -107,7 +102,7 @@ def test_one_map_checkpoints_load_and_answer_as_before(tiny_checkpoint):
 
 
 def test_multimask_training_loss_reaches_the_iou_head_and_the_prior():
-    model = grow_outputs(_tiny_saliency_model(), num_masks=3).train()
+    model = grow_outputs(tiny_saliency_model(), num_masks=3).train()
     target = torch.zeros(1, 1, 64, 64)
     target[..., 8:24, 8:30] = 1
     out = model(pixel_values=torch.randn(1, 3, 64, 64), points=torch.tensor([[[15.0, 12.0]]]),

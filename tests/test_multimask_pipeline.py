@@ -9,17 +9,14 @@ import pytest
 import torch
 from transformers import pipeline
 
-from hf_iis import SignedClickConfig, SignedClickImageProcessor, SignedClickModel, SignedClickPredictor
+from hf_iis import SignedClickImageProcessor, SignedClickPredictor
 from hf_iis.models.signed_click.grow_outputs import grow_outputs
+from tests.conftest import tiny_saliency_model
 
 
 @pytest.fixture(scope="module")
 def multimask_checkpoint(tmp_path_factory):
-    torch.manual_seed(0)
-    config = SignedClickConfig.from_preset("tiny", image_size=64, use_pretrained_backbone=False,
-                                           saliency_encoder="u2netp", saliency_input_size=64,
-                                           saliency_click_prior=True)
-    grown = grow_outputs(SignedClickModel(config).eval(), num_masks=3)
+    grown = grow_outputs(tiny_saliency_model(), num_masks=3)
     with torch.no_grad():  # an IoU head that ranks the maps 3rd, 1st, 2nd: the order must follow it
         grown.decoder.iou_head.mlp[-1].bias.copy_(torch.tensor([0.5, -1.0, 2.0]))
     folder = tmp_path_factory.mktemp("multimask")

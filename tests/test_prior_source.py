@@ -14,15 +14,7 @@ from hf_iis import SignedClickConfig, SignedClickImageProcessor, SignedClickMode
 from hf_iis.backbones.stretched_saliency import STRETCHED_SIZE, stretched_input
 from hf_iis.inference.predictor import SignedClickPredictor
 from hf_iis.models.signed_click.grow_outputs import grow_outputs
-from tests.conftest import load_script
-
-
-def _tiny_saliency_model(**overrides) -> SignedClickModel:
-    torch.manual_seed(0)
-    config = SignedClickConfig.from_preset("tiny", image_size=64, use_pretrained_backbone=False,
-                                           saliency_encoder="u2netp", saliency_input_size=64,
-                                           saliency_click_prior=True, **overrides)
-    return SignedClickModel(config).eval()
+from tests.conftest import load_script, tiny_saliency_model
 
 
 def _two_blobs_one_pixel_apart():
@@ -37,8 +29,8 @@ def _two_blobs_one_pixel_apart():
 def test_stretched_prior_is_the_component_at_full_resolution():
     """A positive click on blob A: map 1 of the untrained grown model is blob A alone, pixel for pixel, with the
     stretched source; the branch's stride-2 map merges the two blobs into one component."""
-    branch = grow_outputs(_tiny_saliency_model(), num_masks=3)
-    stretched = grow_outputs(_tiny_saliency_model(), num_masks=3, prior_source="stretched")
+    branch = grow_outputs(tiny_saliency_model(), num_masks=3)
+    stretched = grow_outputs(tiny_saliency_model(), num_masks=3, prior_source="stretched")
     assert stretched.config.prior_source == "stretched" and branch.config.prior_source == "branch"
     full, coarse = _two_blobs_one_pixel_apart()
     points, labels = torch.tensor([[[15.0, 12.0]]]), torch.tensor([[1]])
@@ -58,7 +50,7 @@ def test_default_source_is_the_branch_and_old_configs_load_unchanged(tmp_path):
     """Configs written before the option (no `prior_source` key) read as "branch" and answer bit for bit as an
     explicit "branch" model, without the extra saliency pass."""
     assert SignedClickConfig().prior_source == "branch"
-    grown = grow_outputs(_tiny_saliency_model(), num_masks=3)
+    grown = grow_outputs(tiny_saliency_model(), num_masks=3)
     grown.save_pretrained(tmp_path)
     config = json.loads((tmp_path / "config.json").read_text())
     assert config.pop("prior_source") == "branch"
@@ -84,7 +76,7 @@ def test_bad_prior_source_is_refused(overrides, message):
 
 
 def test_stretched_source_without_its_map_is_a_clear_error():
-    model = grow_outputs(_tiny_saliency_model(), num_masks=3, prior_source="stretched")
+    model = grow_outputs(tiny_saliency_model(), num_masks=3, prior_source="stretched")
     with torch.no_grad():
         embeddings = model.encode_image(torch.randn(1, 3, 64, 64))
         with pytest.raises(ValueError, match="needs embeddings with prior_saliency"):
@@ -102,7 +94,7 @@ def test_stretched_input_is_the_baselines_input(photo):
 
 
 def test_predictor_runs_the_extra_pass_once_per_image(photo, monkeypatch):
-    model = grow_outputs(_tiny_saliency_model(), num_masks=3, prior_source="stretched")
+    model = grow_outputs(tiny_saliency_model(), num_masks=3, prior_source="stretched")
     calls = []
     original = model.encode_prior_saliency
     monkeypatch.setattr(model, "encode_prior_saliency", lambda x: calls.append(x.shape) or original(x))
@@ -120,7 +112,7 @@ def test_predictor_runs_the_extra_pass_once_per_image(photo, monkeypatch):
 
 def test_grow_cli_takes_the_prior_source(tmp_path, capsys):
     teacher = tmp_path / "teacher"
-    _tiny_saliency_model().save_pretrained(teacher)
+    tiny_saliency_model().save_pretrained(teacher)
     SignedClickImageProcessor(size=64).save_pretrained(teacher)
     script = load_script("train_decoder")
     out = tmp_path / "grown"

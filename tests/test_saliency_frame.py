@@ -16,22 +16,14 @@ from hf_iis.inference.predictor import SignedClickPredictor
 from hf_iis.scaling.tta import D4_VIEWS, VIEWS_BY_NAME
 from hf_iis.scaling.view_boxes import view_box, view_stretched
 from hf_iis.training.toy import write_corpus
-from tests.conftest import load_script
+from tests.conftest import load_script, tiny_saliency_model
 from tests.test_decoder_training import _synthetic_rows
-
-
-def _model(**overrides) -> SignedClickModel:
-    torch.manual_seed(0)
-    config = SignedClickConfig.from_preset("tiny", image_size=64, use_pretrained_backbone=False,
-                                           saliency_encoder="u2netp", saliency_input_size=64,
-                                           saliency_click_prior=True, **overrides)
-    return SignedClickModel(config).eval()
 
 
 def test_default_frame_is_padded_and_its_outputs_are_the_old_formula(tmp_path):
     """A config without the key reads as "padded", and the branch's outputs are exactly the padded-input formula
     (the net on the resized model input, every output bilinearly resized to the frame)."""
-    model = _model()
+    model = tiny_saliency_model()
     assert model.config.saliency_frame == "padded"
     model.save_pretrained(tmp_path)
     config = json.loads((tmp_path / "config.json").read_text())
@@ -79,7 +71,7 @@ def test_stretched_map_lands_where_the_photo_is_in_each_view(monkeypatch):
     model frame's stride-2 map (32 x 32, the photo in rows 0..15) the block must be rows 4..7 (the stretch halves the
     rows) and columns 8..15 (it keeps the columns), with the padding rows 16..31 at 0; a vertical flip puts it where
     the flipped frame has it."""
-    model = _model(saliency_frame="stretched")
+    model = tiny_saliency_model(saliency_frame="stretched")
     _stub_net(model, monkeypatch)
     stretched = torch.full((1, 3, 64, 64), -10.0)
     stretched[:, :, 16:32, 16:32] = 10.0
@@ -134,16 +126,16 @@ def test_bad_frames_are_refused(overrides, message):
 def test_encode_image_asks_for_the_stretched_input_and_refuses_it_in_the_padded_frame():
     pixels = torch.randn(1, 3, 64, 64)
     with torch.no_grad(), pytest.raises(ValueError, match="needs saliency_pixel_values"):
-        _model(saliency_frame="stretched").encode_image(pixels)
+        tiny_saliency_model(saliency_frame="stretched").encode_image(pixels)
     with torch.no_grad(), pytest.raises(ValueError, match="this model's is 'padded'"):
-        _model().encode_image(pixels, saliency_pixel_values=torch.zeros(1, 3, 64, 64),
+        tiny_saliency_model().encode_image(pixels, saliency_pixel_values=torch.zeros(1, 3, 64, 64),
                               saliency_boxes=torch.zeros(1, 4))
 
 
 def test_predictor_runs_the_branch_once_per_view_and_no_second_pass(photo, monkeypatch):
     from hf_iis.models.signed_click.grow_outputs import grow_outputs
 
-    model = grow_outputs(_model(saliency_frame="stretched"), num_masks=3)
+    model = grow_outputs(tiny_saliency_model(saliency_frame="stretched"), num_masks=3)
     calls = []
     original = model.saliency.net_outputs
     monkeypatch.setattr(model.saliency, "net_outputs", lambda x: calls.append(tuple(x.shape)) or original(x))
@@ -161,7 +153,7 @@ def grown(tmp_path_factory):
     root = tmp_path_factory.mktemp("saliency_frame")
     corpus = write_corpus(root / "corpus", {"train": _synthetic_rows(2), "validation": _synthetic_rows(1)})
     teacher = root / "teacher"
-    _model().save_pretrained(teacher)
+    tiny_saliency_model().save_pretrained(teacher)
     SignedClickImageProcessor(size=64).save_pretrained(teacher)
     script = load_script("train_decoder")
     out = {"root": root, "script": script}

@@ -12,8 +12,8 @@ import torch
 from PIL import Image
 from safetensors.torch import load_file
 
-from hf_iis import SignedClickConfig, SignedClickImageProcessor, SignedClickModel
-from tests.conftest import load_script
+from hf_iis import SignedClickImageProcessor, SignedClickModel
+from tests.conftest import load_script, tiny_saliency_model
 
 FAST = ["--min-score", "0", "--max-area", "1", "--clicks-per-photo", "3", "--views", "1", "--steps", "3",
         "--batch-size", "2", "--threads", "1", "--no-progress"]
@@ -21,11 +21,7 @@ FAST = ["--min-score", "0", "--max-area", "1", "--clicks-per-photo", "3", "--vie
 
 def _teacher(folder, num_masks: int = 1):
     """A tiny click model with the saliency branch the embedding cache needs (`tiny_checkpoint` has none)."""
-    torch.manual_seed(0)
-    config = SignedClickConfig.from_preset("tiny", image_size=64, use_pretrained_backbone=False,
-                                           saliency_encoder="u2netp", saliency_input_size=64,
-                                           saliency_click_prior=True)
-    model = SignedClickModel(config).eval()
+    model = tiny_saliency_model()
     if num_masks > 1:
         from hf_iis.models.signed_click.grow_outputs import grow_outputs
 

@@ -13,6 +13,7 @@ from test_space_handlers import DiskSegmenter, unpack
 from hf_iis import space
 from hf_iis.space.handlers import NOT_ANSWER_1
 from hf_iis.space.rendering import upsample
+from tests.conftest import tiny_saliency_model
 
 torch.set_num_threads(1)
 
@@ -158,14 +159,10 @@ def test_the_segment_endpoint_keeps_its_output(answers, photo, tmp_path):
 # ----------------------------------------------------------------------------- a real multi-map model
 @pytest.fixture(scope="module")
 def multimask_checkpoint(tmp_path_factory):
-    from hf_iis import SignedClickConfig, SignedClickImageProcessor, SignedClickModel
+    from hf_iis import SignedClickImageProcessor
     from hf_iis.models.signed_click.grow_outputs import grow_outputs
 
-    torch.manual_seed(0)
-    config = SignedClickConfig.from_preset("tiny", image_size=64, use_pretrained_backbone=False,
-                                           saliency_encoder="u2netp", saliency_input_size=64,
-                                           saliency_click_prior=True)
-    grown = grow_outputs(SignedClickModel(config).eval(), num_masks=3)
+    grown = grow_outputs(tiny_saliency_model(), num_masks=3)
     folder = tmp_path_factory.mktemp("space_multimask")
     grown.save_pretrained(folder)
     SignedClickImageProcessor(size=64).save_pretrained(folder)

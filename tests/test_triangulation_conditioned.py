@@ -16,6 +16,7 @@ from hf_iis.scaling.conditioned_triangulation import (
     conditioned_triangulate,
 )
 from hf_iis.scaling.triangulation import sample_auxiliary_pixels
+from tests.conftest import tiny_saliency_model
 
 # P(z | C, y ∈ m), P(z | C, y ∉ m) of the stub's two-click sets, and P(z | y ∈ m), P(z | y ∉ m) of its single clicks
 TWO_IN, TWO_OUT, ONE_IN, ONE_OUT = 0.9, 0.2, 0.6, 0.3
@@ -265,11 +266,7 @@ def test_a_multi_map_model_runs_the_conditioned_form_on_each_map(tmp_path):
     result does not depend on `points_per_batch`, and `multimask_output` returns all of them."""
     from hf_iis.models.signed_click.grow_outputs import grow_outputs
 
-    torch.manual_seed(0)
-    config = hf_iis.SignedClickConfig.from_preset("tiny", image_size=64, use_pretrained_backbone=False,
-                                                  saliency_encoder="u2netp", saliency_input_size=64,
-                                                  saliency_click_prior=True)  # as tests/test_multimask_pipeline.py
-    model = grow_outputs(hf_iis.SignedClickModel(config).eval(), num_masks=3)
+    model = grow_outputs(tiny_saliency_model(), num_masks=3)
     predictor = hf_iis.SignedClickPredictor(model, hf_iis.SignedClickImageProcessor(size=64))
     predictor.set_image(_image())
     settings = dict(triangulation=3, triangulation_mode="conditioned", triangulation_blend=0.0)
