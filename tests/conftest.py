@@ -58,6 +58,20 @@ def tiny_saliency_model(**overrides):
     return SignedClickModel(config).eval()
 
 
+def perturbed_copy(folder: Path, out: Path) -> Path:
+    """The checkpoint in `folder` saved to `out` with one decoder weight tensor shifted by 1: another model's weights
+    (another sha256) in the same architecture, for the refusals of a cache or pseudo-labels of another teacher."""
+    from hf_iis.models.signed_click.image_processing_signed_click import SignedClickImageProcessor
+    from hf_iis.models.signed_click.modeling_signed_click import SignedClickModel
+
+    model = SignedClickModel.from_pretrained(folder)
+    with torch.no_grad():
+        next(model.decoder.parameters()).add_(1.0)
+    model.save_pretrained(out)
+    SignedClickImageProcessor(size=64).save_pretrained(out)
+    return out
+
+
 def require_data(*parts: str) -> Path:
     path = DATA_ROOT.joinpath(*parts)
     if not path.exists():

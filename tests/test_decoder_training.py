@@ -19,7 +19,7 @@ from hf_iis.training.embedding_cache import (
     load_shards,
 )
 from hf_iis.training.toy import write_corpus
-from tests.conftest import load_script, tiny_saliency_model
+from tests.conftest import load_script, perturbed_copy, tiny_saliency_model
 
 
 def _synthetic_rows(n: int = 4) -> list[dict]:
@@ -128,12 +128,7 @@ def test_resume_with_other_settings_or_another_models_cache_is_refused(setup, ca
     err = _error_lines(capsys)
     assert len(err) == 1 and "other settings" in err[0] and "lr" in err[0]
     # a teacher whose weights differ from the cache's: refused before any step
-    other = tmp_path / "other_teacher"
-    model = SignedClickModel.from_pretrained(setup["teacher"])
-    with torch.no_grad():
-        next(model.decoder.parameters()).add_(1.0)
-    model.save_pretrained(other)
-    SignedClickImageProcessor(size=64).save_pretrained(other)
+    other = perturbed_copy(setup["teacher"], tmp_path / "other_teacher")
     capsys.readouterr()
     assert _train(setup, tmp_path / "fresh", "--set", f"teacher={other}") == 2
     err = _error_lines(capsys)

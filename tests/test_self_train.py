@@ -12,8 +12,8 @@ import torch
 from PIL import Image
 from safetensors.torch import load_file
 
-from hf_iis import SignedClickImageProcessor, SignedClickModel
-from tests.conftest import load_script, tiny_saliency_model
+from hf_iis import SignedClickImageProcessor
+from tests.conftest import load_script, perturbed_copy, tiny_saliency_model
 
 FAST = ["--min-score", "0", "--max-area", "1", "--clicks-per-photo", "3", "--views", "1", "--steps", "3",
         "--batch-size", "2", "--threads", "1", "--no-progress"]
@@ -147,12 +147,7 @@ def test_other_settings_are_refused_naming_both(run, capsys):
 
 
 def test_pseudo_labels_of_another_teacher_are_refused_naming_both(run, capsys, tmp_path):
-    other = tmp_path / "other"
-    model = SignedClickModel.from_pretrained(run["teacher"])
-    with torch.no_grad():
-        next(model.decoder.parameters()).add_(1.0)
-    model.save_pretrained(other)
-    SignedClickImageProcessor(size=64).save_pretrained(other)
+    other = perturbed_copy(run["teacher"], tmp_path / "other")
     argv = [str(other) if a == str(run["teacher"]) else a for a in run["argv"]]
     capsys.readouterr()
     assert run["script"].main(argv) == 2
