@@ -71,6 +71,16 @@ def _modes(text: str, flag: str) -> list[str]:
     return list(dict.fromkeys(words))
 
 
+# hf_iis.inference.multimask_prediction.MAP_CHOICES, spelled here so that parsing loads no torch
+MAP_CHOICES = ("first_click", "click_set")
+
+
+def _map_choice(text: str) -> str:
+    if text not in MAP_CHOICES:
+        raise ValueError(f"--map-choice {text!r}: give one of {', '.join(MAP_CHOICES)}")
+    return text
+
+
 def _combo(text: str) -> tuple[int, int, str]:
     """'4x16' or '4x16:foreground' -> (tta, triangulation, sampling)."""
     counts, _, sampling = text.partition(":")
@@ -102,6 +112,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                         "triangulation count > 0 (default: %(default)s)")
     p.add_argument("--zoom-in", default="off", help="zoom-in crop views for the model rows, comma list of off, on, "
                    "auto (a row each; default: off)")
+    p.add_argument("--map-choice", default="first_click",
+                   help="a multi-map model's map for corrective clicks: first_click (default: the map the first "
+                        "click's predicted IoU ranks best, kept) or click_set (each click set's best-predicted map); "
+                        "named in the row labels (', maps=click_set') and in results.json")
     p.add_argument("--upsample", default="bilinear",
                    help="how model maps reach the photo's size, comma list of bilinear,guided (one model row each; "
                         "default: %(default)s)")
@@ -157,6 +171,7 @@ def config_from_args(args: argparse.Namespace, command: str) -> EvalConfig:
         triangulation_modes=_modes(args.triangulation_modes, "--triangulation-modes"),
         zoom_in=_zoom_settings(args.zoom_in),
         upsample=_csv(args.upsample),
+        map_choice=_map_choice(args.map_choice),
         peers=[] if args.peers.lower() == "none" else _csv(args.peers),
         limit=args.limit,
         noc_limit=args.noc_limit,

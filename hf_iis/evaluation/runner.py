@@ -57,6 +57,7 @@ class EvalConfig:
     triangulation_modes: list[str] = field(default_factory=lambda: ["independent"])
     upsample: list[str] = field(default_factory=lambda: ["bilinear"])  # inference/upsampling.py's modes
     zoom_in: list[bool | str] = field(default_factory=lambda: [False])  # inference/zoom.py: a row per setting
+    map_choice: str = "first_click"  # inference/multimask_prediction.py: a multi-map model's map rule, every row
     peers: list[str] = field(default_factory=lambda: ["grabcut", "random_walker"])
     limit: int | None = None
     noc_limit: int | None = None
@@ -105,7 +106,7 @@ def _model_methods(cfg: EvalConfig) -> tuple[list[_Method], dict[str, Any], list
             for sampling, mode in itertools.product(cfg.sampling if tri else cfg.sampling[:1],
                                                     cfg.triangulation_modes if tri else ["independent"]):
                 seg = ModelSegmenter(predictor, tta, tri, sampling, upsample=upsample, zoom_in=zoom,
-                                     triangulation_mode=mode)
+                                     triangulation_mode=mode, map_choice=cfg.map_choice)
                 seg.name = f"{Path(path).name} [{seg.settings_label}]"
                 if mode != "independent" and not conditioned_ok:
                     skipped.append({"model_path": str(path), "method": seg.name,
@@ -113,7 +114,8 @@ def _model_methods(cfg: EvalConfig) -> tuple[list[_Method], dict[str, Any], list
                                               "student's triangulation is the exact feature-space one)"})
                     continue
                 settings = {"tta": tta, "triangulation": tri, "sampling": sampling if tri else None,
-                            "upsample": upsample, "zoom_in": zoom, "triangulation_mode": mode if tri else None}
+                            "upsample": upsample, "zoom_in": zoom, "triangulation_mode": mode if tri else None,
+                            "map_choice": cfg.map_choice}
                 methods.append(_Method(seg, "model", str(path), seg.settings_label, settings))
     return methods, predictors, skipped
 
@@ -269,6 +271,9 @@ def check_config(cfg: EvalConfig) -> None:
         raise ValueError("no upsampling mode to run; give --upsample, e.g. bilinear,guided")
     for mode in cfg.upsample:
         check_upsample(mode)
+    from hf_iis.inference.multimask_prediction import check_map_choice
+
+    check_map_choice(cfg.map_choice)
     from hf_iis.scaling.zoom_geometry import check_zoom_in
 
     if not cfg.zoom_in:
@@ -352,11 +357,12 @@ def _run_scaling(cfg: EvalConfig, predictors: dict[str, Any], dataset: str, inst
                     "reason": f"its predictor cannot run triangulation_mode={g.mode!r}"}
             if g not in runnable and note not in results["skipped"]:  # once, not once per benchmark
                 results["skipped"].append(note)
-        for row in run_scaling(predictor, subset, runnable, range(cfg.seeds), cfg.progress):
+        for row in run_scaling(predictor, subset, runnable, range(cfg.seeds), cfg.progress, cfg.map_choice):
             results["scaling"].append(replace(row, model=Path(path).name, model_path=path, dataset=dataset,
                                               num_instances=len(subset)).to_dict())
         for name, (summary, _runs) in run_multiclick_comparison(predictor, subset, cfg.max_clicks,
-                                                                progress=cfg.progress).items():
+                                                                progress=cfg.progress,
+                                                                map_choice=cfg.map_choice).items():
             results["multiclick"].append({"model_path": path, "dataset": dataset, "method": name,
                                           **summary.to_dict()})
             curves[f"{Path(path).name}: {name}"] = summary.miou_curve
@@ -374,7 +380,7 @@ def _run_proposals(cfg: EvalConfig, predictors: dict[str, Any], results: dict[st
                                  min_masks=cfg.proposal_min_masks)
     ar_curves = {}
     for path, predictor in predictors.items():
-        seg = ModelSegmenter(predictor, name=Path(path).name)
+        seg = ModelSegmenter(predictor, name=Path(path).name, map_choice=cfg.map_choice)
         summary = summarize_proposals(run_proposals(seg, samples, progress=cfg.progress))
         held_out = cfg.proposal_layout == "corpus"
         results["proposals"].append({

@@ -70,12 +70,14 @@ def run_scaling(
     settings: Sequence[ScalingSetting],
     seeds: Sequence[int] = (0, 1, 2),
     progress: bool = True,
+    map_choice: str = "first_click",
 ) -> list[ScalingRow]:
     """One row per setting: mIoU@1 center / random (percent), decode s/call, encode s/image (``model``,
-    ``dataset`` and ``num_instances`` are left for the caller to fill in)."""
+    ``dataset`` and ``num_instances`` are left for the caller to fill in); ``map_choice`` as ``ModelSegmenter``'s."""
     rows = []
     for st in settings:
-        seg = ModelSegmenter(predictor, st.tta, st.triangulation, st.sampling, triangulation_mode=st.mode)
+        seg = ModelSegmenter(predictor, st.tta, st.triangulation, st.sampling, triangulation_mode=st.mode,
+                             map_choice=map_choice)
         center, rand_runs = run_instances(seg, instances, 1, seeds, progress=progress, desc=f"scaling {st.label}")
         rand = summarize_random(rand_runs)
         rows.append(ScalingRow(
@@ -100,13 +102,16 @@ def run_multiclick_comparison(
     max_clicks: int = 20,
     tta: int = 1,
     progress: bool = True,
+    map_choice: str = "first_click",
 ) -> dict[str, tuple[ClickMetrics, list[ClickRun]]]:
     """The model's own multi-click mode vs the average of its single-click maps, on the standard clicks.
 
     Returns ``{name: (NoC / NoF / mIoU@k of :func:`summarize_curves` and seconds per click, runs)}``.
     """
     out = {}
-    for seg in (ModelSegmenter(predictor, tta=tta, name=f"model multi-click [tta={tta}]"),
+    label = "" if map_choice == "first_click" else f", maps={map_choice}"
+    for seg in (ModelSegmenter(predictor, tta=tta, name=f"model multi-click [tta={tta}{label}]",
+                               map_choice=map_choice),
                 AveragedClicksSegmenter(predictor, tta=tta, name=f"average of single clicks [tta={tta}]")):
         runs = run_noc(seg, instances, max_clicks, progress=progress)
         summary = ClickMetrics.from_dict(summarize_curves([r.ious for r in runs], max_clicks))

@@ -92,6 +92,9 @@ class ModelSegmenter:
         zoom_in: False, True or ``"auto"``: refine clicks on a crop of the photo (`hf_iis.inference.zoom`).
         triangulation_mode: ``"independent"`` (the seed's form) or ``"conditioned"`` (the click set plus each
             auxiliary pixel, `hf_iis.scaling.conditioned_triangulation`); only matters when ``triangulation > 0``.
+        map_choice: ``"first_click"`` (the predictor's default: corrective clicks keep the map the first click
+            chose) or ``"click_set"`` (each click set's best-predicted map), `hf_iis.inference.multimask_prediction`;
+            only matters for a multi-map model.
     """
 
     def __init__(
@@ -105,8 +108,12 @@ class ModelSegmenter:
         upsample: str = "bilinear",
         zoom_in: bool | str = False,
         triangulation_mode: str = "independent",
+        map_choice: str = "first_click",
     ) -> None:
         self.predictor = predictor
+        self.map_choice = map_choice
+        # as zoom_in: a predictor that knows the keyword always gets it, stand-ins only when it is not the default
+        self._takes_map_choice = _accepts(getattr(predictor, "predict", None), "map_choice")
         self.triangulation_mode = triangulation_mode
         # predictors without the keyword (stand-ins, older peers' adapters) get it only when the mode is not the seed's
         self._takes_mode = _accepts(getattr(predictor, "predict", None), "triangulation_mode")
@@ -130,7 +137,8 @@ class ModelSegmenter:
             label += f", tri={self.triangulation} {self.sampling}" + self.mode_label
         if self.zoom_in is not False:
             label += f", zoom={'on' if self.zoom_in is True else self.zoom_in}"
-        return label + ("" if self.upsample == "bilinear" else f", upsample={self.upsample}")
+        label += "" if self.upsample == "bilinear" else f", upsample={self.upsample}"
+        return label + ("" if self.map_choice == "first_click" else f", maps={self.map_choice}")
 
     @property
     def mode_label(self) -> str:
@@ -167,6 +175,7 @@ class ModelSegmenter:
                if self.triangulation_mode != "independent" or self._takes_mode else {}),
             **({"upsample": self.upsample} if self.upsample != "bilinear" or self._takes_upsample else {}),
             **({"zoom_in": self.zoom_in} if self.zoom_in is not False or self._takes_zoom else {}),
+            **({"map_choice": self.map_choice} if self.map_choice != "first_click" or self._takes_map_choice else {}),
         )
         return np.asarray(res.probabilities, dtype=np.float32)
 

@@ -8,8 +8,11 @@
     out["score"]          # float: mean probability inside the mask (probability >= threshold)
     out["encoded_views"]  # int: views whose image embedding this call computed (0: all from the cache)
     out["iou_score"]      # float: a multi-map model's predicted IoU of the answer (absent for one-map models)
+    out["map_index"]      # int: which of the model's maps answered (0 for one-map models)
     seg(image, clicks=..., multimask_output=True)   # a multi-map model's S answers, best first, besides the best:
-    out["masks"], out["mask_probabilities"], out["iou_scores"], out["scores"]     # lists, best first
+    out["masks"], out["mask_probabilities"], out["iou_scores"], out["scores"], out["map_indices"]   # lists
+    seg(image, clicks=..., map_choice="click_set")  # or "first_click" (default): which map answers corrective
+    seg(image, clicks=..., map_index=2)             # clicks (multimask_prediction.py); map_index forces one
     seg(image, clicks=[(x1, y1, 1), (x2, y2, -1)], prev_mask=out["probabilities"])
     seg(image, clicks=..., zoom_in="auto")   # False | True | "auto": refine on a crop of the photo (zoom.py);
     out["zoom_box"]                          # (x0, y0, x1, y1) of that crop, when the call zoomed
@@ -72,6 +75,7 @@ from ..utils.image_io import (
     validate_prev_mask,
 )
 from .devices import check_device, check_dtype
+from .multimask_prediction import check_map_choice, check_map_index, num_mask_outputs
 from .pipeline_inputs import is_batch, split_batch, with_entries
 from .predictors import predictor_for
 from .upsampling import check_upsample
@@ -91,6 +95,8 @@ _FORWARD_KEYS = (
     "zoom_in",
     "zoom_margin",
     "zoom_min_size",
+    "map_choice",
+    "map_index",
 )
 
 
@@ -110,6 +116,8 @@ def check_scaling_options(options: dict) -> None:
     if "upsample" in options:
         check_upsample(options["upsample"])
     check_zoom_options(**{key: options[key] for key in ("zoom_in", "zoom_margin", "zoom_min_size") if key in options})
+    if "map_choice" in options:
+        check_map_choice(options["map_choice"])
     for flag in ("return_uncertainty", "multimask_output"):
         if flag in options:
             check_flag(options[flag], flag)
@@ -175,6 +183,8 @@ class InteractiveSegmentationPipeline(Pipeline):
         preprocess = {key: value for key, value in given.items() if value is not None}
         forward = {key: value for key, value in kwargs.items() if value is not None}
         check_scaling_options(forward)
+        if "map_index" in forward:  # against this model's maps (0 only for one-map models and the student)
+            check_map_index(forward["map_index"], num_mask_outputs(self.model))
         if points_per_batch is not None:
             forward["points_per_batch"] = check_points_per_batch(points_per_batch)  # an argument of this call only
         if threshold is not None:  # the predictor computes the mask's score once, at this threshold
@@ -232,6 +242,8 @@ class InteractiveSegmentationPipeline(Pipeline):
             out["mask_probabilities"] = [a.probabilities for a in prediction.alternatives]
             out["iou_scores"] = [a.predicted_iou for a in prediction.alternatives]
             out["scores"] = [a.score for a in prediction.alternatives]
+            out["map_indices"] = [a.map_index for a in prediction.alternatives]
+        out["map_index"] = prediction.map_index  # the map that answered: map_index= keeps the next clicks on it
         out["views"] = prediction.views
         out["seconds"] = prediction.seconds
         out["encoded_views"] = prediction.encoded_views

@@ -34,9 +34,12 @@ class Prediction:
             image resized into the top-left `reshaped_size`, padding elsewhere), before the resize to the original
             resolution: `predict(..., prev_logits=input_logits)` feeds it back without that round trip.
         threshold: the probability threshold of `mask()` and `score`.
-        predicted_iou: a multi-map model's predicted IoU of this answer (its IoU head); None for one-map models.
-        alternatives: with `multimask_output=True` on a multi-map model, every map's answer, best first (this one
-            first); empty otherwise.
+        predicted_iou: a multi-map model's predicted IoU of this answer for the whole click set (its IoU head);
+            None for one-map models.
+        map_index: which of the model's maps gave this answer (0-based; 0 for one-map models and the student):
+            `predict(..., map_index=...)` keeps the next clicks on it.
+        alternatives: with `multimask_output=True` on a multi-map model, every map's answer, in the order of the
+            map choice's ranking (this one first); empty otherwise.
         zoom_box: (x0, y0, x1, y1), the crop of the photo a `zoom_in` call refined inside (`zoom.py`); None when
             the call did not zoom.
     """
@@ -51,6 +54,7 @@ class Prediction:
     input_logits: np.ndarray | None = None
     threshold: float = 0.5
     predicted_iou: float | None = None
+    map_index: int = 0
     alternatives: list[Prediction] = field(default_factory=list)
     zoom_box: tuple[int, int, int, int] | None = None
 

@@ -48,7 +48,17 @@ from ..utils.image_io import (
     validate_prev_logits,
     validate_prev_mask,
 )
-from .multimask_prediction import IDENTITY, num_mask_outputs, predicted_ious, run_by_chosen_map
+from .multimask_prediction import (
+    DEFAULT_MAP_CHOICE,
+    IDENTITY,
+    check_map_choice,
+    check_map_index,
+    first_click_cache,
+    map_order,
+    num_mask_outputs,
+    ranking_ious,
+    run_by_chosen_map,
+)
 from .prediction import Prediction, has_positive_click, mask_score
 from .predictor_views import (
     InputFramePrediction,
@@ -100,6 +110,9 @@ class SignedClickPredictor(CachedImageViews):
                              "SignedClickStudentPredictor")
         return cls(model, processor, **kwargs)
 
+    def _reset_image_state(self) -> None:
+        first_click_cache(self).clear()  # the first clicks' predicted IoUs belong to the previous image
+
     # ---------------------------------------------------------------- tensors in the model-input frame
     @torch.inference_mode()
     def predict_torch(
@@ -119,6 +132,7 @@ class SignedClickPredictor(CachedImageViews):
         points_per_batch: int | None = None,
         map_index: int | None = None,
         triangulation_mode: str = "independent",
+        map_choice: str = DEFAULT_MAP_CHOICE,
     ) -> InputFramePrediction:
         """Estimates for B click sets on the current image, all in the canonical model-input frame (S x S).
 
@@ -130,10 +144,11 @@ class SignedClickPredictor(CachedImageViews):
             tta, triangulation, ...: as in `predict`. Each set's triangulation sampler starts from `seed`, so a
                 set's result does not depend on the other sets in the batch.
             points_per_batch: click sets per decoder call (default: the predictor's); results do not depend on it.
-            map_index: which of a multi-map model's maps to run (None: for each set, the map with the highest
-                predicted IoU; `multimask_prediction.py`).
+            map_index: which of a multi-map model's maps to run (None: each set's map by `map_choice`,
+                "first_click" or "click_set", as in `predict`; `multimask_prediction.py`).
         """
         self._require_image()
+        map_choice, map_index = check_map_choice(map_choice), check_map_index(map_index, num_mask_outputs(self.model))
         batch_size = check_points_per_batch(self.points_per_batch if points_per_batch is None else points_per_batch)
         seed, return_uncertainty = check_seed(seed), check_flag(return_uncertainty, "return_uncertainty")
         triangulation_sampling = check_sampling(triangulation_sampling)
@@ -161,9 +176,7 @@ class SignedClickPredictor(CachedImageViews):
         try:
             with self.precision():
                 if map_index is None and num_mask_outputs(self.model) > 1:
-                    ious = predicted_ious(self.model, self.view_embeddings([IDENTITY])[IDENTITY.name], points,
-                                          labels, prev)
-                    return run_by_chosen_map(ious.argmax(1), run)
+                    return run_by_chosen_map(ranking_ious(self, points, labels, prev, map_choice).argmax(1), run)
                 return run(None, map_index)
         finally:
             if bar is not None:
@@ -194,6 +207,8 @@ class SignedClickPredictor(CachedImageViews):
         zoom_in: bool | str = "auto",
         zoom_margin: float = DEFAULT_MARGIN,
         zoom_min_size: int | None = None,
+        map_choice: str = DEFAULT_MAP_CHOICE,
+        map_index: int | None = None,
     ) -> Prediction:
         """Probability map for one set of signed clicks [(x, y, sign), ...] in original pixels.
 
@@ -211,9 +226,13 @@ class SignedClickPredictor(CachedImageViews):
                 "conditioned" (the click set plus y; `scaling/conditioned_triangulation.py`); 2K decodes either way.
             combine: "probability" (mean of probabilities) or "logit" (mean of logits) across views.
             threshold: of the mask and the score. points_per_batch: click sets per decoder call (memory only).
-            multimask_output: with a multi-map model, run every map through the same scaling and return the best
-                (highest predicted IoU) with all of them, best first, in `alternatives` (each with its
-                `predicted_iou`); False: the best-predicted map only. A one-map model has one answer either way.
+            map_choice: which map of a multi-map model answers: "first_click" (default, as SAM: the map the IoU
+                head ranks best for the set's first click alone, so corrective clicks stay on it) or "click_set"
+                (the best-predicted map for the whole current set, chosen anew at each click);
+                `multimask_prediction.py`. `map_index`: force map k (0-based; None: by `map_choice`).
+            multimask_output: with a multi-map model, run every map through the same scaling and return them all in
+                `alternatives`, in the order of `map_choice`'s ranking (a forced `map_index` first), each with its
+                `predicted_iou` for the whole set; False: the chosen map only. A one-map model has one answer.
             upsample: "guided" (default: snapped to the photo's edges, chosen on the validation split,
                 docs/results_zoom.md) or "bilinear": how the map reaches the photo's size (`upsampling.py`).
             zoom_in: "auto" (default: from the second click on, and a small object's first click; chosen on the
@@ -235,6 +254,7 @@ class SignedClickPredictor(CachedImageViews):
         threshold = check_threshold(threshold)
         multimask_output, upsample = check_flag(multimask_output, "multimask_output"), check_upsample(upsample)
         triangulation_mode = check_triangulation_mode(triangulation_mode)  # before a multi-map model's IoU read
+        map_choice, map_index = check_map_choice(map_choice), check_map_index(map_index, num_mask_outputs(self.model))
         points = self.processor.points_to_input(
             torch.tensor([[c[0], c[1]] for c in clicks], device=self.device), self.original_size, self.reshaped_size
         )
@@ -254,19 +274,19 @@ class SignedClickPredictor(CachedImageViews):
         # a multi-map model: the IoU head on the plain view chooses (multimask_prediction.py)
         encodes_plain_view = IDENTITY.name not in self._embeddings
         with self.precision():
-            ious = predicted_ious(self.model, self.view_embeddings([IDENTITY])[IDENTITY.name], points[None],
-                                  labels[None].long(), previous_probabilities(logits, prev, 1, self._valid))[0]
-        order = torch.argsort(ious, descending=True).tolist()
+            order, ious = map_order(self, points[None], labels[None].long(),
+                                    previous_probabilities(logits, prev, 1, self._valid), map_choice, map_index,
+                                    multimask_output)
         answers = []
-        for k in order if multimask_output else order[:1]:
+        for k in order:
             out = self.predict_torch(points[None], labels[None], logits, prev_masks=prev, map_index=k, **settings)
-            answers.append(self._prediction(out, clicks, threshold, start, float(ious[k]), upsample))
+            answers.append(self._prediction(out, clicks, threshold, start, float(ious[k]), upsample, k))
         answers[0].encoded_views += int(encodes_plain_view)  # the IoU head's read encoded it before predict_torch
         answers[0].alternatives = answers if multimask_output else []
         return answers[0]
 
     def _prediction(self, out: InputFramePrediction, clicks, threshold: float, start: float,
-                    predicted_iou: float | None = None, upsample: str = "bilinear") -> Prediction:
+                    predicted_iou: float | None = None, upsample: str = "bilinear", map_index: int = 0) -> Prediction:
         """`predict`'s result at the original resolution from one click set's model-frame estimate."""
         probabilities = self._to_original(out.probabilities, upsample).clamp(0, 1)[0].cpu().numpy()
         uncertainty = None
@@ -274,7 +294,7 @@ class SignedClickPredictor(CachedImageViews):
             uncertainty = self._to_original(out.uncertainty).clamp_min(0)[0].cpu().numpy()
         prediction = Prediction(probabilities, uncertainty, views=out.views, has_positive_click=has_positive_click(
             clicks), encoded_views=out.encoded_views, input_logits=out.logits[0].cpu().numpy(), threshold=threshold,
-            predicted_iou=predicted_iou)
+            predicted_iou=predicted_iou, map_index=map_index)
         prediction.score = mask_score(probabilities, prediction.mask())
         prediction.seconds = time.perf_counter() - start
         return prediction

@@ -49,6 +49,7 @@ from ..utils.image_io import (
     validate_prev_mask,
 )
 from .click_rules import student_click_logits
+from .multimask_prediction import DEFAULT_MAP_CHOICE, check_map_choice, check_map_index
 from .prediction import Prediction, has_positive_click, mask_score
 from .upsampling import check_upsample, upsample_to_original
 from .view_cache import CachedImageViews
@@ -134,12 +135,14 @@ class SignedClickStudentPredictor(CachedImageViews):
                 prev_logits=None, threshold: float = 0.5, points_per_batch: int | None = None,
                 input_points=None, input_labels=None, multimask_output: bool = False,
                 triangulation_mode: str = "independent", upsample: str = "bilinear", zoom_in: bool | str = False,
-                zoom_margin: float = DEFAULT_MARGIN, zoom_min_size: int | None = None) -> Prediction:
+                zoom_margin: float = DEFAULT_MARGIN, zoom_min_size: int | None = None,
+                map_choice: str = DEFAULT_MAP_CHOICE, map_index: int | None = None) -> Prediction:
         """Probability map for one set of signed clicks [(x, y, sign), ...] in original pixels (see the module
         docstring; the arguments are the teacher predictor's: `prev_mask` / `prev_logits` are checked and not used,
         `points_per_batch` has nothing to split for one click set, `seed` is checked and not needed,
         `multimask_output` is checked and gives the one answer the student has; `triangulation_mode` is checked and
-        only "independent" runs, the form the exact feature-space estimator computes)."""
+        only "independent" runs, the form the exact feature-space estimator computes; `map_choice` is checked and
+        `map_index` may be 0 or None: the student has one map)."""
         arguments = dict(locals())  # zoom_in (zoom.py): the full-image call repeated, then a crop of the photo
         zoom = check_zoom_options(zoom_in, zoom_margin, zoom_min_size)
         if zoom.mode is not False:
@@ -154,6 +157,8 @@ class SignedClickStudentPredictor(CachedImageViews):
         clicks = validate_clicks(clicks_from_prompts(clicks, input_points, input_labels), width, height)
         check_seed(seed)  # the exact estimator draws nothing (module docstring)
         multimask_output = check_flag(multimask_output, "multimask_output")  # one map: its one answer
+        check_map_choice(map_choice)  # one signature with the teacher's predict: the student has one map
+        check_map_index(map_index, 1)
         upsample = check_upsample(upsample)  # upsampling.py, as the teacher's
         return_uncertainty = check_flag(return_uncertainty, "return_uncertainty")
         triangulation_sampling = check_sampling(triangulation_sampling)

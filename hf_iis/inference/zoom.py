@@ -8,8 +8,10 @@ Steps of one call with zoom on either predictor (teacher or student; they share 
    least `zoom_min_size` (None: the model's input size), inside the photo;
 3. when zoom applies (`zoom_applies`), the crop of the *original* photo goes through a second predictor of the same
    class on the same model, which caches its encodings as the predictor caches the photo's; the clicks (and the
-   previous mask) are mapped into the crop and the same settings (TTA views, triangulation, multi-map choice) run
-   there, so zoom composes with flips and triangulation;
+   previous mask) are mapped into the crop and the same settings (TTA views, triangulation) run there, so zoom
+   composes with flips and triangulation; a multi-map model's crop runs the map the full-image estimate chose (its
+   `map_index`, passed explicitly: the crop does not choose again in its own frame), and with `multimask_output`
+   the crop's answers follow the full image's order;
 4. the crop's probabilities replace the full-image estimate inside the box (`paste`), the full-image estimate stays
    outside.
 
@@ -131,7 +133,7 @@ def _pasted(predictor, full: Prediction, part: Prediction, box: CropBox, start: 
     out = Prediction(probabilities, uncertainty, views=full.views + [f"zoom:{v}" for v in part.views],
                      has_positive_click=full.has_positive_click,
                      encoded_views=full.encoded_views + part.encoded_views, input_logits=input_logits,
-                     threshold=full.threshold, predicted_iou=part.predicted_iou,
+                     threshold=full.threshold, predicted_iou=part.predicted_iou, map_index=part.map_index,
                      zoom_box=(box.x0, box.y0, box.x1, box.y1))
     out.score = mask_score(probabilities, out.mask())
     out.seconds = time.perf_counter() - start
@@ -164,9 +166,13 @@ def predict_zoomed(predictor, options: ZoomOptions, arguments: dict) -> Predicti
     prev = _previous(predictor, arguments.get("prev_mask"), arguments.get("prev_logits"), width, height)
     inner = {key: value for key, value in arguments.items()
              if key not in ("clicks", "prev_mask", "prev_logits", "input_points", "input_labels")}
+    inner["map_index"] = full.map_index  # the full image's map, not one chosen again in the crop's frame
     part = crop.predict(crop_clicks(clicks, box, width, height), None if prev is None else box.crop(prev), **inner,
                         zoom_in=False)
     result = _pasted(predictor, full, part, box, start)
-    if part.alternatives:  # multimask_output=True: each of the crop's answers, pasted the same way
-        result.alternatives = [result] + [_pasted(predictor, full, a, box, start) for a in part.alternatives[1:]]
+    if part.alternatives:  # multimask_output=True: each of the crop's answers, pasted the same way, in full's order
+        by_map = {a.map_index: a for a in part.alternatives}
+        rest = [by_map.pop(a.map_index) for a in full.alternatives[1:] if a.map_index in by_map]
+        rest += [a for a in part.alternatives[1:] if a.map_index in by_map]  # any the full estimate lacked
+        result.alternatives = [result] + [_pasted(predictor, full, a, box, start) for a in rest]
     return result

@@ -5,7 +5,8 @@ embedding cache holds one image).
 Each UI handler returns (session, canvas, probability map, uncertainty map, full-size mask, answers, status,
 details JSON); the two map checkboxes update their own map only (`toggle_probability`, `toggle_uncertainty`). The model
 is asked for every answer (`multimask_output=True`): a multi-map model's answers are offered in the `answers` radio,
-best first, and `choose` makes the picked one the shown mask, the full-size mask and the next click's `prev_mask`.
+best first, and `choose` makes the picked one the shown mask, the full-size mask and the next click's `prev_mask`;
+the picked answer's map (`Session.map_index`) is passed as `map_index` with the image's next clicks, so they stay on it.
 """
 
 from __future__ import annotations
@@ -64,12 +65,15 @@ class Handlers:
 
     # ---- model call
     def predict(self, image: np.ndarray, clicks, prev: np.ndarray | None, tta: int, triangulation: int,
-                answers: bool = True, zoom: str = DEFAULT_ZOOM) -> Step:
+                answers: bool = True, zoom: str = DEFAULT_ZOOM, map_index: int | None = None) -> Step:
         """One prediction; `answers`: every answer of a multi-map model (each runs the whole scaling path), False:
-        the best-predicted one alone; `zoom`: a word of `ZOOM_CHOICES` (zoom-in crop views, `inference/zoom.py`)."""
+        the best-predicted one alone; `zoom`: a word of `ZOOM_CHOICES` (zoom-in crop views, `inference/zoom.py`);
+        `map_index`: the model map to keep (None: the model's own choice)."""
         if zoom not in ZOOM_CHOICES:
             raise ValueError(f"zoom must be one of {list(ZOOM_CHOICES)}, got {zoom!r}")
         extra = {} if zoom == DEFAULT_ZOOM else {"zoom_in": ZOOM_CHOICES[zoom]}  # stand-ins need not know it
+        if map_index is not None:  # only once a visitor picked another answer of a segmenter that names its maps
+            extra["map_index"] = int(map_index)
         with self.lock:
             start = time.perf_counter()
             out = self.segmenter(image, clicks=[tuple(c) for c in clicks], tta=int(tta),
@@ -159,7 +163,8 @@ class Handlers:
 
     def choose(self, session: Session, answer: str | int | None, show_prob: bool, show_unc: bool) -> tuple:
         """The answers radio: answer `answer` of the last click becomes the shown mask, the full-size mask and the
-        next click's `prev_mask`. `answer` is the radio's value, "<step key>:<index>", or an index (0 = the best).
+        next click's `prev_mask`, and its map the one the next clicks keep (`Session.with_choice`). `answer` is the
+        radio's value, "<step key>:<index>", or an index (0 = the best).
 
         The radio's value names the step it was picked on: a pick made while a click was still queued arrives after
         that click's prediction, and must not pick among the new click's answers."""
@@ -193,7 +198,8 @@ class Handlers:
     def _run(self, session: Session, clicks, prev, steps, tta, triangulation, show_prob, show_unc,
              zoom: str = DEFAULT_ZOOM) -> tuple:
         try:
-            step = self.predict(session.image, clicks, prev, tta, triangulation, zoom=zoom)
+            step = self.predict(session.image, clicks, prev, tta, triangulation, zoom=zoom,
+                                map_index=session.map_index)
         except ValueError as error:
             return self.fail(session, str(error), show_prob, show_unc)
         except Exception as error:  # never a stack trace in the page; the log has it

@@ -44,6 +44,7 @@ class Step:
     full-size mask and the next click's `prev_mask` all follow the choice. `uncertainty` is the spread of answer
     1's estimates (the pipeline reports no other): `uncertainty_map()` gives it only while answer 1 is chosen.
     `key` is this prediction's own number (kept by `choose`), so that a pick can say which step it was made on.
+    `map_indices` says which of the model's maps gave each answer (empty when the segmenter does not say).
     """
 
     probabilities: np.ndarray
@@ -61,6 +62,7 @@ class Step:
     chosen: int = 0
     key: int = field(default_factory=lambda: next(_STEP_KEYS))
     zoom_box: tuple[int, int, int, int] | None = None  # the crop a zoom-in call refined inside (model-image pixels)
+    map_indices: tuple[int, ...] = ()
 
     @classmethod
     def from_output(cls, out: dict, clicks, tta: int, triangulation: int, seconds: float) -> Step:
@@ -74,6 +76,9 @@ class Step:
         ious += [None] * (len(answers) - len(ious))
         scores = _listed(out, "scores", out.get("score", 0.0))[: len(answers)]
         scores += [0.0] * (len(answers) - len(scores))
+        maps = out.get("map_indices")
+        if maps is None or len(maps) != len(answers):
+            maps = [out["map_index"]] if "map_index" in out and len(answers) == 1 else []
         return cls(
             probabilities=answers[0],
             uncertainty=None if uncertainty is None else _half(uncertainty),
@@ -88,6 +93,7 @@ class Step:
             predicted_ious=tuple(None if v is None else float(v) for v in ious),
             answer_scores=tuple(float(v) for v in scores),
             zoom_box=None if out.get("zoom_box") is None else tuple(int(v) for v in out["zoom_box"]),
+            map_indices=tuple(int(v) for v in maps),
         )
 
     def choose(self, index: int) -> Step:
@@ -123,6 +129,8 @@ class Session:
 
     `upload` is the file of the last upload, read or refused (Gradio's repeat of it is not read again); `encoder_runs`
     counts the image embeddings computed for this visitor's clicks, None when the segmenter does not report them.
+    `map_index` is the model map of the answer the visitor picked (`with_choice`), which the next clicks of this image
+    keep (`map_index=` to the segmenter); None until a visitor picks an answer other than the first, and after a reset.
     """
 
     image: np.ndarray | None = None
@@ -132,6 +140,7 @@ class Session:
     steps: tuple[Step, ...] = ()
     upload: str | None = None
     encoder_runs: int | None = None
+    map_index: int | None = None
 
     @property
     def last(self) -> Step | None:
@@ -149,10 +158,16 @@ class Session:
         """The session with answer `index` chosen for the last click (`Step.choose`)."""
         if self.last is None:
             raise ValueError("click on the object first: there is no answer to pick yet")
-        return replace(self, steps=(*self.steps[:-1], self.last.choose(index)))
+        step = self.last.choose(index)
+        map_index = self.map_index
+        # answer 1 is what the map rule gives anyway: a map is kept once a visitor has picked another answer
+        if step.map_indices and (step.chosen != 0 or map_index is not None):
+            map_index = step.map_indices[step.chosen]
+        return replace(self, steps=(*self.steps[:-1], step), map_index=map_index)
 
     def undone(self) -> Session:
-        return replace(self, clicks=self.clicks[:-1], steps=self.steps[:-1])
+        clicks = self.clicks[:-1]
+        return replace(self, clicks=clicks, steps=self.steps[:-1], map_index=self.map_index if clicks else None)
 
     def cleared(self) -> Session:
-        return replace(self, clicks=(), steps=())
+        return replace(self, clicks=(), steps=(), map_index=None)
