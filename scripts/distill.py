@@ -9,6 +9,9 @@ train on it.
         --output-dir runs/student --resume                       # continue the latest checkpoint
     accelerate launch --config_file configs/accelerate/cpu_2proc.yaml scripts/distill.py train ...
 
+    python scripts/distill.py train-rule --student hf_iis/checkpoints/student --cache data_cache/distill_v1 \
+        --out runs/student_rule --steps 300 --threads 1    # only the learned multi-click rule, the rest frozen
+
 `cache` resumes too: rerun the same command and the shards already written are skipped. The student ends in
 <output-dir>/final: `pipeline("interactive-segmentation", model="<output-dir>/final")`.
 """
@@ -69,6 +72,21 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     train.add_argument("--resume", nargs="?", const=True, default=False,
                        help="continue the latest checkpoint of the run folder (or the given checkpoint)")
     train.add_argument("--no-progress", action="store_true")
+    rule = sub.add_parser("train-rule", help="train only a student's learned multi-click rule on a cache")
+    rule.add_argument("--student", required=True, help="student checkpoint folder (its rule is added if absent)")
+    rule.add_argument("--cache", required=True, help="teacher-target cache folder with click sequences")
+    rule.add_argument("--out", required=True, help="run folder: checkpoint.pt, log.jsonl, final/")
+    rule.add_argument("--steps", type=positive_int, default=300)
+    rule.add_argument("--batch-images", type=positive_int, default=8, help="images per step (all their sequences)")
+    rule.add_argument("--lr", type=float, default=1e-3)
+    rule.add_argument("--prev-drop", type=float, default=0.5,
+                      help="probability that a sequence gets no previous map (default 0.5)")
+    rule.add_argument("--channels", type=positive_int, default=32, help="width of a fresh rule (default 32)")
+    rule.add_argument("--save-every", type=positive_int, default=50, help="checkpoint every N steps (default 50)")
+    rule.add_argument("--seed", type=int, default=0)
+    rule.add_argument("--resume", action="store_true", help="continue the run in --out (same settings)")
+    rule.add_argument("--threads", type=positive_int, default=None)
+    rule.add_argument("--no-progress", action="store_true")
     return parser.parse_args(argv)
 
 
@@ -117,10 +135,27 @@ def run_train(args: argparse.Namespace) -> int:
     return 0
 
 
+def run_train_rule(args: argparse.Namespace) -> int:
+    import torch
+
+    from hf_iis.distillation.rule_training import RuleTrainSpec, check_student_folder, train_rule
+
+    spec = RuleTrainSpec(args.steps, args.batch_images, args.lr, prev_drop=args.prev_drop, channels=args.channels,
+                         save_every=args.save_every, seed=args.seed)
+    check_student_folder(args.student)
+    check_output_dir(args.out, "--out")
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    print(json.dumps(train_rule(args.student, args.cache, args.out, spec, resume=args.resume,
+                                progress=not args.no_progress)))
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     try:
         args = parse_args(argv)
-        return run_cache(args) if args.command == "cache" else run_train(args)
+        commands = {"cache": run_cache, "train": run_train, "train-rule": run_train_rule}
+        return commands[args.command](args)
     except USAGE_ERRORS as error:
         return report(PROG, error)
 

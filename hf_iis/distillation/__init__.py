@@ -6,6 +6,7 @@
     batches.py          cache rows -> student batches, with exact D4 views of image, clicks and maps together
     loss.py             the distillation loss between student logits and teacher probabilities on the stride grid
     trainer.py          the accelerate loop: resumable checkpoints, a loadable `final/` folder
+    rule_training.py    the student's learned multi-click rule alone, on the cache, the rest of the student frozen
 
-`scripts/distill.py cache ...` and `scripts/distill.py train ...` drive it; docs/results_student.md has the commands.
+`scripts/distill.py cache | train | train-rule ...` drive it; docs/results_student.md has the commands.
 """

@@ -20,6 +20,8 @@ from __future__ import annotations
 
 import torch
 
+from ..models.student.click_rule import bounded_naive_bayes
+
 
 def newest_click_is_negative(labels: torch.Tensor) -> torch.Tensor:
     """(B,) bool: for each click set of `labels` (B, N) in {+1, −1, 0 = padding}, whether its last non-padding
@@ -49,11 +51,10 @@ def student_click_logits(model, image_embeddings, points: torch.Tensor, labels: 
     for a set with a positive click: a negative click's term only lowers, where the model's own
     `combine_clicks` (u + Σ_i (ℓ_i − u)) lets f−(x) raise every pixel it finds likelier than the prior (on the coffee
     photo, +7 % of the image on the saucer for a click in the wood). Sets without a positive click keep the model's
-    combination: their probabilities are f−, "some region avoiding these pixels", and their mask is empty."""
+    combination: their probabilities are f−, "some region avoiding these pixels", and their mask is empty.
+    A student with `click_rule="learned"` adds its learned residual to this sum (`models/student/click_rule.py`)."""
     per_click = model.click_logits(image_embeddings, points, labels)
     prior = image_embeddings.prior_logits  # (1, 1, h, w) broadcasts over the sets of one image, else (N, 1, h, w)
-    terms = per_click - prior
-    capped = torch.where((labels < 0)[..., None, None], terms.clamp_max(0), terms)
-    selects = (labels > 0).any(1)[:, None, None, None]
-    terms = torch.where(selects, capped, terms) * (labels != 0)[..., None, None].to(terms.dtype)
-    return prior + terms.sum(1, keepdim=True)
+    if getattr(model.config, "click_rule", "naive_bayes") == "learned":
+        return model.combine(per_click, labels, prior, points)
+    return bounded_naive_bayes(per_click, labels, prior)

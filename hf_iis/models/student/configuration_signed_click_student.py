@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from transformers import PretrainedConfig
 
+from .click_rule import check_click_rule
+
 STRIDES = (4, 8)
 
 # Named sizes: "tiny" is for tests (a 64 px input works); "lite0" is the default student.
@@ -44,6 +46,11 @@ class SignedClickStudentConfig(PretrainedConfig):
         anchor_at_click (`bool`, *optional*, defaults to `False`): measure the positive head from the click's own
             embedding, so that a positive click's map is σ(b+) at the click (see the modeling module). Off by
             default so that students saved before it load unchanged; the lite0 preset turns it on.
+        click_rule (`str`, *optional*, defaults to `"naive_bayes"`): how several clicks combine
+            (`click_rule.py`): `"naive_bayes"`, or `"learned"`, naive Bayes plus a small convolutional residual over
+            the click maps, the prior and the previous map (trained with `scripts/distill.py train-rule`). The
+            default keeps students saved before the learned rule loading and predicting as they did.
+        click_rule_channels (`int`, *optional*, defaults to 32): width of the learned rule's convolutions.
         pixel_mean, pixel_std (`list[float]`, *optional*, default 0.5): the image processor's normalisation.
         teacher (`str`, *optional*): the checkpoint the student was distilled from (for the model card).
         teacher_scaling (`dict`, *optional*): the teacher's inference-time scaling that produced the targets,
@@ -65,6 +72,8 @@ class SignedClickStudentConfig(PretrainedConfig):
         triangulation_stride: int = 8,
         triangulation_blend: float = 0.0,
         anchor_at_click: bool = False,
+        click_rule: str = "naive_bayes",
+        click_rule_channels: int = 32,
         pixel_mean: list[float] | tuple[float, ...] = (0.5, 0.5, 0.5),
         pixel_std: list[float] | tuple[float, ...] = (0.5, 0.5, 0.5),
         teacher: str | None = None,
@@ -82,6 +91,9 @@ class SignedClickStudentConfig(PretrainedConfig):
             raise ValueError(f"embed_dim and neck_dim must be >= 1, got {embed_dim} and {neck_dim}")
         if not 0.0 <= float(triangulation_blend) <= 1.0:
             raise ValueError(f"triangulation_blend must be in [0, 1], got {triangulation_blend}")
+        check_click_rule(click_rule)
+        if isinstance(click_rule_channels, bool) or not isinstance(click_rule_channels, int) or click_rule_channels < 1:
+            raise ValueError(f"click_rule_channels must be an integer >= 1, got {click_rule_channels!r}")
         if len(list(backbone_out_indices)) != 4:
             raise ValueError(f"backbone_out_indices must name 4 feature levels, got {list(backbone_out_indices)}")
         self.backbone = backbone
@@ -94,6 +106,8 @@ class SignedClickStudentConfig(PretrainedConfig):
         self.triangulation_stride = int(triangulation_stride)
         self.triangulation_blend = float(triangulation_blend)
         self.anchor_at_click = bool(anchor_at_click)
+        self.click_rule = click_rule
+        self.click_rule_channels = int(click_rule_channels)
         self.pixel_mean = list(pixel_mean)
         self.pixel_std = list(pixel_std)
         self.teacher = teacher

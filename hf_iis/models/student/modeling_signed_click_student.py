@@ -30,7 +30,9 @@ Several clicks c_i = (x_i, s_i), treated as conditionally independent given y's 
     logit P(y ∈ m | c_1..c_n) = Σ_i logit f_{s_i}(x_i)(y) − (n − 1) · u(y)
 
 so u doubles as the prior logit; distillation fits it on the teacher's multi-click maps too. Padding clicks
-(label 0) are ignored. All maps are at stride s and are upsampled in logit space to the input.
+(label 0) are ignored. All maps are at stride s and are upsampled in logit space to the input. With
+`click_rule="learned"` (config) a small convolutional residual over the click maps, u, the click positions and the
+previous map corrects that sum for sets of two or more clicks (`click_rule.py`).
 """
 
 from __future__ import annotations
@@ -46,6 +48,7 @@ from transformers import PreTrainedModel
 from transformers.utils import ModelOutput
 
 from ...backbones.registry import build_backbone, pretrained_backbone_state_dict
+from .click_rule import LearnedClickRule
 from .configuration_signed_click_student import SignedClickStudentConfig
 
 __all__ = ["SignedClickStudentModel", "SignedClickStudentOutput", "StudentImageEmbeddings", "sample_grid"]
@@ -192,12 +195,17 @@ class SignedClickStudentModel(PreTrainedModel):
         self.prior = nn.Conv2d(config.neck_dim, 1, 1)
         self.prior._init_std, self.prior._init_bias = 1.0 / math.sqrt(config.neck_dim), INITIAL_BIAS  # u ≈ −2 ± 0.7
         self.head = SignedSimilarityHead(config.embed_dim, config.anchor_at_click)
+        # absent under naive Bayes, so students saved before the learned rule load with the same keys
+        self.learned_rule = LearnedClickRule(config.click_rule_channels) if config.click_rule == "learned" else None
+        if self.learned_rule is not None:
+            for module in self.learned_rule.modules():
+                module._keeps_own_init = module is not self.learned_rule
         self.post_init()
 
     def _init_weights(self, module: nn.Module) -> None:
         if getattr(module, "_keeps_own_init", False):
             return
-        if isinstance(module, SignedSimilarityHead):
+        if isinstance(module, (SignedSimilarityHead, LearnedClickRule)):
             module.reset_parameters()  # A = I, B = −I (applied after its Linear children: apply() is post-order)
         elif isinstance(module, (nn.Conv2d, nn.Linear)):
             if hasattr(module, "_init_std"):
@@ -262,12 +270,20 @@ class SignedClickStudentModel(PreTrainedModel):
         n = real.sum(1).clamp_min(1.0)[:, None, None, None]
         return total - (n - 1.0) * prior_logits
 
+    def combine(self, click_logits: torch.Tensor, labels: torch.Tensor, prior_logits: torch.Tensor,
+                points: torch.Tensor, prev_logits: torch.Tensor | None = None) -> torch.Tensor:
+        """The config's click rule: `combine_clicks` (naive Bayes; `points` and `prev_logits` unused) or the learned
+        rule, which reads the click positions (N, P, 2) and the previous map's logits (N, 1, h, w) when given."""
+        if self.learned_rule is None:
+            return self.combine_clicks(click_logits, labels, prior_logits)
+        return self.learned_rule(click_logits, labels, prior_logits, points.float(), self.config.stride, prev_logits)
+
     def decode(self, image_embeddings: StudentImageEmbeddings, points: torch.Tensor, labels: torch.Tensor,
-               image_index: torch.Tensor | None = None) -> torch.Tensor:
-        """The click sets' combined logits (N, 1, h, w) at stride s."""
+               image_index: torch.Tensor | None = None, prev_logits: torch.Tensor | None = None) -> torch.Tensor:
+        """The click sets' combined logits (N, 1, h, w) at stride s (`combine`)."""
         per_click = self.click_logits(image_embeddings, points, labels, image_index)
         prior = self._select(image_embeddings, points.shape[0], image_index).prior_logits
-        return self.combine_clicks(per_click, labels, prior)
+        return self.combine(per_click, labels, prior, points, prev_logits)
 
     def pairwise_logits(self, image_embeddings: StudentImageEmbeddings, idx_x: torch.Tensor, idx_y: torch.Tensor,
                         sign: int) -> torch.Tensor:
@@ -296,7 +312,8 @@ class SignedClickStudentModel(PreTrainedModel):
 
     def forward(self, pixel_values: torch.Tensor | None = None, input_points: torch.Tensor | None = None,
                 input_labels: torch.Tensor | None = None, image_embeddings: StudentImageEmbeddings | None = None,
-                image_index: torch.Tensor | None = None, **kwargs) -> SignedClickStudentOutput:
+                image_index: torch.Tensor | None = None, prev_logits: torch.Tensor | None = None,
+                **kwargs) -> SignedClickStudentOutput:
         """Encode (unless `image_embeddings` are given), then every click's map and each set's combined map, both at
         stride s. Unknown keywords raise `TypeError` (transformers' generic ones are ignored)."""
         unknown = sorted(set(kwargs) - {"return_dict", "output_attentions", "output_hidden_states"})
@@ -311,5 +328,5 @@ class SignedClickStudentModel(PreTrainedModel):
             raise ValueError("pass input_points (N, P, 2) and input_labels (N, P)")
         per_click = self.click_logits(image_embeddings, input_points, input_labels, image_index)
         prior = self._select(image_embeddings, input_points.shape[0], image_index).prior_logits
-        combined = self.combine_clicks(per_click, input_labels, prior)
+        combined = self.combine(per_click, input_labels, prior, input_points, prev_logits)
         return SignedClickStudentOutput(logits=combined, click_logits=per_click, image_embeddings=image_embeddings)
