@@ -135,6 +135,31 @@ def test_resume_with_other_settings_or_another_models_cache_is_refused(setup, ca
     assert len(err) == 1 and "built from another model" in err[0]
 
 
+def test_a_new_run_starts_from_another_runs_decoder_and_refuses_another_image_side(setup, capsys, tmp_path):
+    first = setup["root"] / "init_source"
+    assert _train(setup, first) == 0
+    source = first / "final"
+    # lr = 0: no weight moves (batch-norm statistics do), so the new run's weights are the checkpoint it started from
+    assert _train(setup, tmp_path / "from_leg", "--set", f"init_from={source}", "--set", "lr=0") == 0
+    a = load_file(str(source / "model.safetensors"))
+    b = load_file(str(tmp_path / "from_leg" / "final" / "model.safetensors"))
+    weights = [k for k in a if not k.endswith(("running_mean", "running_var", "num_batches_tracked"))]
+    assert [k for k in weights if not torch.equal(a[k], b[k])] == []
+    # the same start with the image side changed: the cache no longer holds its embeddings
+    model = SignedClickModel.from_pretrained(source)
+    with torch.no_grad():
+        next(p for n, p in model.named_parameters() if not n.startswith("decoder.")).add_(1.0)
+    model.save_pretrained(tmp_path / "other_side")
+    capsys.readouterr()
+    assert _train(setup, tmp_path / "refused", "--set", f"init_from={tmp_path / 'other_side'}") == 2
+    err = _error_lines(capsys)
+    assert len(err) == 1 and "its image side differs from the teacher" in err[0]
+    assert _train(setup, tmp_path / "refused", "--set", f"init_from={setup['teacher']}") == 2  # one map, not three
+    err = _error_lines(capsys)
+    assert len(err) == 1 and "do not match the run's model" in err[0]
+    assert not (tmp_path / "refused").exists()
+
+
 @pytest.mark.parametrize("args, message", [
     (["train", "--config", "/nonexistent.yaml"], "no such file"),
     (["train", "--set", "bogus=1"], "unknown setting(s) ['bogus']"),

@@ -50,6 +50,9 @@ class DecoderRunConfig:
     extra_caches: list[str] = dataclasses.field(default_factory=list)  # more caches of the same teacher (e.g. the
     # object-box crops of `cache --object-crops`): their shards join the draw, each shard equally likely
     output_dir: str = "runs/decoder_multimask"
+    init_from: str | None = None  # start the decoder from this checkpoint (e.g. an earlier run's final/) instead of
+    # the teacher's: a new run with other settings (a lower lr) that goes on from a leg; its image side must be
+    # the teacher's, so that the cache still holds its embeddings
     num_mask_outputs: int = 3
     prior_in_output: bool = True
     batch_size: int = 16  # cached views per step (2 click sets each: a positive and a negative)
@@ -136,9 +139,29 @@ def build_decoder_model(cfg: DecoderRunConfig) -> SignedClickModel:
     elif (config.num_mask_outputs, config.prior_in_output) != (cfg.num_mask_outputs, cfg.prior_in_output):
         raise ValueError(f"teacher {cfg.teacher} has num_mask_outputs={config.num_mask_outputs}, prior_in_output="
                          f"{config.prior_in_output}; the run asks for {cfg.num_mask_outputs}, {cfg.prior_in_output}")
+    if cfg.init_from is not None:
+        load_decoder_from(model, cfg.init_from, cfg.teacher)
     for name, param in model.named_parameters():
         param.requires_grad_(name.startswith("decoder."))
     return model
+
+
+def load_decoder_from(model: SignedClickModel, folder: str, teacher: str) -> None:
+    """Copy the decoder of checkpoint `folder` into `model` (the grown teacher); one-line `ValueError`s when the
+    folder is not a checkpoint of the same architecture or its frozen image side differs from the teacher's."""
+    weights = Path(folder) / "model.safetensors"
+    if not weights.is_file():
+        raise ValueError(f"init_from {folder}: no model.safetensors (a checkpoint folder, e.g. a run's final/)")
+    other = load_file(str(weights))
+    own = model.state_dict()
+    if set(other) != set(own) or any(other[k].shape != own[k].shape for k in own):
+        raise ValueError(f"init_from {folder}: its weights do not match the run's model (num_mask_outputs, "
+                         "prior_in_output and the architecture must be the same)")
+    changed = sorted(k for k in own if not k.startswith("decoder.") and not torch.equal(other[k], own[k]))
+    if changed:
+        raise ValueError(f"init_from {folder}: its image side differs from the teacher {teacher} ({changed[0]} and "
+                         f"{len(changed) - 1} more); the cache holds the teacher's embeddings")
+    model.load_state_dict({k: v for k, v in other.items() if k.startswith("decoder.")}, strict=False)
 
 
 class CachedBatches:
