@@ -12,7 +12,10 @@ repeats the first, a corrective click exists because the map was wrong there), a
 clicks to reach 90 % IoU. `LearnedClickRule` adds a residual r computed by a few 3x3 convolutions over per-pixel
 summaries of the whole click set, on the stride-s grid, with no image pass per click:
 
-    logit = base + 1{n ≥ 2} · r(features)
+    logit = base + 1{n ≥ 2} · (r + tanh(g) · base),      (r, g) = net(features)
+
+g lets the rule shrink (or grow) the base where naive Bayes is overconfident: the sum grows with every click (a
+logit of +80 after 20 clicks is common), which an additive term computed from clamped features could not undo.
 
 features (`FEATURES`, each clamped to ±`CLAMP` and scaled by 1/`SCALE` so no channel dominates): the base, u, the max
 of the positive clicks' ℓ, the max and min of the negative clicks' ℓ (u where a set has none), the newest click's ℓ
@@ -101,7 +104,8 @@ def rule_features(click_logits: torch.Tensor, labels: torch.Tensor, prior: torch
 
 
 class LearnedClickRule(nn.Module):
-    """base + 1{n ≥ 2} · r: three 3x3 convolutions (dilations 1, 2, 4: a 15-cell field) and a zero-started 1x1."""
+    """base + 1{n ≥ 2} · (r + tanh(g) · base): three 3x3 convolutions (dilations 1, 2, 4: a 15-cell field) and a
+    zero-started 1x1 giving (r, g)."""
 
     def __init__(self, channels: int = 32) -> None:
         super().__init__()
@@ -109,7 +113,7 @@ class LearnedClickRule(nn.Module):
         self.body = nn.Sequential(nn.Conv2d(len(FEATURES), c, 3, padding=1), nn.ReLU(),
                                   nn.Conv2d(c, c, 3, padding=2, dilation=2), nn.ReLU(),
                                   nn.Conv2d(c, c, 3, padding=4, dilation=4), nn.ReLU())
-        self.out = nn.Conv2d(c, 1, 1)
+        self.out = nn.Conv2d(c, 2, 1)
         self.reset_parameters()
 
     def reset_parameters(self) -> None:
@@ -126,5 +130,6 @@ class LearnedClickRule(nn.Module):
         points (N, P, 2) in input pixels, prev_logits (N, 1, h, w) the previous map's logits or None."""
         base, features = rule_features(click_logits, labels, prior, points, stride, prev_logits)
         several = ((labels != 0).sum(1) >= 2).to(base.dtype)[:, None, None, None]
-        return base + several * self.out(self.body(features))
+        residual, gate = self.out(self.body(features)).unbind(1)
+        return base + several * (residual + torch.tanh(gate) * base[:, 0])[:, None]
 
