@@ -81,6 +81,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     rule.add_argument("--lr", type=float, default=1e-3)
     rule.add_argument("--prev-drop", type=float, default=0.5,
                       help="probability that a sequence gets no previous map (default 0.5)")
+    rule.add_argument("--repeat-prob", type=float, default=0.0,
+                      help="probability that a sequence is extended with repeats of its own clicks (default 0)")
+    rule.add_argument("--max-clicks", type=positive_int, default=20,
+                      help="longest click set after repeats (default 20, the click protocol's)")
     rule.add_argument("--channels", type=positive_int, default=32, help="width of a fresh rule (default 32)")
     rule.add_argument("--save-every", type=positive_int, default=50, help="checkpoint every N steps (default 50)")
     rule.add_argument("--seed", type=int, default=0)
@@ -141,7 +145,8 @@ def run_train_rule(args: argparse.Namespace) -> int:
     from hf_iis.distillation.rule_training import RuleTrainSpec, check_student_folder, train_rule
 
     spec = RuleTrainSpec(args.steps, args.batch_images, args.lr, prev_drop=args.prev_drop, channels=args.channels,
-                         save_every=args.save_every, seed=args.seed)
+                         save_every=args.save_every, seed=args.seed, repeat_prob=args.repeat_prob,
+                         max_clicks=args.max_clicks)
     check_student_folder(args.student)
     check_output_dir(args.out, "--out")
     if args.threads:

@@ -140,6 +140,19 @@ def test_a_shipped_student_predicts_as_before(photo):
     assert probabilities.shape == photo.shape[:2]
 
 
+def test_repeated_clicks_extend_a_sequence_with_its_own_clicks_only():
+    from hf_iis.distillation.rule_training import repeat_clicks
+
+    sequences = torch.tensor([[0, 5, 6], [1, 7, -1], [2, -1, -1]])
+    out = repeat_clicks(sequences, np.random.default_rng(0), prob=1.0, max_clicks=8)
+    assert out.shape[1] <= 8
+    for before, after in zip(sequences.tolist(), out.tolist(), strict=True):
+        real = [i for i in before if i >= 0]
+        longer = [i for i in after if i >= 0]
+        assert longer[: len(real)] == real and len(longer) > len(real) and set(longer) == set(real)
+    assert torch.equal(repeat_clicks(sequences, np.random.default_rng(0), prob=0.0, max_clicks=8), sequences)
+
+
 # ---------------------------------------------------------------------------------------------------- train-rule
 @pytest.fixture(scope="module")
 def tiny_student(tmp_path_factory) -> Path:
