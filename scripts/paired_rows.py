@@ -2,6 +2,10 @@ r"""Paired differences between the rows of one `scripts/evaluate.py` run, with 9
 
     python scripts/paired_rows.py outputs/eval/v3/triangulation --baseline "default [tta=1]"
     python scripts/paired_rows.py outputs/eval/v3/benchmarks --baseline "default [tta=1]" --metric "NoC@90"
+    python scripts/paired_rows.py runA runB --baseline "<a row of runA>" --metric "NoC@90"   # rows of two runs
+
+Several runs are read as one when they measured the same instances (e.g. one setting per run); a method label that
+two runs both hold is refused, since its rows could not be told apart.
 
 Every method of the run's `instances.json` is compared with the baseline row on the same instances of each dataset
 (`hf_iis.evaluation.metrics.paired_difference`: instances resampled together, so the interval is the difference's).
@@ -63,19 +67,27 @@ def paired_table(instances: list[dict], baseline: str, metric: str) -> str:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("run", type=Path, help="an evaluate.py output folder (holding instances.json)")
+    parser.add_argument("run", type=Path, nargs="+", help="evaluate.py output folder(s) (holding instances.json)")
     parser.add_argument("--baseline", required=True, help="the baseline row's method label, as in table.md")
     parser.add_argument("--metric", default="iou@1 center", help=f"one of: {', '.join(METRICS)}")
     args = parser.parse_args()
     if args.metric not in METRICS:
         _fail(f"--metric {args.metric!r}: give one of {', '.join(METRICS)}")
-    path = args.run / "instances.json"
-    if not path.is_file():
-        _fail(f"{path} not found: give the output folder of a scripts/evaluate.py run")
-    try:
-        instances = json.loads(path.read_text())
-    except json.JSONDecodeError as error:
-        _fail(f"{path} is not valid JSON ({error.msg}): give the output folder of a scripts/evaluate.py run")
+    instances, owner = [], {}
+    for run in args.run:
+        path = run / "instances.json"
+        if not path.is_file():
+            _fail(f"{path} not found: give the output folder of a scripts/evaluate.py run")
+        try:
+            rows = json.loads(path.read_text())
+        except json.JSONDecodeError as error:
+            _fail(f"{path} is not valid JSON ({error.msg}): give the output folder of a scripts/evaluate.py run")
+        for method in sorted({row.get("method") for row in rows}):
+            if method in owner:
+                _fail(f"method {method!r} is in both {owner[method]} and {path}: give runs whose rows differ")
+            owner[method] = path
+        instances.extend(rows)
+    path = " + ".join(str(run) for run in args.run)
     methods = sorted({row.get("method") for row in instances})
     if args.baseline not in methods:
         _fail(f"--baseline {args.baseline!r} is not a method of {path}; its methods: {methods}")

@@ -102,6 +102,27 @@ def test_paired_rows_gives_each_method_minus_the_baseline_on_the_same_instances(
     assert bad.returncode == 2 and bad.stderr.count("\n") == 1 and "'nope' is not a method" in bad.stderr
 
 
+def test_paired_rows_reads_the_rows_of_several_runs_and_refuses_a_label_two_runs_hold(tmp_path):
+    """One setting per run (e.g. evaluate.py --map-choice): the rows of two runs on the same instances are paired as
+    one run's would be (hand-checkable: 2 and 6 clicks against 4 and 4 -> 0); a label both runs hold is refused."""
+    import json
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    for name, method, nocs in (("a", "base", (4, 4)), ("b", "other", (2, 6)), ("c", "base", (1, 1))):
+        (tmp_path / name).mkdir()
+        rows = [{"method": method, "dataset": "D", "id": i, "NoC@90": n} for i, n in zip("xy", nocs)]
+        (tmp_path / name / "instances.json").write_text(json.dumps(rows))
+    script = Path(__file__).resolve().parents[1] / "scripts" / "paired_rows.py"
+    out = subprocess.run([sys.executable, str(script), str(tmp_path / "a"), str(tmp_path / "b"), "--baseline", "base",
+                          "--metric", "NoC@90"], capture_output=True, text=True, check=True).stdout
+    assert "| D | other | 2 | 4.00 | 4.00 | +0.00 [-2.00, +2.00] |" in out
+    bad = subprocess.run([sys.executable, str(script), str(tmp_path / "a"), str(tmp_path / "c"), "--baseline",
+                          "base"], capture_output=True, text=True)
+    assert bad.returncode == 2 and bad.stderr.count("\n") == 1 and "'base' is in both" in bad.stderr
+
+
 def test_summary_table_prints_the_quoted_columns_and_dashes_for_what_was_not_measured(tmp_path):
     """scripts/summary_table.py: a row's numbers in the docs' rounding, "–" where a row lacks a metric, a column no
     row has left out, "k of n" for a NoC subset; an unknown column is a one-line error."""
