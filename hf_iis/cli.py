@@ -127,10 +127,11 @@ def _segment(args: argparse.Namespace) -> int:
     seg = load_pipeline(args.model, device=device, dtype=dtype)
     height, width = image.shape[:2]
     print(f"segmenting {args.image} ({width}x{height}): {_describe(scaling, len(args.click))} ...", flush=True)
-    out = seg(image, clicks=args.click, multimask_output=args.multimask, **scaling)
+    out = seg(image, clicks=args.click, multimask_output=args.multimask, map_index=args.map_index,
+              map_choice=args.map_choice, **scaling)
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
     out["mask"].save(args.out)
-    iou = f", predicted IoU {out['iou_score']:.3f}" if "iou_score" in out else ""
+    iou = f", predicted IoU {out['iou_score']:.3f}, map {out['map_index']}" if "iou_score" in out else ""
     print(f"mask: {args.out}  ({int(np.asarray(out['mask']).astype(bool).sum())} px, score {out['score']:.3f}"
           f"{iou}, {out['seconds'] * 1000:.0f} ms, views {out['views']})")
     for rank, (mask, predicted) in enumerate(zip(out.get("masks", [])[1:], out.get("iou_scores", [])[1:]), 2):
@@ -242,6 +243,12 @@ def build_parser() -> argparse.ArgumentParser:
     segment.add_argument("--overlay", help=f"optional overlay image ({', '.join(OVERLAY_SUFFIXES)})")
     segment.add_argument("--multimask", action="store_true",
                          help="a multi-map model's other answers too, as <out>_2.png, <out>_3.png (best first)")
+    segment.add_argument("--map-index", type=int, default=None,
+                         help="a multi-map model's answer map to use, 0-based (default: the one its IoU head ranks "
+                              "best for the first click; the printed 'map' of an earlier answer)")
+    segment.add_argument("--map-choice", default="first_click", choices=["first_click", "click_set"],
+                         help="which click ranks the maps: the first (default; corrective clicks keep its map) or "
+                              "the whole click set")
     segment.set_defaults(func=_segment)
 
     demo = sub.add_parser("demo", help="segment a shipped example photo with and without scaling")

@@ -100,3 +100,21 @@ def test_cli_writes_the_alternatives(multimask_checkpoint, image, tmp_path, caps
     assert out.is_file() and (tmp_path / "m_2.png").is_file() and (tmp_path / "m_3.png").is_file()
     text = capsys.readouterr().out
     assert "predicted IoU" in text and "alternative 3:" in text
+
+
+def test_cli_forces_an_answer_map_and_refuses_one_the_model_lacks(multimask_checkpoint, image, tmp_path, capsys):
+    """--map-index picks the answer (the fixture's head ranks map 2 first, so the default prints map 2); a map the
+    model does not have is one error line, with no mask written."""
+    from PIL import Image
+
+    from hf_iis.cli import main
+
+    Image.fromarray(image).save(tmp_path / "photo.png")
+    args = ["segment", str(tmp_path / "photo.png"), "--click", "30,20", "--model", str(multimask_checkpoint)]
+    assert main([*args, "--out", str(tmp_path / "a.png")]) == 0
+    assert "map 2," in capsys.readouterr().out.splitlines()[-1]
+    assert main([*args, "--out", str(tmp_path / "b.png"), "--map-index", "0"]) == 0
+    assert "map 0," in capsys.readouterr().out.splitlines()[-1]
+    assert main([*args, "--out", str(tmp_path / "c.png"), "--map-index", "3"]) == 2
+    err = [line for line in capsys.readouterr().err.splitlines() if not line.startswith("Loading weights")]
+    assert len(err) == 1 and "map_index" in err[0] and not (tmp_path / "c.png").exists()
