@@ -66,6 +66,19 @@ $PY scripts/evaluate.py --model $MODEL --datasets validation:data_cache/corpus_v
     --upsample bilinear,guided --tta 1 --peers none --overlays 0 --threads 1 --no-progress \
     --out outputs/eval/upsample_validation
 
+# docs/results.md § 6: corrective clicks keep the first click's map (the default) against re-ranking every click set
+for RULE in first_click click_set; do
+  $PY scripts/evaluate.py --model $MODEL --datasets validation:data_cache/corpus_v2 --protocols noc --noc-limit 200 \
+      --tta 1 --zoom-in auto --upsample guided --map-choice $RULE --peers none --overlays 0 --threads 1 --no-progress \
+      --out outputs/eval/mapchoice/$RULE
+done
+$PY scripts/paired_rows.py outputs/eval/mapchoice/click_set outputs/eval/mapchoice/first_click \
+    --baseline "default [tta=1, zoom=auto, upsample=guided, maps=click_set]" --metric NoC@90
+$PY scripts/evaluate.py --model $MODEL --datasets GrabCut,Berkeley --protocols noc --tta 1 --zoom-in auto \
+    --upsample guided --peers none --overlays 0 --threads 1 --no-progress --out outputs/eval/v4/mapchoice_bench/defaults
+$PY scripts/evaluate.py --model $MODEL --datasets GrabCut,Berkeley --protocols noc --tta 1 --zoom-in off \
+    --upsample bilinear --peers none --overlays 0 --threads 1 --no-progress --out outputs/eval/v4/mapchoice_bench/plain
+
 # the Space: load test and a walk through it in chromium with screenshots
 $PY scripts/load_space.py --model $MODEL --clients 8 --requests 10
 $PY scripts/space_walkthrough.py --model $MODEL --out docs/space
