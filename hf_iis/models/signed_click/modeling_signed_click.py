@@ -27,6 +27,7 @@ from transformers.utils import ModelOutput
 
 from ...backbones.registry import build_backbone, pretrained_backbone_state_dict
 from .configuration_signed_click import SignedClickConfig
+from .decode_memo import LastDecode
 from .embeddings import SignedClickImageEmbeddings
 from .losses import combined_loss, loss_weights_from_config
 from .modeling_click_decoder import ClickDecoder, FeaturePyramidNeck
@@ -274,6 +275,17 @@ class SignedClickModel(SignedClickPreTrainedModel):
             prev_masks: optional (N, 1, H, W) previous probabilities in [0, 1].
             image_index: (N,) index into the B embeddings; default: all 0 when B == 1, else 0..N−1 (B == N).
         """
+        memo = self.__dict__.setdefault("_last_decode", LastDecode())  # decode_memo.py: a repeated pass is free
+        if memo.active(self, points):
+            kept = memo.get(image_embeddings, points, labels, prev_masks, image_index)
+            if kept is not None:
+                return kept
+        outputs = self._decode_masks(image_embeddings, points, labels, prev_masks, image_index)
+        if memo.active(self, points):
+            memo.put(image_embeddings, points, labels, prev_masks, image_index, outputs)
+        return outputs
+
+    def _decode_masks(self, image_embeddings, points, labels, prev_masks, image_index):
         n, b = points.shape[0], image_embeddings.batch_size
         if labels.shape != points.shape[:2] or points.shape[-1] != 2:
             raise ValueError(f"points must be (N, P, 2) and labels (N, P); got {tuple(points.shape)} and "
