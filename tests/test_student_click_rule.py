@@ -223,3 +223,28 @@ def test_train_rule_trains_resumes_exactly_and_saves_a_learned_student(tiny_stud
     predictor.set_image(image)
     assert predictor.predict([(20, 30, 1), (70, 10, -1)]).probabilities.shape == image.shape[:2]
     assert load_rule_student(final, 8).learned_rule is not None
+
+
+def test_the_student_predictor_feeds_the_previous_map_to_a_learned_rule_only(tmp_path):
+    """`SignedClickStudentPredictor.predict(prev_mask=...)`: a trained learned rule's answer to a two-click set
+    depends on the previous map (it was trained with one); naive Bayes ignores it, as before."""
+    from hf_iis.inference.student_predictor import SignedClickStudentPredictor
+    from hf_iis.models.signed_click.image_processing_signed_click import SignedClickImageProcessor
+
+    plain, learned = _pair()
+    _randomise_rule(learned)
+    image = (np.random.default_rng(0).random((48, 64, 3)) * 255).astype(np.uint8)
+    clicks = [(30, 20, 1), (10, 40, -1)]
+    previous = np.zeros((48, 64), dtype=np.float32)
+    previous[10:30, 20:40] = 1.0
+    answers = {}
+    for name, model in (("plain", plain), ("learned", learned)):
+        model.save_pretrained(tmp_path / name)
+        SignedClickImageProcessor(size=64).save_pretrained(tmp_path / name)
+        predictor = SignedClickStudentPredictor.from_pretrained(tmp_path / name)
+        predictor.set_image(image)
+        answers[name] = [predictor.predict(clicks, prev_mask=p).probabilities for p in (None, previous)]
+        answers[name].append(predictor.predict(clicks, prev_mask=np.ones_like(previous)).probabilities)
+    assert np.array_equal(answers["plain"][0], answers["plain"][1])
+    assert not np.allclose(answers["learned"][0], answers["learned"][1], atol=1e-4)
+    assert not np.allclose(answers["learned"][1], answers["learned"][2], atol=1e-4)

@@ -42,7 +42,8 @@ def negative_click_cannot_add(probabilities: torch.Tensor, prev: torch.Tensor | 
     return torch.where(negative[:, None, None], capped, probabilities)
 
 
-def student_click_logits(model, image_embeddings, points: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+def student_click_logits(model, image_embeddings, points: torch.Tensor, labels: torch.Tensor,
+                         prev_logits: torch.Tensor | None = None) -> torch.Tensor:
     """The distilled student's combined logits (N, 1, h, w) for N click sets, with the same rule for its naive-Bayes
     combination (it has no previous mask): with u the prior logit and ℓ_i click i's logit map,
 
@@ -52,9 +53,10 @@ def student_click_logits(model, image_embeddings, points: torch.Tensor, labels: 
     `combine_clicks` (u + Σ_i (ℓ_i − u)) lets f−(x) raise every pixel it finds likelier than the prior (on the coffee
     photo, +7 % of the image on the saucer for a click in the wood). Sets without a positive click keep the model's
     combination: their probabilities are f−, "some region avoiding these pixels", and their mask is empty.
-    A student with `click_rule="learned"` adds its learned residual to this sum (`models/student/click_rule.py`)."""
+    A student with `click_rule="learned"` adds its learned residual to this sum (`models/student/click_rule.py`),
+    reading `prev_logits` (the previous map on the grid) when given; naive Bayes never reads it."""
     per_click = model.click_logits(image_embeddings, points, labels)
     prior = image_embeddings.prior_logits  # (1, 1, h, w) broadcasts over the sets of one image, else (N, 1, h, w)
     if getattr(model.config, "click_rule", "naive_bayes") == "learned":
-        return model.combine(per_click, labels, prior, points)
+        return model.combine(per_click, labels, prior, points, prev_logits)  # the previous map: its (N, 1, h, w) logits
     return bounded_naive_bayes(per_click, labels, prior)

@@ -16,8 +16,10 @@ to a few grid cells, the auxiliary grid is made finer until it holds a pixel of 
 (8·|Y|·h·w bytes per view: 82 MB at 320 px, stride 4, auxiliary stride 8) are cached per view within
 `triangulation_cache_mb` (default 384: the four views of tta=4); views beyond it are recomputed at every call.
 
-`prev_mask` is validated and then not used: the student's multi-click map is a function of the clicks alone (naive
-Bayes over the clicks), so the previous map carries no information it lacks. SAM's `input_points` / `input_labels`
+`prev_mask` (or `prev_logits`) is validated and, with naive Bayes, not used: that multi-click map is a function of
+the clicks alone, so the previous map carries no information it lacks. A student with the learned click rule
+(`config.click_rule="learned"`) reads it, averaged over the grid's cells of each view, as it was trained to.
+SAM's `input_points` / `input_labels`
 work as in the teacher's predictor; so do `device=` / `dtype=` in `from_pretrained` and the lock (`view_cache.py`).
 As in the teacher, a click set without
 a positive click selects nothing (empty mask, score 0) while `probabilities` keeps the model's f− map.
@@ -138,7 +140,8 @@ class SignedClickStudentPredictor(CachedImageViews):
                 zoom_margin: float = DEFAULT_MARGIN, zoom_min_size: int | None = None,
                 map_choice: str = DEFAULT_MAP_CHOICE, map_index: int | None = None) -> Prediction:
         """Probability map for one set of signed clicks [(x, y, sign), ...] in original pixels (see the module
-        docstring; the arguments are the teacher predictor's: `prev_mask` / `prev_logits` are checked and not used,
+        docstring; the arguments are the teacher predictor's: `prev_mask` / `prev_logits` are checked and read by a
+        learned click rule only,
         `points_per_batch` has nothing to split for one click set, `seed` is checked and not needed,
         `multimask_output` is checked and gives the one answer the student has; `triangulation_mode` is checked and
         only "independent" runs, the form the exact feature-space estimator computes; `map_choice` is checked and
@@ -167,9 +170,9 @@ class SignedClickStudentPredictor(CachedImageViews):
             check_points_per_batch(points_per_batch)
         if prev_mask is not None and prev_logits is not None:
             raise ValueError("pass prev_mask or prev_logits, not both")
-        validate_prev_mask(prev_mask, width, height)  # accepted, not used (module docstring)
-        if prev_logits is not None:
-            validate_prev_logits(prev_logits, self.processor.size)
+        prev = validate_prev_mask(prev_mask, width, height)
+        logits = None if prev_logits is None else validate_prev_logits(prev_logits, self.processor.size)
+        previous = self._previous_input(prev, logits)  # None unless the learned click rule reads it
         if triangulation_blend is None:
             triangulation_blend = float(getattr(self.model.config, "triangulation_blend", 0.0))
         if not 0.0 <= float(triangulation_blend) <= 1.0:
@@ -184,7 +187,7 @@ class SignedClickStudentPredictor(CachedImageViews):
         with self.precision():
             mean, spread = self._combine_views(views, embeddings, points, labels, triangulation,
                                                triangulation_sampling, triangulation_blend, combine,
-                                               return_uncertainty)
+                                               return_uncertainty, previous)
         to_original = self.processor.map_to_original
         probabilities = upsample_to_original(self.processor, mean[None, None], self.original_size, self.reshaped_size,
                                              upsample, self._image_array)[0, 0].clamp(0, 1)
@@ -201,8 +204,20 @@ class SignedClickStudentPredictor(CachedImageViews):
         prediction.alternatives = [prediction] if multimask_output else []
         return prediction
 
+    def _previous_input(self, prev: np.ndarray | None, logits: np.ndarray | None) -> torch.Tensor | None:
+        """The previous estimate as (1, 1, S, S) probabilities in the model-input frame, for a student whose learned
+        click rule reads it (`click_rule.py`); None for naive Bayes, which has no use for it (module docstring)."""
+        if getattr(self.model.config, "click_rule", "naive_bayes") != "learned":
+            return None
+        if prev is not None:
+            return self.processor.map_to_input(torch.from_numpy(prev)[None, None].float().to(self.device),
+                                               self.reshaped_size)
+        if logits is not None:
+            return torch.sigmoid(torch.from_numpy(logits)[None, None].float().to(self.device))
+        return None
+
     def _combine_views(self, views, embeddings, points, labels, triangulation, sampling, blend, combine,
-                       return_uncertainty) -> tuple[torch.Tensor, torch.Tensor | None]:
+                       return_uncertainty, previous=None) -> tuple[torch.Tensor, torch.Tensor | None]:
         """`predict`'s work on checked inputs: each view's map (triangulated when asked), mapped back from the view
         and combined; (S, S) float32 mean and spread (None unless asked), in the canonical model-input frame."""
         size = self.processor.size
@@ -210,7 +225,11 @@ class SignedClickStudentPredictor(CachedImageViews):
         for view in views:
             emb = embeddings[view.name]
             # (1, h, w); click_rules.py: a negative click lowers, never raises
-            grid = student_click_logits(self.model, emb, view.apply_points(points, size)[None], labels)[:, 0].float()
+            prev_grid = None
+            if previous is not None:  # the view's previous map, averaged over the grid's cells, as logits
+                prev_grid = torch.logit(F.avg_pool2d(view.apply_image(previous), self.stride), eps=1e-4)
+            grid = student_click_logits(self.model, emb, view.apply_points(points, size)[None], labels,
+                                        prev_grid)[:, 0].float()
             if triangulation:
                 direct = torch.sigmoid(grid)
                 estimate, spread = self._triangulator(view, emb)(direct, sampling, return_uncertainty)
