@@ -50,6 +50,25 @@ def test_equal_inputs_decode_once_and_a_copy_is_returned():
         assert len(calls) == 5
 
 
+def test_a_weight_changed_in_place_is_decoded_afresh():
+    """An optimizer step or load_state_dict between two inference calls with the same inputs: not the kept answer."""
+    model = _model()
+    calls = _counted(model)
+    emb = model.encode_image(torch.rand(1, 3, 64, 64))
+    points, labels = torch.tensor([[[20.0, 30.0]]]), torch.tensor([[1]])
+    with torch.inference_mode():
+        before, _ = model.decode_masks(emb, points, labels)
+    with torch.no_grad():
+        next(model.decoder.parameters()).add_(1.0)
+    with torch.inference_mode():
+        after, _ = model.decode_masks(emb, points, labels)
+    assert len(calls) == 2 and not torch.equal(before, after)
+    model.load_state_dict(model.state_dict())  # copies in place: the versions move, the values do not
+    with torch.inference_mode():
+        model.decode_masks(emb, points, labels)
+    assert len(calls) == 3
+
+
 def test_training_gradients_and_batches_are_never_kept():
     model = _model()
     calls = _counted(model)

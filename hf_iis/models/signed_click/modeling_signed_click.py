@@ -276,13 +276,17 @@ class SignedClickModel(SignedClickPreTrainedModel):
             image_index: (N,) index into the B embeddings; default: all 0 when B == 1, else 0..N−1 (B == N).
         """
         memo = self.__dict__.setdefault("_last_decode", LastDecode())  # decode_memo.py: a repeated pass is free
-        if memo.active(self, points):
-            kept = memo.get(image_embeddings, points, labels, prev_masks, image_index)
-            if kept is not None:
-                return kept
+        if not memo.active(self, points):
+            return self._decode_masks(image_embeddings, points, labels, prev_masks, image_index)
+        # the decode reads the embeddings, the decoder and these settings only
+        config = self.config
+        state = memo.state(self.decoder, (config.click_radius, config.click_sigma_far, config.image_size,
+                                          config.use_prev_mask))
+        kept = memo.get(state, image_embeddings, points, labels, prev_masks, image_index)
+        if kept is not None:
+            return kept
         outputs = self._decode_masks(image_embeddings, points, labels, prev_masks, image_index)
-        if memo.active(self, points):
-            memo.put(image_embeddings, points, labels, prev_masks, image_index, outputs)
+        memo.put(state, image_embeddings, points, labels, prev_masks, image_index, outputs)
         return outputs
 
     def _decode_masks(self, image_embeddings, points, labels, prev_masks, image_index):
