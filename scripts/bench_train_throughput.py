@@ -33,7 +33,8 @@ import torch
 
 from hf_iis.training.config import load_config
 
-_INPUTS = ("pixel_values", "points", "labels", "image_index", "target_masks", "target_valid")
+_INPUTS = ("pixel_values", "points", "labels", "image_index", "target_masks", "target_valid",
+           "saliency_pixel_values", "saliency_boxes")  # the last two only for the stretched saliency frame
 
 
 def _stream(cfg, rank: int = 0, world: int = 1, model_config=None):
@@ -47,7 +48,7 @@ def _stream(cfg, rank: int = 0, world: int = 1, model_config=None):
             model_config.image_size = cfg.model.image_size
         else:
             model_config = SignedClickConfig(image_size=cfg.model.image_size)
-    transform = build_transform(cfg, input_format_for(model_config))
+    transform = build_transform(cfg, input_format_for(model_config), model_config)
     data = load_split(cfg.data.path, cfg.data.train_split, streaming=cfg.data.streaming)
     return BatchStream(data, transform, cfg.data.batch_size, cfg.data.num_workers, cfg.seed, rank, world,
                        cfg.data.shuffle_buffer)
@@ -87,7 +88,7 @@ def train_throughput(cfg, steps: int, warmup: int) -> dict[str, float]:
         t1 = time.perf_counter()
         rng = np.random.default_rng([cfg.seed, step, accelerator.process_index])
         rounds = int(rng.integers(it.min_clicks, it.max_clicks + 1)) if it and rng.random() < it.prob else 0
-        out = objective(**{k: batch[k].to(accelerator.device) for k in _INPUTS}, corrective_clicks=rounds)
+        out = objective(**{k: batch[k].to(accelerator.device) for k in _INPUTS if k in batch}, corrective_clicks=rounds)
         accelerator.backward(out["loss"])
         optimizer.step()
         optimizer.zero_grad(set_to_none=True)

@@ -230,3 +230,43 @@ def test_training_stretches_the_original_crop_as_inference_stretches_the_photo(p
     b = augment(photo, masks, None, params, fmt, np.random.default_rng(3), stretched_size=64)
     assert a.stretched is None and b.stretched.shape == (3, 64, 64)
     assert torch.equal(a.pixel_values, b.pixel_values) and a.geometry == b.geometry
+
+
+def test_end_to_end_training_feeds_the_stretched_frame(grown, monkeypatch):
+    """`scripts/train.py` on a stretched-frame model (the shipped default's frame): every batch carries the branch's
+    own input and the photo's box, encoded as the embedding cache encodes the same view, and the run's validation and
+    final export work with them."""
+    from hf_iis.training.augment import InputFormat
+    from hf_iis.training.collate import TrainTransform, collate_click_sets
+    from hf_iis.training.config import AugmentParams
+    from hf_iis.training.embedding_cache import CacheInfo, view_sample
+
+    stretched, _ = grown["stretched"]
+    seen = []
+    original = SignedClickModel.encode_image
+
+    def spy(self, pixel_values, *args, **kwargs):
+        boxes = kwargs.get("saliency_boxes")
+        seen.append((pixel_values.shape[0], None if boxes is None else tuple(boxes.shape)))
+        return original(self, pixel_values, *args, **kwargs)
+
+    monkeypatch.setattr(SignedClickModel, "encode_image", spy)
+    run = grown["root"] / "e2e"
+    args = ["--config", "configs/tiny.yaml", "--data", str(grown["root"] / "corpus"), "--output-dir", str(run),
+            "--no-progress", "--set", f"model.init_from={stretched}", "--set", "optim.max_steps=2",
+            "--set", "save_every=1", "--set", "eval_every=2", "--set", "val_images=1"]
+    assert load_script("train").main(args) == 0
+    assert seen and all(boxes == (count, 4) for count, boxes in seen)  # training batches and validation alike
+    assert SignedClickModel.from_pretrained(run / "final").config.saliency_frame == "stretched"
+
+    # the transform's frame inputs are the cache's for the same augmentation draw
+    rows = _synthetic_rows(1)
+    fmt = InputFormat.of_processor(SignedClickImageProcessor(size=64))
+    transform = TrainTransform(AugmentParams.no_augmentation(), fmt, stretched_size=64)
+    item = transform.sample(rows[0])
+    batch = collate_click_sets([item])
+    assert batch["saliency_pixel_values"].shape == (1, 3, 64, 64) and batch["saliency_boxes"].shape == (1, 4)
+    info = CacheInfo(**{**json.loads((grown["stretched"][1] / "cache_info.json").read_text())})
+    cached = view_sample(rows[0], 0, info, fmt)
+    assert torch.equal(cached[3], batch["saliency_pixel_values"][0])
+    assert torch.equal(cached[4], batch["saliency_boxes"][0])

@@ -256,3 +256,17 @@ def augment(
         geometry=Geometry(crop=(x0, y0, cw, ch), resized=resized, view=view, size=size),
         stretched=stretched,
     )
+
+
+def saliency_frame_inputs(aug: AugmentedSample, size: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """The stretched saliency frame's inputs of an augmented sample built with `stretched_size=size`: (3, size, size)
+    the branch's input (the crop stretched, then the sample's view) and (4,) the photo's box (y0, x0, y1, x1) in the
+    model input, as `SignedClickModel.encode_image` takes them and the predictors build them at inference."""
+    from ..backbones.saliency_frame import stretched_photo
+    from ..scaling.view_boxes import view_box, view_stretched
+
+    if aug.stretched is None:
+        raise ValueError("the sample has no stretched photo: call augment(..., stretched_size=size)")
+    geometry = aug.geometry
+    stretched = view_stretched(geometry.view, stretched_photo(aug.stretched, size))
+    return stretched, torch.tensor(view_box(geometry.view, geometry.resized, geometry.size))

@@ -15,7 +15,7 @@ import numpy as np
 import torch
 
 from ..data.rows import BadRow, decode_row
-from .augment import AugmentParams, InputFormat, augment
+from .augment import AugmentParams, InputFormat, augment, saliency_frame_inputs
 from .sampling import MASK_SAMPLINGS, choose_masks, sample_click_pairs
 
 __all__ = ["SKIP_REASONS", "BadRow", "TrainTransform", "collate_click_sets", "decode_row"]
@@ -48,6 +48,7 @@ class TrainTransform:
         max_masks_decoded: int | None = 8,
         mask_sampling: str = "uniform",
         min_mask_pixels: int = 16,
+        stretched_size: int | None = None,
     ) -> None:
         if mask_sampling not in MASK_SAMPLINGS:
             raise ValueError(f"data.mask_sampling must be one of {MASK_SAMPLINGS}, got {mask_sampling!r}")
@@ -62,6 +63,8 @@ class TrainTransform:
         self.masks_per_image = masks_per_image
         self.pairs_per_mask = pairs_per_mask
         self.seed = seed
+        # a model with config.saliency_frame="stretched" also takes the photo stretched to this square and its box
+        self.stretched_size = stretched_size
         self.epoch = 0
 
     def rng_for(self, row: dict[str, Any]) -> np.random.Generator:
@@ -77,17 +80,24 @@ class TrainTransform:
         except BadRow as bad:
             return {"sample": None, "skip": [bad.reason]}
         skips += ["dropped_empty_mask"] * empty
-        aug = augment(image, masks, ignore, self.params, self.input_format, rng, self.min_mask_pixels)
+        aug = augment(image, masks, ignore, self.params, self.input_format, rng, self.min_mask_pixels,
+                      stretched_size=self.stretched_size)
         chosen = choose_masks(aug.masks, aug.valid, self.masks_per_image, rng, self.min_mask_pixels,
                               self.mask_sampling)
         if chosen.size == 0:  # the crop or view lost every mask: fall back to the plain image
-            aug = augment(image, masks, ignore, AugmentParams.no_augmentation(), self.input_format, rng, 1)
+            aug = augment(image, masks, ignore, AugmentParams.no_augmentation(), self.input_format, rng, 1,
+                          stretched_size=self.stretched_size)
             chosen = choose_masks(aug.masks, aug.valid, self.masks_per_image, rng, 1, self.mask_sampling)
             if chosen.size == 0:
                 return {"sample": None, "skip": skips + ["no_clickable_mask"]}
         pairs = [sample_click_pairs(aug.masks[j], aug.valid, self.pairs_per_mask, rng) for j in chosen]
+        frame = {}
+        if self.stretched_size is not None:
+            stretched, box = saliency_frame_inputs(aug, self.stretched_size)
+            frame = {"saliency_pixel_values": stretched, "saliency_boxes": box}
         return {
             "sample": {
+                **frame,
                 "pixel_values": aug.pixel_values,
                 "masks": torch.from_numpy(aug.masks[chosen]),
                 "valid": torch.from_numpy(aug.valid),
@@ -111,10 +121,12 @@ def collate_click_sets(items: list[dict[str, Any]]) -> dict[str, torch.Tensor]:
     Every chosen mask contributes K positive sets (one click +1, target m) and K negative sets (one click −1,
     target m), in the order [image, mask, pair, sign]. Returns
         pixel_values (B, 3, S, S); points (N, 1, 2); labels (N, 1); image_index (N,); target_masks (N, 1, S, S)
-        bool; target_valid (N, 1, S, S) bool; skipped (len(SKIP_REASONS),) long.
+        bool; target_valid (N, 1, S, S) bool; skipped (len(SKIP_REASONS),) long; and, for the stretched saliency
+        frame, saliency_pixel_values (B, 3, s, s) and saliency_boxes (B, 4).
     """
     skipped = torch.zeros(len(SKIP_REASONS), dtype=torch.long)
     pixels, points, labels, index, targets, valids = [], [], [], [], [], []
+    frame: dict[str, list[torch.Tensor]] = {"saliency_pixel_values": [], "saliency_boxes": []}
     for item in items:
         for reason in item["skip"]:
             skipped[SKIP_REASONS.index(reason)] += 1
@@ -123,6 +135,9 @@ def collate_click_sets(items: list[dict[str, Any]]) -> dict[str, torch.Tensor]:
             continue
         b = len(pixels)
         pixels.append(sample["pixel_values"])
+        for key in frame:
+            if key in sample:
+                frame[key].append(sample[key])
         for j in range(sample["masks"].shape[0]):
             for k in range(sample["positives"].shape[1]):
                 for sign, point, ok in (
@@ -146,4 +161,5 @@ def collate_click_sets(items: list[dict[str, Any]]) -> dict[str, torch.Tensor]:
         "target_masks": torch.stack(targets)[:, None],
         "target_valid": torch.stack(valids)[:, None],
         "skipped": skipped,
+        **{key: torch.stack(values) for key, values in frame.items() if values},
     }

@@ -34,7 +34,7 @@ from safetensors.torch import load_file, save_file
 
 from ..data.rows import BadRow, decode_row
 from ..models.signed_click.embeddings import SignedClickImageEmbeddings
-from .augment import AugmentParams, InputFormat, augment
+from .augment import AugmentParams, InputFormat, augment, saliency_frame_inputs
 
 CACHE_INFO = "cache_info.json"
 EMBEDDING_FIELDS = ("features", "low_level", "fine", "saliency")
@@ -158,12 +158,7 @@ def view_sample(row: dict[str, Any], view: int, info: CacheInfo, input_format: I
         return None
     if info.saliency_frame != "stretched":
         return aug.pixel_values, aug.masks[keep], aug.valid
-    from ..backbones.saliency_frame import stretched_photo
-    from ..scaling.view_boxes import view_box, view_stretched
-
-    geometry = aug.geometry
-    stretched = view_stretched(geometry.view, stretched_photo(aug.stretched, info.saliency_input_size))
-    box = torch.tensor(view_box(geometry.view, geometry.resized, geometry.size))
+    stretched, box = saliency_frame_inputs(aug, info.saliency_input_size)
     return aug.pixel_values, aug.masks[keep], aug.valid, stretched, box
 
 

@@ -90,9 +90,15 @@ class SignedClickObjective(nn.Module):
         target_masks: torch.Tensor,
         target_valid: torch.Tensor,
         corrective_clicks: int = 0,
+        saliency_pixel_values: torch.Tensor | None = None,
+        saliency_boxes: torch.Tensor | None = None,
     ) -> dict[str, torch.Tensor]:
-        """Inputs as `collate_click_sets` builds them; returns {"loss", "loss_first", "loss_final", "iou_first"}."""
-        embeddings = self.model.encode_image(pixel_values)
+        """Inputs as `collate_click_sets` builds them (the last two only for `config.saliency_frame="stretched"`);
+        returns {"loss", "loss_first", "loss_final", "iou_first"}."""
+        frame = {}
+        if saliency_pixel_values is not None or saliency_boxes is not None:
+            frame = {"saliency_pixel_values": saliency_pixel_values, "saliency_boxes": saliency_boxes}
+        embeddings = self.model.encode_image(pixel_values, **frame)
         return self.loss_on_embeddings(embeddings, points, labels, image_index, target_masks, target_valid,
                                        corrective_clicks)
 

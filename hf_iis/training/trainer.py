@@ -37,6 +37,7 @@ from .tracking import JSONLTracker
 from .validation import ValidationSet, build_validation_set, evaluate_miou_at_1
 
 MODEL_INPUTS = ("pixel_values", "points", "labels", "image_index", "target_masks", "target_valid")
+FRAME_INPUTS = ("saliency_pixel_values", "saliency_boxes")  # present only for the stretched saliency frame
 
 
 class Trainer:
@@ -75,7 +76,8 @@ class Trainer:
 
         if train_dataset is None:
             train_dataset = load_split(cfg.data.path, cfg.data.train_split, streaming=cfg.data.streaming)
-        self.stream = BatchStream(train_dataset, build_transform(cfg, self.input_format), cfg.data.batch_size,
+        transform = build_transform(cfg, self.input_format, model.config)
+        self.stream = BatchStream(train_dataset, transform, cfg.data.batch_size,
                                   cfg.data.num_workers, cfg.seed, self.rank, self.world, cfg.data.shuffle_buffer)
 
         self.global_step, self.best = 0, -1.0
@@ -168,7 +170,7 @@ class Trainer:
                 if batch["pixel_values"].shape[0] == 0:  # every row bad: keep the collective in step
                     out = {"loss": sum(p.sum() for p in self.objective.parameters()) * 0.0}
                 else:
-                    inputs = {k: batch[k].to(acc.device) for k in MODEL_INPUTS}
+                    inputs = {k: batch[k].to(acc.device) for k in MODEL_INPUTS + FRAME_INPUTS if k in batch}
                     out = self.objective(**inputs, corrective_clicks=rounds)
                 acc.backward(out["loss"] / accum)
             for key, value in out.items():
@@ -229,7 +231,9 @@ class Trainer:
                 if cfg.data.path is None:
                     raise ValueError("no data.path and no validation dataset")
                 data = load_split(cfg.data.path, cfg.data.val_split, streaming=False)
-            return build_validation_set(data, self.input_format, cfg.val_images, cfg.seed)
+            config = self.model.config
+            stretched = config.saliency_input_size if getattr(config, "saliency_frame", None) == "stretched" else None
+            return build_validation_set(data, self.input_format, cfg.val_images, cfg.seed, stretched)
         except (FileNotFoundError, ValueError, KeyError) as error:
             acc.print(f"no validation: {error}")
             return None

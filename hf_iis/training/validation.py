@@ -16,7 +16,7 @@ import torch
 
 from ..data.rows import BadRow, decode_row, undecoded
 from ..utils.clicker import center_click
-from .augment import AugmentParams, InputFormat, augment
+from .augment import AugmentParams, InputFormat, augment, saliency_frame_inputs
 from .sampling import choose_masks, sample_pixels
 
 
@@ -27,15 +27,19 @@ class ValidationSet:
     valid: torch.Tensor  # (V, 1, S, S) bool
     points: torch.Tensor  # (V, 1, 2) random positive click, (x, y)
     center_points: torch.Tensor  # (V, 1, 2) the center click of the same mask
+    frame: dict[str, torch.Tensor] | None = None  # the stretched saliency frame's inputs, when the model uses it
 
     def __len__(self) -> int:
         return self.pixel_values.shape[0]
 
 
-def build_validation_set(dataset, input_format: InputFormat, max_images: int = 80, seed: int = 0) -> ValidationSet:
-    """The first `max_images` usable rows of `dataset` (map-style or iterable), in the model's `input_format`."""
+def build_validation_set(dataset, input_format: InputFormat, max_images: int = 80, seed: int = 0,
+                         stretched_size: int | None = None) -> ValidationSet:
+    """The first `max_images` usable rows of `dataset` (map-style or iterable), in the model's `input_format`; with
+    `stretched_size` (a model with `config.saliency_frame="stretched"`) also the saliency branch's own inputs."""
     params = AugmentParams.no_augmentation()
     pixels, masks, valids, points, centers = [], [], [], [], []
+    stretched, boxes = [], []
     for index, row in enumerate(undecoded(dataset)):
         if len(pixels) >= max_images:
             break
@@ -44,12 +48,16 @@ def build_validation_set(dataset, input_format: InputFormat, max_images: int = 8
         except BadRow:
             continue
         rng = np.random.default_rng([seed, index])
-        aug = augment(image, row_masks, ignore, params, input_format, rng)
+        aug = augment(image, row_masks, ignore, params, input_format, rng, stretched_size=stretched_size)
         chosen = choose_masks(aug.masks, aug.valid, 1, rng)
         if chosen.size == 0:
             continue
         mask = aug.masks[chosen[0]]
         pixels.append(aug.pixel_values)
+        if stretched_size is not None:
+            photo, box = saliency_frame_inputs(aug, stretched_size)
+            stretched.append(photo)
+            boxes.append(box)
         masks.append(torch.from_numpy(mask)[None])
         valids.append(torch.from_numpy(aug.valid)[None])
         points.append(torch.from_numpy(sample_pixels(mask & aug.valid, 1, rng)))
@@ -57,8 +65,11 @@ def build_validation_set(dataset, input_format: InputFormat, max_images: int = 8
         centers.append(torch.tensor([[center.x, center.y]], dtype=torch.float32))
     if not pixels:
         raise ValueError("no usable validation image")
+    frame = None
+    if stretched_size is not None:
+        frame = {"saliency_pixel_values": torch.stack(stretched), "saliency_boxes": torch.stack(boxes)}
     return ValidationSet(torch.stack(pixels), torch.stack(masks), torch.stack(valids), torch.stack(points),
-                         torch.stack(centers))
+                         torch.stack(centers), frame)
 
 
 @torch.no_grad()
@@ -71,7 +82,8 @@ def evaluate_miou_at_1(model, valset: ValidationSet, batch_size: int = 8) -> dic
     for start in range(0, len(valset), batch_size):
         sl = slice(start, start + batch_size)
         px = valset.pixel_values[sl].to(device)
-        embeddings = model.encode_image(px)  # once for both clicks
+        frame = {} if valset.frame is None else {k: v[sl].to(device) for k, v in valset.frame.items()}
+        embeddings = model.encode_image(px, **frame)  # once for both clicks
         gt, valid = valset.masks[sl].to(device), valset.valid[sl].to(device)
         for name, pts in (("random", valset.points[sl]), ("center", valset.center_points[sl])):
             pts = pts.to(device)
