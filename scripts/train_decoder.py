@@ -64,8 +64,11 @@ def _parser() -> argparse.ArgumentParser:
     head.add_argument("--cache", default="data_cache/embeddings_v2", help="embedding cache of the model's teacher")
     head.add_argument("--rule", required=True, help="uniform | area | largest")
     head.add_argument("--views", type=int, default=4000, help="cached views to draw first clicks on")
-    head.add_argument("--examples", default=None,
-                      help="safetensors file of stored head inputs: read when it exists, else written")
+    head.add_argument("--examples", action="append", default=None,
+                      help="safetensors file of stored head inputs: read when it exists, else written; repeatable "
+                           "(files that all exist are read and joined, e.g. collected with other --seed values)")
+    head.add_argument("--raw-inputs", action="store_true",
+                      help="fit on the raw head inputs (default: standardized, the statistics folded into the head)")
     head.add_argument("--head-inputs", default=None,
                       help="pooled | mask_pooled: give the model a new IoU head reading these inputs (default: keep)")
     head.add_argument("--epochs", type=int, default=60)
@@ -193,8 +196,13 @@ def _head(args) -> int:
         raise ValueError(f"--model {model_dir}: no model.safetensors there (a save_pretrained folder is expected)")
     if out.exists() and (not out.is_dir() or any(out.iterdir())):
         raise ValueError(f"--out {out} exists and is not an empty folder")
-    examples_path = Path(args.examples) if args.examples else None
-    if examples_path is None or not examples_path.is_file():
+    example_paths = [Path(p) for p in args.examples or []]
+    missing = [p for p in example_paths if not p.is_file()]
+    if len(example_paths) > 1 and missing:
+        raise ValueError(f"--examples {missing[0]} does not exist: several --examples files are read and joined, "
+                         "so each must exist (collect a new file with a single --examples)")
+    examples_path = example_paths[0] if len(example_paths) == 1 else None
+    if not example_paths or missing:
         if not (Path(args.cache) / CACHE_INFO).is_file():
             raise ValueError(f"--cache {args.cache}: no {CACHE_INFO} there (build it with `train_decoder.py cache`)")
     torch.set_num_threads(args.threads)
@@ -206,13 +214,17 @@ def _head(args) -> int:
         model = with_head_inputs(model, args.head_inputs)
     # the stored inputs belong to these maps and this kind of head input
     maps_sha = file_sha256(model_dir / "model.safetensors") + ":" + model.config.iou_head_inputs
-    if examples_path is not None and examples_path.is_file():
-        stored = load_file(str(examples_path))
-        recorded = bytes(stored.pop("model_sha256").tolist()).decode()
-        if recorded != maps_sha:
-            raise ValueError(f"--examples {examples_path} were computed with another model or head inputs "
-                             f"({recorded[:12]}…{recorded[64:]}, {model_dir} gives {maps_sha[:12]}…{maps_sha[64:]})")
-        examples = ChoiceExamples(**stored)
+    if example_paths and not missing:
+        parts = []
+        for path in example_paths:
+            stored = load_file(str(path))
+            recorded = bytes(stored.pop("model_sha256").tolist()).decode()
+            if recorded != maps_sha:
+                raise ValueError(f"--examples {path} were computed with another model or head inputs "
+                                 f"({recorded[:12]}…{recorded[64:]}, {model_dir} gives "
+                                 f"{maps_sha[:12]}…{maps_sha[64:]})")
+            parts.append(stored)
+        examples = ChoiceExamples(**{k: torch.cat([p[k] for p in parts]) for k in parts[0]})
     else:
         examples = collect_choice_examples(model, args.cache, args.views, seed=args.seed)
         if examples_path is not None:
@@ -221,12 +233,15 @@ def _head(args) -> int:
             tensors["model_sha256"] = torch.tensor(list(maps_sha.encode()), dtype=torch.uint8)
             save_file(tensors, str(examples_path))
     torch.manual_seed(args.seed)
-    result = fit_iou_head(model.decoder.iou_head, examples, args.rule, epochs=args.epochs, seed=args.seed)
+    result = fit_iou_head(model.decoder.iou_head, examples, args.rule, epochs=args.epochs, seed=args.seed,
+                          standardize=not args.raw_inputs)
     model.save_pretrained(out)
     SignedClickImageProcessor.from_pretrained(str(model_dir)).save_pretrained(out)
     print(f"wrote {out}: IoU head fitted under rule {args.rule!r} on {result['examples']} first clicks, "
           f"loss {result['loss']:.4f}; its top map is the rule's on {100 * result['top_agreement']:.1f} % of them "
-          f"and on {100 * result['held_out_agreement']:.1f} % of {result['held_out']} held-out ones")
+          f"and on {100 * result['held_out_agreement']:.1f} % of {result['held_out']} held-out ones, where the "
+          f"chosen map's expected IoU under the rule is {result['held_out_chosen']:.4f} (best map "
+          f"{result['held_out_oracle']:.4f}, always map 1 {result['held_out_first_map']:.4f})")
     return 0
 
 

@@ -201,6 +201,19 @@ def test_head_refits_the_iou_head_alone_and_reuses_its_examples(setup, tmp_path,
     assert setup["script"].main(["head", "--model", str(out), "--examples", str(examples), "--rule", "area",
                                  "--out", str(tmp_path / "x")]) == 2
     assert "computed with another model" in _error_lines(capsys)[-1]
+    # several files are joined when all exist; a missing one among several is refused before any work
+    second = tmp_path / "examples_seed1.safetensors"
+    assert setup["script"].main([*args[:10], str(second), *args[11:], "--seed", "1", "--rule", "area",
+                                 "--out", str(tmp_path / "seed1")]) == 0
+    capsys.readouterr()
+    assert setup["script"].main([*args[:3], "--examples", str(examples), "--examples", str(second), "--rule", "area",
+                                 "--epochs", "3", "--out", str(tmp_path / "joined")]) == 0
+    out_lines = capsys.readouterr().out
+    joined = int(out_lines.split("fitted under rule 'area' on ")[1].split()[0])
+    assert joined > 6  # more first clicks than one file of 6 views holds after its held-out share
+    assert setup["script"].main([*args[:3], "--examples", str(examples), "--examples", str(tmp_path / "none"),
+                                 "--rule", "area", "--out", str(tmp_path / "z")]) == 2
+    assert "does not exist: several --examples files" in _error_lines(capsys)[-1]
     assert setup["script"].main([*args, "--rule", "biggest", "--out", str(tmp_path / "y")]) == 2
     assert "--rule must be one of uniform, area, largest" in _error_lines(capsys)[-1]
 

@@ -107,3 +107,35 @@ def test_a_new_head_starts_unsaturated():
     with torch.no_grad():
         q = torch.sigmoid(head.mlp(torch.randn(64, head.mlp[0].in_features)))
     assert 0.05 < float(q.min()) and float(q.max()) < 0.95
+
+
+def test_standardizing_is_folded_into_the_first_layer():
+    """The head trains on z = (x − μ) / σ and keeps reading raw x: W' = W / σ, b' = b − W' μ. A feature on a scale
+    10⁴ times the other's still decides the ranking, and the folded head equals the standardized one."""
+    torch.manual_seed(0)
+    n = 200
+    side = torch.randint(0, 2, (n,))
+    inputs = torch.zeros(n, 4 + 4)
+    inputs[:, 1] = 5000.0 + 10.0 * (1.0 - 2.0 * side.float())  # the deciding feature, far from 0 and spread ±10
+    inputs[:, 2] = torch.randn(n) * 1e-3
+    ious = torch.zeros(n, 2, 2)
+    ious[torch.arange(n), 1, side] = 0.9
+    ious[torch.arange(n), 0, 1 - side] = 0.9
+    ex = ChoiceExamples(inputs=inputs, ious=ious, holds=torch.ones(n, 2, dtype=torch.bool),
+                        areas=torch.tensor([[10, 100]]).expand(n, 2).clone(), outside=torch.full((n, 2), 50),
+                        sign=torch.ones(n, dtype=torch.long))
+    head = MaskIoUHead(4, 2)
+    result = fit_iou_head(head, ex, "largest", epochs=40)
+    assert result["held_out_agreement"] == 1.0
+    assert result["held_out_chosen"] == pytest.approx(0.9) and result["held_out_oracle"] == pytest.approx(0.9)
+    # the fold by hand on a one-feature layer: W = [2], b = [1], μ = 3, σ = 4 → W' = 0.5, b' = 1 − 1.5 = −0.5
+    layer = torch.nn.Linear(1, 1)
+    with torch.no_grad():
+        layer.weight.fill_(2.0)
+        layer.bias.fill_(1.0)
+        x = torch.tensor([[7.0]])
+        standardized = layer((x - 3.0) / 4.0)
+        weight = layer.weight / torch.tensor([4.0])[None, :]
+        layer.bias.sub_(weight @ torch.tensor([3.0]))
+        layer.weight.copy_(weight)
+        assert torch.allclose(layer(x), standardized) and float(standardized) == 3.0
