@@ -33,6 +33,7 @@ from ..models.signed_click.embeddings import SignedClickImageEmbeddings
 from ..models.signed_click.grow_outputs import grow_outputs
 from ..models.signed_click.image_processing_signed_click import SignedClickImageProcessor
 from ..models.signed_click.modeling_signed_click import SignedClickModel
+from ..utils.memory import release_freed_memory
 from .embedding_cache import CACHE_INFO, file_sha256, list_shards, load_shards
 from .objective import SignedClickObjective
 from .sampling import MASK_SAMPLINGS, choose_masks, sample_click_pairs
@@ -187,6 +188,8 @@ class CachedBatches:
         pick = self.rng.choice(len(self.shards), size=min(self.cfg.shards_in_memory, len(self.shards)),
                                replace=False)
         self.picked = sorted(int(i) for i in pick)
+        self.views = None
+        release_freed_memory()  # the replaced shards' buffers (utils/memory.py)
         self.views = load_shards([self.shards[i] for i in self.picked], self.size)
         self.order = [int(i) for i in self.rng.permutation(len(self.views))]
 

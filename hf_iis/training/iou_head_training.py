@@ -28,6 +28,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
+from ..utils.memory import release_freed_memory
 from .embedding_cache import list_shards, load_shards
 from .sampling import choose_masks, sample_click_pairs
 
@@ -129,6 +130,8 @@ def collect_choice_examples(model, cache: str, num_views: int, seed: int = 0, ba
         for start in range(0, len(order), shards_per_load):
             if done >= num_views:
                 break
+            views = None
+            release_freed_memory()  # the last shards' buffers: else the heap grows ~1 GB per load (utils/memory.py)
             views = load_shards([shards[i] for i in order[start:start + shards_per_load]], size)
             for first in range(0, len(views), batch_size):
                 if done >= num_views:
