@@ -67,8 +67,8 @@ def _parser() -> argparse.ArgumentParser:
     head.add_argument("--examples", action="append", default=None,
                       help="safetensors file of stored head inputs: read when it exists, else written; repeatable "
                            "(files that all exist are read and joined, e.g. collected with other --seed values)")
-    head.add_argument("--raw-inputs", action="store_true",
-                      help="fit on the raw head inputs (default: standardized, the statistics folded into the head)")
+    head.add_argument("--standardize", action="store_true",
+                      help="fit on standardized head inputs, the statistics folded into the head (default: raw)")
     head.add_argument("--head-inputs", default=None,
                       help="pooled | mask_pooled: give the model a new IoU head reading these inputs (default: keep)")
     head.add_argument("--epochs", type=int, default=60)
@@ -234,7 +234,7 @@ def _head(args) -> int:
             save_file(tensors, str(examples_path))
     torch.manual_seed(args.seed)
     result = fit_iou_head(model.decoder.iou_head, examples, args.rule, epochs=args.epochs, seed=args.seed,
-                          standardize=not args.raw_inputs)
+                          standardize=args.standardize)
     model.save_pretrained(out)
     SignedClickImageProcessor.from_pretrained(str(model_dir)).save_pretrained(out)
     print(f"wrote {out}: IoU head fitted under rule {args.rule!r} on {result['examples']} first clicks, "

@@ -125,7 +125,7 @@ def test_standardizing_is_folded_into_the_first_layer():
                         areas=torch.tensor([[10, 100]]).expand(n, 2).clone(), outside=torch.full((n, 2), 50),
                         sign=torch.ones(n, dtype=torch.long))
     head = MaskIoUHead(4, 2)
-    result = fit_iou_head(head, ex, "largest", epochs=40)
+    result = fit_iou_head(head, ex, "largest", epochs=40, standardize=True)
     assert result["held_out_agreement"] == 1.0
     assert result["held_out_chosen"] == pytest.approx(0.9) and result["held_out_oracle"] == pytest.approx(0.9)
     # the fold by hand on a one-feature layer: W = [2], b = [1], μ = 3, σ = 4 → W' = 0.5, b' = 1 − 1.5 = −0.5

@@ -187,11 +187,12 @@ def collect_choice_examples(model, cache: str, num_views: int, seed: int = 0, ba
 
 def fit_iou_head(head, examples: ChoiceExamples, rule: str, epochs: int = 60, lr: float = 1e-3,
                  batch_size: int = 256, seed: int = 0, held_out: float = 0.1,
-                 standardize: bool = True) -> dict[str, float]:
+                 standardize: bool = False) -> dict[str, float]:
     """Fit `head` (a `MaskIoUHead`) in place: (σ(q) − target)² on the stored inputs, Adam, on all but a seeded
     `held_out` share of the examples.
 
-    standardize: the MLP trains on z = (x − μ) / σ, μ and σ the training inputs' per-feature mean and deviation
+    standardize (off by default: on validation it lost, docs/results_multimask.md § 11): the MLP trains on
+    z = (x − μ) / σ, μ and σ the training inputs' per-feature mean and deviation
     (the inputs mix pooled features, mean probabilities and overlaps on very different scales), and the statistics
     are then folded into the first layer, W' = W / σ and b' = b − W' μ, so the head keeps its form and reads raw
     inputs as before.
