@@ -91,6 +91,18 @@ class _Method:
     settings: dict[str, Any]
 
 
+
+def model_name(path, paths) -> str:
+    """A model's label in the tables: its folder's name, or, when another model of the run has the same folder name
+    (two runs' `final/`), its last two path parts ("ccp_scaled/final"), else the whole path."""
+    parts = Path(path).parts
+    names = [Path(p).name for p in paths]
+    if names.count(Path(path).name) <= 1:
+        return Path(path).name
+    tails = ["/".join(Path(p).parts[-2:]) for p in paths]
+    tail = "/".join(parts[-2:])
+    return tail if tails.count(tail) <= 1 else str(path)
+
 def _model_methods(cfg: EvalConfig) -> tuple[list[_Method], dict[str, Any], list[dict[str, str]]]:
     """The model rows (a row per setting; sampling and triangulation mode only multiply rows with triangulation),
     the loaded predictors, and the rows left out because a model cannot run them (a distilled student has no
@@ -107,7 +119,7 @@ def _model_methods(cfg: EvalConfig) -> tuple[list[_Method], dict[str, Any], list
                                                     cfg.triangulation_modes if tri else ["independent"]):
                 seg = ModelSegmenter(predictor, tta, tri, sampling, upsample=upsample, zoom_in=zoom,
                                      triangulation_mode=mode, map_choice=cfg.map_choice)
-                seg.name = f"{Path(path).name} [{seg.settings_label}]"
+                seg.name = f"{model_name(path, cfg.models)} [{seg.settings_label}]"
                 if mode != "independent" and not conditioned_ok:
                     skipped.append({"model_path": str(path), "method": seg.name,
                                     "reason": f"its predictor cannot run triangulation_mode={mode!r} (a distilled "
@@ -353,19 +365,20 @@ def _run_scaling(cfg: EvalConfig, predictors: dict[str, Any], dataset: str, inst
     for path, predictor in predictors.items():
         runnable = [g for g in grid if g.mode == "independent" or runs_conditioned_triangulation(predictor)]
         for g in grid:
-            note = {"model_path": path, "method": f"{Path(path).name} scaling [{g.label}]",
+            note = {"model_path": path, "method": f"{model_name(path, cfg.models)} scaling [{g.label}]",
                     "reason": f"its predictor cannot run triangulation_mode={g.mode!r}"}
             if g not in runnable and note not in results["skipped"]:  # once, not once per benchmark
                 results["skipped"].append(note)
         for row in run_scaling(predictor, subset, runnable, range(cfg.seeds), cfg.progress, cfg.map_choice):
-            results["scaling"].append(replace(row, model=Path(path).name, model_path=path, dataset=dataset,
+            label = model_name(path, cfg.models)
+            results["scaling"].append(replace(row, model=label, model_path=path, dataset=dataset,
                                               num_instances=len(subset)).to_dict())
         for name, (summary, _runs) in run_multiclick_comparison(predictor, subset, cfg.max_clicks,
                                                                 progress=cfg.progress,
                                                                 map_choice=cfg.map_choice).items():
             results["multiclick"].append({"model_path": path, "dataset": dataset, "method": name,
                                           **summary.to_dict()})
-            curves[f"{Path(path).name}: {name}"] = summary.miou_curve
+            curves[f"{model_name(path, cfg.models)}: {name}"] = summary.miou_curve
 
 
 def _run_proposals(cfg: EvalConfig, predictors: dict[str, Any], results: dict[str, Any], out: Path) -> None:
@@ -380,13 +393,13 @@ def _run_proposals(cfg: EvalConfig, predictors: dict[str, Any], results: dict[st
                                  min_masks=cfg.proposal_min_masks)
     ar_curves = {}
     for path, predictor in predictors.items():
-        seg = ModelSegmenter(predictor, name=Path(path).name, map_choice=cfg.map_choice)
+        seg = ModelSegmenter(predictor, name=model_name(path, cfg.models), map_choice=cfg.map_choice)
         summary = summarize_proposals(run_proposals(seg, samples, progress=cfg.progress))
         held_out = cfg.proposal_layout == "corpus"
         results["proposals"].append({
-            "model": Path(path).name, "model_path": path, "data": cfg.proposal_folder, "images": len(samples),
+            "model": seg.name, "model_path": path, "data": cfg.proposal_folder, "images": len(samples),
             "held_out": held_out, **summary,
             **({} if held_out else {"note": "not the corpus validation split: may overlap the training data"}),
         })
-        ar_curves[Path(path).name] = summary["ar_curve"]
+        ar_curves[model_name(path, cfg.models)] = summary["ar_curve"]
     plot_ar_curves(ar_curves, out / "plots" / "proposals_ar.png", f"zero-shot proposals, {cfg.proposal_folder}")
