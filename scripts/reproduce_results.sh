@@ -33,30 +33,30 @@ $PY scripts/evaluate.py --model none --datasets GrabCut,Berkeley,$REGIONS \
     --peers u2netp_zero,u2netp_component,u2net_zero,u2net_component,grabcut --protocols noc,miou1,random \
     --noc-limit 200 --random-limit 200 --threads 1 --no-progress --out outputs/eval/peers_all
 
-# docs/results.md: the default (the multi-map model) on the object benchmarks in one run (plain, zoom-in, guided
-# upsampling, both) beside both saliency click components and OpenCV GrabCut; its first-click choice among its maps on
-# every benchmark; the region benchmarks with the product's defaults. Triangulation was not rerun for it: the stage-3
-# default's tables (docs/results_v3.md § 2) have their commands there.
+# docs/results.md: the default (stage 4 + the end-to-end leg) on the object benchmarks in two runs split by upsampling
+# (each with zoom off and auto; the saliency click components and OpenCV GrabCut in the first), so that the two fit
+# on the 2 cores side by side; its first-click choice among its maps on every benchmark (the region benchmarks' first
+# click, bilinear). The region run with the product's defaults and its click loop (NoC on subsets of 100, 48 min) was
+# last run on stage 4 (docs/results_v4.md § 3, outputs/eval/v4/regions); triangulation on stage 3 (results_v3.md § 2).
 $PY scripts/evaluate.py --model $MODEL --datasets GrabCut,Berkeley --protocols noc,miou1,random --tta 1 \
-    --zoom-in off,auto --upsample bilinear,guided --peers u2netp_component,u2net_component,grabcut --overlays 2 \
-    --threads 1 --no-progress --out outputs/eval/v4/benchmarks
-$PY scripts/evaluate.py --model $MODEL --datasets $REGIONS --protocols noc,miou1 --noc-limit 100 --tta 1 \
-    --zoom-in auto --upsample guided --peers none --overlays 2 --threads 1 --no-progress --out outputs/eval/v4/regions
+    --zoom-in off,auto --upsample bilinear --peers u2netp_component,u2net_component,grabcut --overlays 2 \
+    --threads 1 --no-progress --out outputs/eval/v5/benchmarks_bilinear
+$PY scripts/evaluate.py --model $MODEL --datasets GrabCut,Berkeley --protocols noc,miou1,random --tta 1 \
+    --zoom-in off,auto --upsample guided --peers none --overlays 2 --threads 1 --no-progress \
+    --out outputs/eval/v5/benchmarks_guided
 $PY scripts/evaluate_multimask.py --model $MODEL --datasets GrabCut,Berkeley,$REGIONS --threads 1 --no-progress \
-    --out outputs/eval/v4/multimask
-for run in benchmarks regions; do
-    $PY scripts/summary_table.py outputs/eval/v4/$run/results.json > outputs/eval/v4/$run/summary.md
+    --out outputs/eval/v5/multimask
+for run in benchmarks_bilinear benchmarks_guided; do
+    $PY scripts/summary_table.py outputs/eval/v5/$run/results.json > outputs/eval/v5/$run/summary.md
 done
-$PY scripts/paired_rows.py outputs/eval/v4/benchmarks --baseline "default [tta=1]" --metric NoC@90 \
-    > outputs/eval/v4/benchmarks/paired_noc90.md
-$PY scripts/paired_rows.py outputs/eval/v4/benchmarks --baseline "default [tta=1]" \
-    > outputs/eval/v4/benchmarks/paired_miou1.md
-$PY scripts/zoom_figure.py --results outputs/eval/v4/benchmarks/instances.json --dataset Berkeley --clicks 5 \
+$PY scripts/paired_rows.py outputs/eval/v5/benchmarks_bilinear outputs/eval/v5/benchmarks_guided \
+    --baseline "default [tta=1]" --metric NoC@90 > outputs/eval/v5/paired_noc90.md
+$PY scripts/zoom_figure.py --results outputs/eval/v5/benchmarks_bilinear/instances.json --dataset Berkeley --clicks 5 \
     --out docs/figures/thin_object.jpg
 for d in GrabCut Berkeley; do
-    cp outputs/eval/v4/benchmarks/plots/miou_vs_clicks_$d.png docs/figures/miou_vs_clicks_$d.png
+    cp outputs/eval/v5/benchmarks_bilinear/plots/miou_vs_clicks_$d.png docs/figures/miou_vs_clicks_$d.png  # with the baselines
 done
-$PY -c "from PIL import Image; im = Image.open('outputs/eval/v4/benchmarks/plots/overlays_GrabCut.png').convert('RGB'); im.resize((im.width // 2, im.height // 2), Image.LANCZOS).save('docs/figures/overlays_GrabCut.jpg', quality=82)"
+$PY -c "from PIL import Image; im = Image.open('outputs/eval/v5/benchmarks_bilinear/plots/overlays_GrabCut.png').convert('RGB'); im.resize((im.width // 2, im.height // 2), Image.LANCZOS).save('docs/figures/overlays_GrabCut.jpg', quality=82)"
 
 # docs/results_zoom.md § 1: the corrective-click settings chosen on validation (with the stage-2 decoder, before the
 # crop fine-tune: run them with that model's weights, see the page)
@@ -66,7 +66,7 @@ $PY scripts/evaluate.py --model $MODEL --datasets validation:data_cache/corpus_v
     --upsample bilinear,guided --tta 1 --peers none --overlays 0 --threads 1 --no-progress \
     --out outputs/eval/upsample_validation
 
-# docs/results.md § 6: corrective clicks keep the first click's map (the default) against re-ranking every click set
+# docs/results_v4.md § 6 (run on stage 4): corrective clicks keep the first click's map against re-ranking every click set
 for RULE in first_click click_set; do
   $PY scripts/evaluate.py --model $MODEL --datasets validation:data_cache/corpus_v2 --protocols noc --noc-limit 200 \
       --tta 1 --zoom-in auto --upsample guided --map-choice $RULE --peers none --overlays 0 --threads 1 --no-progress \
@@ -75,7 +75,7 @@ done
 $PY scripts/paired_rows.py outputs/eval/mapchoice/click_set outputs/eval/mapchoice/first_click \
     --baseline "default [tta=1, zoom=auto, upsample=guided, maps=click_set]" --metric NoC@90
 $PY scripts/evaluate.py --model $MODEL --datasets GrabCut,Berkeley --protocols noc --tta 1 --zoom-in auto \
-    --upsample guided --peers none --overlays 0 --threads 1 --no-progress --out outputs/eval/v4/mapchoice_bench/defaults
+    --upsample guided --peers none --overlays 0 --threads 1 --no-progress --out outputs/eval/v4/mapchoice_bench/defaults  # stage 4
 $PY scripts/evaluate.py --model $MODEL --datasets GrabCut,Berkeley --protocols noc --tta 1 --zoom-in off \
     --upsample bilinear --peers none --overlays 0 --threads 1 --no-progress --out outputs/eval/v4/mapchoice_bench/plain
 
@@ -83,6 +83,9 @@ $PY scripts/evaluate.py --model $MODEL --datasets GrabCut,Berkeley --protocols n
 $PY scripts/load_space.py --model $MODEL --clients 8 --requests 10
 $PY scripts/space_walkthrough.py --model $MODEL --out docs/space
 
-$PY scripts/make_model_card.py --eval outputs/eval/v4/benchmarks/results.json --eval outputs/eval/v4/regions/results.json --run "model_cards/u2netp_run/stage1=2 CPU cores (x86_64)" \
+$PY scripts/make_model_card.py --eval outputs/eval/v5/benchmarks_guided/results.json \
+    --eval outputs/eval/v5/benchmarks_bilinear/results.json \
+    --run "model_cards/u2netp_run/stage1=2 CPU cores (x86_64)" \
     --run "model_cards/u2netp_run/stage2=2 CPU cores (x86_64)" --run "model_cards/crops_run=2 CPU cores (x86_64)" \
-    --run "model_cards/sframe_run=2 CPU cores (x86_64)" --out model_cards/default.md --copy-to $MODEL/README.md
+    --run "model_cards/sframe_run=2 CPU cores (x86_64)" --run "model_cards/e2e_run=2 CPU cores (x86_64)" \
+    --out model_cards/default.md --copy-to $MODEL/README.md
