@@ -33,9 +33,6 @@ import torch
 
 from hf_iis.training.config import load_config
 
-_INPUTS = ("pixel_values", "points", "labels", "image_index", "target_masks", "target_valid",
-           "saliency_pixel_values", "saliency_boxes")  # the last two only for the stretched saliency frame
-
 
 def _stream(cfg, rank: int = 0, world: int = 1, model_config=None):
     from hf_iis.models.signed_click.configuration_signed_click import SignedClickConfig
@@ -71,6 +68,7 @@ def train_throughput(cfg, steps: int, warmup: int) -> dict[str, float]:
 
     from hf_iis.training.loop import build_model, build_optimizer
     from hf_iis.training.objective import SignedClickObjective
+    from hf_iis.training.trainer import FRAME_INPUTS, MODEL_INPUTS
 
     accelerator = Accelerator(mixed_precision=cfg.optim.mixed_precision)
     set_seed(cfg.seed)
@@ -88,7 +86,8 @@ def train_throughput(cfg, steps: int, warmup: int) -> dict[str, float]:
         t1 = time.perf_counter()
         rng = np.random.default_rng([cfg.seed, step, accelerator.process_index])
         rounds = int(rng.integers(it.min_clicks, it.max_clicks + 1)) if it and rng.random() < it.prob else 0
-        out = objective(**{k: batch[k].to(accelerator.device) for k in _INPUTS if k in batch}, corrective_clicks=rounds)
+        inputs = {k: batch[k].to(accelerator.device) for k in MODEL_INPUTS + FRAME_INPUTS if k in batch}
+        out = objective(**inputs, corrective_clicks=rounds)
         accelerator.backward(out["loss"])
         optimizer.step()
         optimizer.zero_grad(set_to_none=True)

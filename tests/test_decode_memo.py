@@ -29,11 +29,16 @@ def _model():
     return model
 
 
-def test_equal_inputs_decode_once_and_a_copy_is_returned():
+def _one_click_setup():
+    """A counted model, an image embedding and one positive click: what most tests below start from."""
     model = _model()
     calls = _counted(model)
     emb = model.encode_image(torch.rand(1, 3, 64, 64))
-    points, labels = torch.tensor([[[20.0, 30.0]]]), torch.tensor([[1]])
+    return model, calls, emb, torch.tensor([[[20.0, 30.0]]]), torch.tensor([[1]])
+
+
+def test_equal_inputs_decode_once_and_a_copy_is_returned():
+    model, calls, emb, points, labels = _one_click_setup()
     prev = torch.rand(1, 1, 64, 64)
     with torch.inference_mode():
         a_logits, a_iou = model.decode_masks(emb, points, labels, prev)
@@ -52,10 +57,7 @@ def test_equal_inputs_decode_once_and_a_copy_is_returned():
 
 def test_a_weight_changed_in_place_is_decoded_afresh():
     """An optimizer step or load_state_dict between two inference calls with the same inputs: not the kept answer."""
-    model = _model()
-    calls = _counted(model)
-    emb = model.encode_image(torch.rand(1, 3, 64, 64))
-    points, labels = torch.tensor([[[20.0, 30.0]]]), torch.tensor([[1]])
+    model, calls, emb, points, labels = _one_click_setup()
     with torch.inference_mode():
         before, _ = model.decode_masks(emb, points, labels)
     with torch.no_grad():
@@ -70,10 +72,7 @@ def test_a_weight_changed_in_place_is_decoded_afresh():
 
 
 def test_training_gradients_and_batches_are_never_kept():
-    model = _model()
-    calls = _counted(model)
-    emb = model.encode_image(torch.rand(1, 3, 64, 64))
-    points, labels = torch.tensor([[[20.0, 30.0]]]), torch.tensor([[1]])
+    model, calls, emb, points, labels = _one_click_setup()
     with torch.no_grad():
         model.train()
         model.decode_masks(emb, points, labels)

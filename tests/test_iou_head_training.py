@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from hf_iis.models.signed_click.multimask import MaskIoUHead
-from hf_iis.training.iou_head_training import ChoiceExamples, choice_targets, fit_iou_head
+from hf_iis.training.iou_head_training import ChoiceExamples, choice_targets, fit_iou_head, fold_standardization
 
 
 def _examples() -> ChoiceExamples:
@@ -135,7 +135,6 @@ def test_standardizing_is_folded_into_the_first_layer():
         layer.bias.fill_(1.0)
         x = torch.tensor([[7.0]])
         standardized = layer((x - 3.0) / 4.0)
-        weight = layer.weight / torch.tensor([4.0])[None, :]
-        layer.bias.sub_(weight @ torch.tensor([3.0]))
-        layer.weight.copy_(weight)
+        fold_standardization(layer, torch.tensor([3.0]), torch.tensor([4.0]))
+        assert float(layer.weight) == 0.5 and float(layer.bias) == -0.5
         assert torch.allclose(layer(x), standardized) and float(standardized) == 3.0

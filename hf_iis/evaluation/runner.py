@@ -91,17 +91,15 @@ class _Method:
     settings: dict[str, Any]
 
 
-
 def model_name(path, paths) -> str:
     """A model's label in the tables: its folder's name, or, when another model of the run has the same folder name
     (two runs' `final/`), its last two path parts ("ccp_scaled/final"), else the whole path."""
-    parts = Path(path).parts
-    names = [Path(p).name for p in paths]
-    if names.count(Path(path).name) <= 1:
-        return Path(path).name
-    tails = ["/".join(Path(p).parts[-2:]) for p in paths]
-    tail = "/".join(parts[-2:])
-    return tail if tails.count(tail) <= 1 else str(path)
+    name = Path(path).name
+    if [Path(p).name for p in paths].count(name) <= 1:
+        return name
+    tail = "/".join(Path(path).parts[-2:])
+    return tail if ["/".join(Path(p).parts[-2:]) for p in paths].count(tail) <= 1 else str(path)
+
 
 def _model_methods(cfg: EvalConfig) -> tuple[list[_Method], dict[str, Any], list[dict[str, str]]]:
     """The model rows (a row per setting; sampling and triangulation mode only multiply rows with triangulation),
@@ -364,13 +362,13 @@ def _run_scaling(cfg: EvalConfig, predictors: dict[str, Any], dataset: str, inst
     subset = instances[: cfg.scaling_limit] if cfg.scaling_limit else instances
     for path, predictor in predictors.items():
         runnable = [g for g in grid if g.mode == "independent" or runs_conditioned_triangulation(predictor)]
+        label = model_name(path, cfg.models)
         for g in grid:
-            note = {"model_path": path, "method": f"{model_name(path, cfg.models)} scaling [{g.label}]",
+            note = {"model_path": path, "method": f"{label} scaling [{g.label}]",
                     "reason": f"its predictor cannot run triangulation_mode={g.mode!r}"}
             if g not in runnable and note not in results["skipped"]:  # once, not once per benchmark
                 results["skipped"].append(note)
         for row in run_scaling(predictor, subset, runnable, range(cfg.seeds), cfg.progress, cfg.map_choice):
-            label = model_name(path, cfg.models)
             results["scaling"].append(replace(row, model=label, model_path=path, dataset=dataset,
                                               num_instances=len(subset)).to_dict())
         for name, (summary, _runs) in run_multiclick_comparison(predictor, subset, cfg.max_clicks,
@@ -378,7 +376,7 @@ def _run_scaling(cfg: EvalConfig, predictors: dict[str, Any], dataset: str, inst
                                                                 map_choice=cfg.map_choice).items():
             results["multiclick"].append({"model_path": path, "dataset": dataset, "method": name,
                                           **summary.to_dict()})
-            curves[f"{model_name(path, cfg.models)}: {name}"] = summary.miou_curve
+            curves[f"{label}: {name}"] = summary.miou_curve
 
 
 def _run_proposals(cfg: EvalConfig, predictors: dict[str, Any], results: dict[str, Any], out: Path) -> None:

@@ -85,15 +85,19 @@ def input_format_for(config: SignedClickConfig) -> InputFormat:
     return InputFormat.of_processor(image_processor_for(config))
 
 
+def saliency_stretched_size(config: SignedClickConfig) -> int | None:
+    """The square the saliency branch's own input is stretched to, for a model with `saliency_frame="stretched"`
+    (its batches then carry that input and the photo's box); None for the padded frame."""
+    return config.saliency_input_size if getattr(config, "saliency_frame", None) == "stretched" else None
+
+
 def build_transform(cfg: TrainingConfig, input_format: InputFormat,
                     model_config: SignedClickConfig | None = None) -> TrainTransform:
     """The row -> training sample transform of a run config (augmentation, mask and click sampling) into the model's
     `input_format` (`input_format_for(model.config)`); a `model_config` with the stretched saliency frame also gets
     the branch's own input and the photo's box per sample."""
     d = cfg.data
-    stretched = None
-    if model_config is not None and getattr(model_config, "saliency_frame", None) == "stretched":
-        stretched = model_config.saliency_input_size
+    stretched = None if model_config is None else saliency_stretched_size(model_config)
     return TrainTransform(d.augment, input_format, d.masks_per_image, d.pairs_per_mask, cfg.seed,
                           d.max_masks_decoded, d.mask_sampling, d.min_mask_pixels, stretched_size=stretched)
 

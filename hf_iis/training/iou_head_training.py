@@ -185,6 +185,14 @@ def collect_choice_examples(model, cache: str, num_views: int, seed: int = 0, ba
                           outside=torch.stack(rows["outside"]), sign=torch.tensor(rows["sign"]))
 
 
+@torch.no_grad()
+def fold_standardization(layer: torch.nn.Linear, mean: torch.Tensor, scale: torch.Tensor) -> None:
+    """Make `layer`, trained on z = (x − mean) / scale, read raw x: W' = W / scale, b' = b − W' mean (in place)."""
+    weight = layer.weight / scale[None, :]
+    layer.bias.sub_(weight @ mean)
+    layer.weight.copy_(weight)
+
+
 def fit_iou_head(head, examples: ChoiceExamples, rule: str, epochs: int = 60, lr: float = 1e-3,
                  batch_size: int = 256, seed: int = 0, held_out: float = 0.1,
                  standardize: bool = False) -> dict[str, float]:
@@ -225,11 +233,9 @@ def fit_iou_head(head, examples: ChoiceExamples, rule: str, epochs: int = 60, lr
             total += float(loss.detach()) * len(part)
         loss_value = total / len(order)
     head.eval()
+    if standardize:
+        fold_standardization(head.mlp[0], mean, scale)
     with torch.no_grad():
-        first = head.mlp[0]
-        weight = first.weight / scale[None, :]
-        first.bias.sub_(weight @ mean)
-        first.weight.copy_(weight)
         chosen = head.mlp(inputs).argmax(1)
     agree = chosen == targets.argmax(1)
     chosen_target = targets.gather(1, chosen[:, None])[:, 0]

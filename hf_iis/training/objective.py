@@ -95,10 +95,8 @@ class SignedClickObjective(nn.Module):
     ) -> dict[str, torch.Tensor]:
         """Inputs as `collate_click_sets` builds them (the last two only for `config.saliency_frame="stretched"`);
         returns {"loss", "loss_first", "loss_final", "iou_first"}."""
-        frame = {}
-        if saliency_pixel_values is not None or saliency_boxes is not None:
-            frame = {"saliency_pixel_values": saliency_pixel_values, "saliency_boxes": saliency_boxes}
-        embeddings = self.model.encode_image(pixel_values, **frame)
+        embeddings = self.model.encode_image(pixel_values, saliency_pixel_values=saliency_pixel_values,
+                                             saliency_boxes=saliency_boxes)
         return self.loss_on_embeddings(embeddings, points, labels, image_index, target_masks, target_valid,
                                        corrective_clicks)
 

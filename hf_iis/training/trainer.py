@@ -30,7 +30,14 @@ from .checkpoint import atomic_save_pretrained, latest_checkpoint, read_json, sa
 from .collate import SKIP_REASONS
 from .config import TrainingConfig, check_run_paths, validate_config
 from .data import BatchStream, load_split
-from .factory import build_model, build_optimizer, build_transform, cosine_with_warmup, image_processor_for
+from .factory import (
+    build_model,
+    build_optimizer,
+    build_transform,
+    cosine_with_warmup,
+    image_processor_for,
+    saliency_stretched_size,
+)
 from .objective import SignedClickObjective
 from .teardown import finish_run
 from .tracking import JSONLTracker
@@ -231,9 +238,8 @@ class Trainer:
                 if cfg.data.path is None:
                     raise ValueError("no data.path and no validation dataset")
                 data = load_split(cfg.data.path, cfg.data.val_split, streaming=False)
-            config = self.model.config
-            stretched = config.saliency_input_size if getattr(config, "saliency_frame", None) == "stretched" else None
-            return build_validation_set(data, self.input_format, cfg.val_images, cfg.seed, stretched)
+            return build_validation_set(data, self.input_format, cfg.val_images, cfg.seed,
+                                        saliency_stretched_size(self.model.config))
         except (FileNotFoundError, ValueError, KeyError) as error:
             acc.print(f"no validation: {error}")
             return None
