@@ -17,9 +17,14 @@ Stages (`hf_iis/training/self_training.py`), each skipped when a rerun finds it 
      of the photo, and it is not a near copy (IoU > 0.9) of one already kept. Written as a parquet corpus
      (<out>/corpus, train split). Unreadable files are skipped and counted.
   2. the teacher's image embeddings of --views views per photo (<out>/cache);
+     With --anchored, each kept answer is a corpus row of its own with its click's region (a disk of 3 % of
+     the longer side, inside the answer); answers that do not cover their click's neighbourhood are dropped
+     and counted.
   3. the decoder fine-tuned from the teacher's own weights for --steps steps (resumable legs; --max-minutes ends a
-     leg early: rerun the same command to continue). The result: <out>/final,
-     `pipeline("interactive-segmentation", model="<out>/final")`.
+     leg early: rerun the same command to continue). Without --anchored each step clicks anywhere in a pseudo-label
+     (and outside it, negative), as for human masks; with it, one positive click in the label's own click region,
+     the only question the teacher answered. --replay adds the shards of labelled caches to the draw.
+     The result: <out>/final, `pipeline("interactive-segmentation", model="<out>/final")`.
 
 <out>/self_train_info.json records the teacher (path, sha256), the settings, the photos' fingerprint and the counts
 (photos read and skipped, pseudo-labels kept and dropped by reason, the quantiles of all answers' scores: what
@@ -60,6 +65,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                         help="keep an answer whose score (mean probability inside its mask) is >= this (0.75)")
     parser.add_argument("--min-area", type=float, default=0.002, help="smallest kept mask, fraction of the photo")
     parser.add_argument("--max-area", type=float, default=0.9, help="largest kept mask, fraction of the photo")
+    parser.add_argument("--anchored", action="store_true",
+                        help="train on each pseudo-label's own click (a small region around it, positive only) "
+                             "instead of clicks redrawn anywhere in the answer and outside it")
+    parser.add_argument("--replay", action="append", default=[], metavar="CACHE",
+                        help="an embedding cache of labelled data from the same --model (scripts/train_decoder.py "
+                             "cache), joined to the training draw shard for shard; repeatable")
     parser.add_argument("--views", type=positive_int, default=2, help="cached views per photo (default 2)")
     parser.add_argument("--steps", type=positive_int, default=1000, help="decoder steps in all (default 1000)")
     parser.add_argument("--lr", type=float, default=1.0e-4, help="peak learning rate (default 1e-4)")
@@ -104,7 +115,9 @@ def main(argv: list[str] | None = None) -> int:
             model=str(Path(args.model).resolve() if args.model else DEFAULT_CHECKPOINT), tta=args.tta,
             zoom_in=args.zoom_in, clicks_per_photo=args.clicks_per_photo, min_score=args.min_score,
             min_area=args.min_area, max_area=args.max_area, views=args.views, steps=args.steps, lr=args.lr,
-            batch_size=args.batch_size, seed=args.seed, max_minutes=args.max_minutes, threads=args.threads,
+            batch_size=args.batch_size, seed=args.seed, anchored=args.anchored,
+            replay=tuple(str(Path(c).resolve()) for c in args.replay), max_minutes=args.max_minutes,
+            threads=args.threads,
             device=args.device)
         record = self_train(settings, args.out, progress=not args.no_progress)
     except USAGE_ERRORS as error:

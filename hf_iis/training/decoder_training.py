@@ -36,7 +36,7 @@ from ..models.signed_click.modeling_signed_click import SignedClickModel
 from ..utils.memory import release_freed_memory
 from .embedding_cache import CACHE_INFO, file_sha256, list_shards, load_shards
 from .objective import SignedClickObjective
-from .sampling import MASK_SAMPLINGS, choose_masks, sample_click_pairs
+from .sampling import MASK_SAMPLINGS, ClickPairs, choose_masks, sample_click_pairs, sample_pixels
 
 # settings a resumed leg may change (how long it runs, how it reports); every other one must match the state's
 LEG_SETTINGS = ("stop_at_step", "max_minutes", "save_every_minutes", "log_every", "num_threads")
@@ -178,6 +178,7 @@ class CachedBatches:
         self.shards = self._list()
         self.size, self.cfg, self.rng = size, cfg, rng
         self.views = None
+        self.anchored = np.zeros(0, dtype=bool)  # per view in memory: its masks are [answer, click region]
         self.picked: list[int] = []
         self.order: list[int] = []
 
@@ -190,8 +191,13 @@ class CachedBatches:
         self.picked = sorted(int(i) for i in pick)
         self.views = None
         release_freed_memory()  # the replaced shards' buffers (utils/memory.py)
-        self.views = load_shards([self.shards[i] for i in self.picked], self.size)
+        self._load()
         self.order = [int(i) for i in self.rng.permutation(len(self.views))]
+
+    def _load(self) -> None:
+        paths = [self.shards[i] for i in self.picked]
+        self.views = load_shards(paths, self.size)
+        self.anchored = np.repeat([_is_anchored(path.parent) for path in paths], self.views.shard_sizes)
 
     def _list(self) -> list[Path]:
         # the caches one after the other; only the last may still be growing without moving the others' indices
@@ -204,7 +210,10 @@ class CachedBatches:
 
     def load_state(self, state: dict[str, list[int]]) -> None:
         self.picked, self.order = list(state["picked"]), list(state["order"])
-        self.views = load_shards([self.shards[i] for i in self.picked], self.size) if self.picked else None
+        if self.picked:
+            self._load()
+        else:
+            self.views = None
 
     def next(self) -> dict[str, torch.Tensor]:
         points, labels, index, targets, valids, chosen = [], [], [], [], [], []
@@ -217,10 +226,17 @@ class CachedBatches:
             view = int(self.order.pop())
             masks = self.views.masks[view].numpy()
             valid = self.views.valid[view].numpy()
-            pick = choose_masks(masks, valid, 1, self.rng, 16, self.cfg.mask_sampling)
-            if pick.size == 0:
-                continue
-            pair = sample_click_pairs(masks[pick[0]], valid, 1, self.rng)
+            if self.anchored[view]:  # a pseudo-label: only its own click's question, positive, was answered
+                click = sample_pixels(masks[1] & valid, 1, self.rng) if masks.shape[0] == 2 else None
+                if click is None:
+                    continue
+                pick = np.array([0])
+                pair = ClickPairs(click, np.zeros((1, 2), dtype=np.float32), np.array([False]))
+            else:
+                pick = choose_masks(masks, valid, 1, self.rng, 16, self.cfg.mask_sampling)
+                if pick.size == 0:
+                    continue
+                pair = sample_click_pairs(masks[pick[0]], valid, 1, self.rng)
             b = len(chosen)
             chosen.append(view)
             picked_embeddings.append(self.views.embeddings.index(torch.tensor([view])))
@@ -241,6 +257,12 @@ class CachedBatches:
             "target_masks": torch.from_numpy(np.stack(targets))[:, None],
             "target_valid": torch.from_numpy(np.stack(valids))[:, None],
         }
+
+
+def _is_anchored(cache: Path) -> bool:
+    """Whether a cache holds anchored views (`CacheInfo.anchored`); caches built before the option hold none."""
+    info = cache / CACHE_INFO
+    return bool(json.loads(info.read_text()).get("anchored", False)) if info.is_file() else False
 
 
 def _schedule(cfg: DecoderRunConfig):

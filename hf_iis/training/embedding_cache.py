@@ -82,17 +82,21 @@ class CacheInfo:
     # photo stretched before padding; caches built before the option read as the padded frame at 256
     saliency_frame: str = "padded"
     saliency_input_size: int = 256
+    # True: every row's masks are [answer, click region] (self-training's pseudo-labels with their own clicks,
+    # `self_training_photos.write_corpus(anchored=True)`); a view keeps both or is left out
+    anchored: bool = False
 
     @classmethod
     def for_run(cls, teacher: str | Path, config, corpus: str | Path, split: str, views_per_image: int, seed: int,
-                augment_params: AugmentParams, max_masks_per_view: int = 8, first_view: int = 0) -> CacheInfo:
+                augment_params: AugmentParams, max_masks_per_view: int = 8, first_view: int = 0,
+                anchored: bool = False) -> CacheInfo:
         augment = _augment_record(augment_params)
         return cls(teacher_sha256=file_sha256(Path(teacher) / "model.safetensors"), backbone=config.backbone,
                    saliency_encoder=config.saliency_encoder, image_size=int(config.image_size),
                    corpus_fingerprint=corpus_fingerprint(corpus), split=split, views_per_image=views_per_image,
                    seed=seed, augment=augment, max_masks_per_view=max_masks_per_view, first_view=first_view,
                    saliency_frame=getattr(config, "saliency_frame", "padded"),
-                   saliency_input_size=int(getattr(config, "saliency_input_size", 256)))
+                   saliency_input_size=int(getattr(config, "saliency_input_size", 256)), anchored=anchored)
 
 
 def check_cache_info(folder: str | Path, expected: CacheInfo, keys: tuple[str, ...] | None = None) -> None:
@@ -153,7 +157,12 @@ def view_sample(row: dict[str, Any], view: int, info: CacheInfo, input_format: I
     params = AugmentParams.no_augmentation() if view == 0 else AugmentParams(**info.augment)
     stretched_size = info.saliency_input_size if info.saliency_frame == "stretched" else None
     aug = augment(image, masks, ignore, params, input_format, rng, min_mask_pixels=16, stretched_size=stretched_size)
-    keep = (aug.masks & aug.valid[None]).reshape(aug.masks.shape[0], -1).sum(1) >= 16
+    counts = (aug.masks & aug.valid[None]).reshape(aug.masks.shape[0], -1).sum(1)
+    keep = counts >= 16
+    if info.anchored:  # [answer, click region]: the region needs one clickable pixel; a view without it is left out
+        if counts.shape[0] != 2 or counts[0] < 16 or counts[1] < 1:
+            return None
+        keep = np.ones(2, dtype=bool)
     if not keep.any():
         return None
     if info.saliency_frame != "stretched":
@@ -230,6 +239,7 @@ class CachedViews:
     embeddings: SignedClickImageEmbeddings
     masks: list[torch.Tensor]
     valid: torch.Tensor
+    shard_sizes: list[int] = field(default_factory=list)  # views per loaded shard, in the order of the paths
 
     def __len__(self) -> int:
         return self.valid.shape[0]
@@ -244,7 +254,8 @@ def load_shards(paths: list[Path], size: int) -> CachedViews:
         offsets = np.concatenate([[0], np.cumsum(part["mask_count"].numpy())])
         masks += [unpacked[offsets[i]:offsets[i + 1]] for i in range(len(offsets) - 1)]
     valid = torch.cat([_unpack(p["valid"], size) for p in parts])
-    return CachedViews(SignedClickImageEmbeddings(**fields), masks, valid)
+    sizes = [int(p["mask_count"].shape[0]) for p in parts]
+    return CachedViews(SignedClickImageEmbeddings(**fields), masks, valid, sizes)
 
 
 def list_shards(folder: str | Path) -> list[Path]:

@@ -34,6 +34,7 @@ LABEL_SETTINGS = ("photos", "model", "tta", "zoom_in", "clicks_per_photo", "seed
 """What the labelling depends on; the other settings may still change while no corpus is written (a filter that kept
 nothing is retried with another --min-score without labelling again)."""
 ZOOM_MODES = {"auto": "auto", "on": True, "off": False}
+MIN_CLICK_REGION_SHARE = 0.5  # an answer keeps its click when it covers half the disk around it (`click_region`)
 PHOTOS_PER_CHUNK = 8  # the labelling's unit of resuming and of the processes' shares (a photo's clicks together)
 
 
@@ -54,6 +55,9 @@ class SelfTrainSettings:
     lr: float = 1.0e-4
     batch_size: int = 16
     seed: int = 0
+    # train on each pseudo-label's own click (a region around it) instead of clicks redrawn anywhere in the answer
+    anchored: bool = False
+    replay: tuple[str, ...] = ()  # embedding caches of labelled data from the same teacher, joined to the draw
     max_minutes: float | None = None
     threads: int = 2
     device: str | None = None
@@ -79,11 +83,14 @@ class SelfTrainSettings:
             raise ValueError(f"--lr must be a number >= 0, got {self.lr!r}")
         if self.max_minutes is not None and (isinstance(self.max_minutes, bool) or self.max_minutes <= 0):
             raise ValueError(f"--max-minutes must be a positive number, got {self.max_minutes!r}")
+        if not isinstance(self.anchored, bool):
+            raise ValueError(f"anchored must be True or False, got {self.anchored!r}")
 
     def recorded(self) -> dict[str, Any]:
         """The settings a rerun must repeat."""
         values = dataclasses.asdict(self)
         values["photos"] = list(self.photos)
+        values["replay"] = list(self.replay)
         return {k: v for k, v in values.items() if k not in LEG_SETTINGS}
 
 
@@ -116,7 +123,22 @@ def decoder_run_config(settings: SelfTrainSettings, out: Path, config):
                             batch_size=settings.batch_size, lr=float(settings.lr),
                             warmup_steps=min(50, max(1, settings.steps // 10)), max_steps=settings.steps,
                             max_minutes=settings.max_minutes, seed=settings.seed, num_threads=settings.threads,
-                            shards_in_memory=8)
+                            shards_in_memory=8, extra_caches=list(settings.replay))
+
+
+def check_replay(settings: SelfTrainSettings, teacher_sha: str) -> None:
+    """Each --replay folder: an embedding cache (`scripts/train_decoder.py cache`) of the teacher being adapted."""
+    from .embedding_cache import CACHE_INFO, list_shards
+
+    for folder in settings.replay:
+        info = Path(folder) / CACHE_INFO
+        if not info.is_file() or not list_shards(folder):
+            raise ValueError(f"--replay {folder}: not an embedding cache (no {CACHE_INFO} or no shard); build one "
+                             "with scripts/train_decoder.py cache --teacher <the --model> --corpus <labelled corpus>")
+        sha = str(json.loads(info.read_text()).get("teacher_sha256"))
+        if sha != teacher_sha:
+            raise ValueError(f"--replay {folder}: built from another model (teacher_sha256 {sha[:12]}…), not from "
+                             f"--model {settings.model} ({teacher_sha[:12]}…): rebuild it from that model")
 
 
 def _check_record(out: Path, settings: SelfTrainSettings, teacher_sha: str, fingerprint: str,
@@ -133,6 +155,7 @@ def _check_record(out: Path, settings: SelfTrainSettings, teacher_sha: str, fing
         raise ValueError(f"{out} holds pseudo-labels of teacher {old['path']} (sha256 {old['sha256'][:12]}…), not of "
                          f"--model {settings.model} (sha256 {teacher_sha[:12]}…): use that teacher or a new --out")
     wanted = settings.recorded()
+    record["settings"] = {"anchored": False, "replay": [], **record["settings"]}  # runs from before the options
     if "pseudo_labels" not in record["stages"]:
         wanted = {k: v for k, v in wanted.items() if k in LABEL_SETTINGS}
     changed = [f"{k}: {record['settings'].get(k)!r} there, {v!r} now" for k, v in wanted.items()
@@ -178,7 +201,7 @@ def _pseudo_labels(settings: SelfTrainSettings, photos: list, skipped: list, out
     from datasets import Dataset, Features, Image, List, Value, load_from_disk
 
     from ..labelling import LabelSpec, label_dataset
-    from .self_training_photos import draw_clicks, write_corpus
+    from .self_training_photos import click_region, disk_area, draw_clicks, write_corpus
 
     requests = out / "pseudo_labels" / "requests"
     if state.is_main_process:  # one row per (photo, click), the labelling's unit; files of 64 photos bound the memory
@@ -203,23 +226,35 @@ def _pseudo_labels(settings: SelfTrainSettings, photos: list, skipped: list, out
     if not state.is_main_process:
         return None
     answers: dict[str, list] = {p.id: [] for p in photos}
+    clicks: dict[str, list] = {p.id: [] for p in photos}
     for row in load_from_disk(str(out / "pseudo_labels" / "dataset")):
         answers[row["id"]].append((np.asarray(row["mask"].convert("L")) > 127, float(row["score"])))
+        clicks[row["id"]].append(row["clicks"][0])
     label_filter = settings.label_filter()
     totals = {"kept": 0, "low_score": 0, "area": 0, "duplicate": 0}
+    if settings.anchored:
+        totals["click_outside"] = 0  # the answer does not cover its own click's neighbourhood
     kept = []
     for photo in photos:
-        masks, counts = label_filter.select(answers[photo.id])
-        kept.append((photo, masks))
+        indices, counts = label_filter.select_indices(answers[photo.id])
+        if settings.anchored:
+            pairs = [(answers[photo.id][i][0], click_region(answers[photo.id][i][0], clicks[photo.id][i]))
+                     for i in indices]
+            labels = [pair for pair in pairs if pair[1].sum() >= MIN_CLICK_REGION_SHARE * disk_area(pair[1])]
+            counts = {**counts, "kept": len(labels), "click_outside": len(pairs) - len(labels)}
+        else:
+            labels = [answers[photo.id][i][0] for i in indices]
+        kept.append((photo, labels))
         totals = {k: totals[k] + counts[k] for k in totals}
     if totals["kept"] == 0:
         raise ValueError(f"no pseudo-label passed the filter ({totals}): lower --min-score or widen "
                          "--min-area / --max-area")
-    rows = write_corpus(kept, out / "corpus")
-    shutil.rmtree(requests)  # the photos' copies, one per click: the corpus holds each photo once
+    rows = write_corpus(kept, out / "corpus", anchored=settings.anchored)
+    shutil.rmtree(requests)  # the photos' copies, one per click (the corpus: each photo once, or once per label)
     scores = np.array([score for answer in answers.values() for _, score in answer])
     return {"photos_read": len(photos), "photos_skipped": len(skipped), "skipped": skipped,
-            "clicks": len(photos) * settings.clicks_per_photo, "labels": totals, "photos_in_corpus": rows,
+            "clicks": len(photos) * settings.clicks_per_photo, "labels": totals,
+            "photos_in_corpus": sum(1 for _, labels in kept if labels), "corpus_rows": rows,  # rows: labels if anchored
             # how the scores of all answers spread (min, quartiles, max): what --min-score cuts into
             "score_quantiles": [round(float(q), 4) for q in np.quantile(scores, [0, 0.25, 0.5, 0.75, 1])]}
 
@@ -237,7 +272,7 @@ def _cache(settings: SelfTrainSettings, out: Path, config, progress: bool) -> di
 
     cache = out / "cache"
     info = CacheInfo.for_run(settings.model, config, out / "corpus", "train", settings.views, settings.seed,
-                             AugmentParams())
+                             AugmentParams(), anchored=settings.anchored)
     model = SignedClickModel.from_pretrained(settings.model).eval()
     processor = SignedClickImageProcessor.from_pretrained(settings.model)
     rows = load_split(str(out / "corpus"), "train")
@@ -274,6 +309,7 @@ def self_train(settings: SelfTrainSettings, out: str | Path, progress: bool = Tr
     _, config = check_teacher(settings.model)
     teacher_sha = file_sha256(Path(settings.model) / "model.safetensors")
     fingerprint = photos_fingerprint(files)
+    check_replay(settings, teacher_sha)
     record = _check_record(out, settings, teacher_sha, fingerprint, len(files))
     cfg = decoder_run_config(settings, out, config)
     cfg.check()

@@ -20,6 +20,8 @@ from PIL import Image
 
 SOURCE = "self_train"
 """The corpus rows' `source`."""
+ANCHORED_SOURCE = "self_train_anchored"
+"""The rows' `source` when each row is one pseudo-label with its click region (`write_corpus(..., anchored=True)`)."""
 
 
 @dataclass(frozen=True)
@@ -131,40 +133,78 @@ class LabelFilter:
 
     def select(self, answers: list[tuple[np.ndarray, float]]) -> tuple[list[np.ndarray], dict[str, int]]:
         """The kept masks of one photo's answers [(mask bool (H, W), score)], and counts by reason."""
-        kept: list[np.ndarray] = []
+        kept, counts = self.select_indices(answers)
+        return [answers[i][0] for i in kept], counts
+
+    def select_indices(self, answers: list[tuple[np.ndarray, float]]) -> tuple[list[int], dict[str, int]]:
+        """`select`, as the indices of the kept answers (so that each keeps the click that asked for it)."""
+        kept: list[int] = []
         counts = {"kept": 0, "low_score": 0, "area": 0, "duplicate": 0}
-        for mask, score in answers:
+        for index, (mask, score) in enumerate(answers):
             area = float(mask.mean())
             if score < self.min_score:
                 counts["low_score"] += 1
             elif area == 0 or not self.min_area <= area <= self.max_area:  # an empty answer is never a label
                 counts["area"] += 1
-            elif any((mask & k).sum() > self.max_iou * (mask | k).sum() for k in kept):
+            elif any((mask & answers[k][0]).sum() > self.max_iou * (mask | answers[k][0]).sum() for k in kept):
                 counts["duplicate"] += 1
             else:
-                kept.append(mask)
+                kept.append(index)
                 counts["kept"] += 1
         return kept, counts
+
+
+CLICK_REGION_RADIUS = 0.03
+"""The click region's radius as a fraction of the photo's longer side: about 10 pixels at the model's 320-pixel
+input, so that the region survives the cache's crops and rescales as a clickable area."""
+
+
+def disk_area(mask: np.ndarray, radius: float = CLICK_REGION_RADIUS) -> float:
+    """The area in pixels of `click_region`'s disk on a photo of `mask`'s size: pi r^2, r = radius x longer side."""
+    return float(np.pi * (radius * max(mask.shape)) ** 2)
+
+
+def click_region(mask: np.ndarray, click: list[float] | tuple[float, ...],
+                 radius: float = CLICK_REGION_RADIUS) -> np.ndarray:
+    """Where the pseudo-label's own click was: the disk of `radius` x (longer side) around the click (x, y), inside
+    the mask. Training clicks drawn from it ask the question the teacher answered (a click elsewhere in the answer,
+    e.g. on a person's coat in the answer "person", may ask for another object). Empty when the answer does not
+    cover the click's neighbourhood."""
+    height, width = mask.shape
+    r = radius * max(height, width)
+    ys, xs = np.ogrid[:height, :width]
+    disk = (xs - float(click[0])) ** 2 + (ys - float(click[1])) ** 2 <= r * r
+    return disk & mask
 
 
 def _png(mask: np.ndarray) -> Image.Image:
     return Image.fromarray(np.where(mask, 255, 0).astype(np.uint8), mode="L")
 
 
-def write_corpus(rows: list[tuple[Photo, list[np.ndarray]]], folder: Path, shard_size: int = 250) -> int:
+def write_corpus(rows: list[tuple[Photo, list[np.ndarray]]], folder: Path, shard_size: int = 250,
+                 anchored: bool = False) -> int:
     """The photos with their kept masks as `<folder>/train-XXXXX-of-YYYYY.parquet` (`hf_iis.data.rows.features`);
-    photos with no kept mask are left out. Returns the number of rows."""
+    photos with no kept mask are left out. Returns the number of rows.
+
+    `anchored`: each photo's masks are (answer, click region) pairs (`click_region`), and each pair is a row of its
+    own whose masks are [answer, click region] (`ANCHORED_SOURCE`): the cache's augmentation moves the region with
+    the answer, and the decoder training clicks inside the region for that answer only."""
     from datasets import Dataset
 
     from ..data.rows import features
 
     rows = [(photo, masks) for photo, masks in rows if masks]
+    if anchored:
+        rows = [(photo, list(pair), f"{photo.id}-{k}") for photo, pairs in rows for k, pair in enumerate(pairs)]
+    else:
+        rows = [(photo, masks, photo.id) for photo, masks in rows]
+    source = ANCHORED_SOURCE if anchored else SOURCE
     folder.mkdir(parents=True, exist_ok=True)
     shards = max(1, (len(rows) + shard_size - 1) // shard_size)
     for k in range(shards):
         part = rows[k * shard_size:(k + 1) * shard_size]
         records = [{"image": {"bytes": photo.data(), "path": None}, "masks": [_png(m) for m in masks], "ignore": None,
-                    "id": photo.id, "source": SOURCE} for photo, masks in part]
+                    "id": row_id, "source": source} for photo, masks, row_id in part]
         target = folder / f"train-{k:05d}-of-{shards:05d}.parquet"
         tmp = folder / f".tmp-{target.name}"
         Dataset.from_list(records, features=features()).to_parquet(str(tmp))
