@@ -17,13 +17,14 @@ Stages (`hf_iis/training/self_training.py`), each skipped when a rerun finds it 
      of the photo, and it is not a near copy (IoU > 0.9) of one already kept. Written as a parquet corpus
      (<out>/corpus, train split). Unreadable files are skipped and counted.
   2. the teacher's image embeddings of --views views per photo (<out>/cache);
-     With --anchored, each kept answer is a corpus row of its own with its click's region (a disk of 3 % of
-     the longer side, inside the answer); answers that do not cover their click's neighbourhood are dropped
-     and counted.
+     Each kept answer is a corpus row of its own with its click's region (a disk of 3 % of the longer side,
+     inside the answer); answers that do not cover their click's neighbourhood are dropped and counted.
+     --no-anchored: one row per photo with its kept answers (the loop before --anchored existed).
   3. the decoder fine-tuned from the teacher's own weights for --steps steps (resumable legs; --max-minutes ends a
-     leg early: rerun the same command to continue). Without --anchored each step clicks anywhere in a pseudo-label
-     (and outside it, negative), as for human masks; with it, one positive click in the label's own click region,
-     the only question the teacher answered. --replay adds the shards of labelled caches to the draw.
+     leg early: rerun the same command to continue). Each step clicks once, positive, in a label's own click
+     region: the only question the teacher answered. --no-anchored clicks anywhere in a pseudo-label (and outside
+     it, negative), as for human masks; measured, that loses (docs/results_self_training.md). --replay adds the
+     shards of labelled caches to the draw.
      The result: <out>/final, `pipeline("interactive-segmentation", model="<out>/final")`.
 
 <out>/self_train_info.json records the teacher (path, sha256), the settings, the photos' fingerprint and the counts
@@ -65,9 +66,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                         help="keep an answer whose score (mean probability inside its mask) is >= this (0.75)")
     parser.add_argument("--min-area", type=float, default=0.002, help="smallest kept mask, fraction of the photo")
     parser.add_argument("--max-area", type=float, default=0.9, help="largest kept mask, fraction of the photo")
-    parser.add_argument("--anchored", action="store_true",
-                        help="train on each pseudo-label's own click (a small region around it, positive only) "
-                             "instead of clicks redrawn anywhere in the answer and outside it")
+    parser.add_argument("--anchored", action=argparse.BooleanOptionalAction, default=True,
+                        help="train on each pseudo-label's own click (a small region around it, positive only; the "
+                             "default) or, with --no-anchored, on clicks redrawn anywhere in the answer and outside it")
     parser.add_argument("--replay", action="append", default=[], metavar="CACHE",
                         help="an embedding cache of labelled data from the same --model (scripts/train_decoder.py "
                              "cache), joined to the training draw shard for shard; repeatable")

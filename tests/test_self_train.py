@@ -81,11 +81,13 @@ def test_the_command_writes_a_loadable_model_and_counts_the_corrupt_file(run):
     assert 0 <= low <= high <= 1
     assert record["teacher"]["sha256"] and record["settings"]["tta"] == 2 and record["settings"]["zoom_in"] == "auto"
     assert record["stages"]["train"] == {"step": 3, "stopped": "max_steps", "steps": 3}
-    # the corpus is the format `train_decoder.py cache` reads: one row per photo, its kept masks
+    # the corpus is the format `train_decoder.py cache` reads: by default (--anchored) one row per kept answer, its
+    # masks [answer, click region]
     from hf_iis.data.hf_datasets import load_corpus
 
     corpus = load_corpus(out / "corpus", "train")
-    assert len(corpus) == 2 and all(len(m) >= 1 for m in corpus["masks"])
+    assert len(corpus) == labels["corpus_rows"] == labels["labels"]["kept"]
+    assert all(len(m) == 2 for m in corpus["masks"]) and record["settings"]["anchored"] is True
     seg = pipeline("interactive-segmentation", model=str(out / "final"))
     result = seg(np.asarray(Image.open(run["photos"] / "photo0.png")), clicks=[(30, 24, 1)])
     assert result["mask"].size == (64, 48)

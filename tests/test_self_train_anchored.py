@@ -168,3 +168,18 @@ def test_a_bad_replay_is_one_line_before_any_output(runs, tmp_path, capsys, case
     assert runs["script"].main([*runs["base"], "--out", str(out), "--replay", str(replay)]) == 2
     assert message in _error(capsys)
     assert not out.exists()
+
+
+def test_no_anchored_writes_one_row_per_photo_and_a_plain_cache(runs):
+    from hf_iis.data.hf_datasets import load_corpus
+
+    out = runs["root"] / "plain"
+    assert runs["script"].main([*runs["base"], "--out", str(out), "--no-anchored"]) == 0
+    record = json.loads((out / "self_train_info.json").read_text())
+    labels = record["stages"]["pseudo_labels"]["labels"]
+    assert record["settings"]["anchored"] is False and "click_outside" not in labels
+    corpus = load_corpus(out / "corpus", "train")
+    assert len(corpus) == 2 and set(corpus["source"]) == {"self_train"}  # the 2 readable photos, their answers
+    assert json.loads((out / "cache" / "cache_info.json").read_text())["anchored"] is False
+    # the same folder rerun with the default (anchored) is another run: refused naming both
+    assert runs["script"].main([*runs["base"], "--out", str(out)]) == 2
