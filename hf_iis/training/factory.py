@@ -60,6 +60,8 @@ def build_model(cfg: TrainingConfig) -> SignedClickModel:
         set_loss_weights(model.config, m.loss_weights)
     if m.freeze_backbone_blocks is not None:
         model.freeze_backbone_stem(m.freeze_backbone_blocks)
+    if m.freeze_batchnorm_stats:
+        model.freeze_batchnorm_statistics()
     return model
 
 

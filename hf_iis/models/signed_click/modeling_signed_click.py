@@ -155,10 +155,17 @@ class SignedClickModel(SignedClickPreTrainedModel):
             module.requires_grad_(False)
         self.train(self.training)
 
+    def freeze_batchnorm_statistics(self) -> None:
+        """Keep every BatchNorm layer's running statistics as they are while training (its weights still train):
+        a continuation from a trained model then does not re-estimate them from small augmented batches."""
+        norms = [m for m in self.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)]
+        self._frozen_modules = [*getattr(self, "_frozen_modules", []), *norms]
+        self.train(self.training)
+
     def train(self, mode: bool = True) -> SignedClickModel:
         super().train(mode)
         for module in getattr(self, "_frozen_modules", []):
-            module.eval()  # frozen stages keep their pretrained BatchNorm statistics
+            module.eval()  # frozen stages (and frozen statistics) keep their BatchNorm running statistics
         return self
 
     @classmethod
