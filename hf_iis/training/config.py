@@ -69,7 +69,7 @@ class ModelSection:
     image_size: int = 320  # training crop side; with init_from, the model continues at this size
     init_from: str | None = None  # a save_pretrained folder to start from instead of a fresh model
     freeze_backbone_blocks: int | None = None  # freeze the stem + this many early backbone stages (None = train all)
-    freeze_batchnorm_stats: bool = False  # keep every BatchNorm's running statistics (a continuation of a trained model)
+    freeze_batchnorm_stats: bool = False  # keep every BatchNorm running statistic (continuing a trained model)
     # Written into the model config's loss_*_weight when the model is built (unnamed terms get 0); the objective
     # reads the model config only. None: keep the model config's (preset: bce 1 + soft_iou 1; init_from: its own).
     loss_weights: dict[str, float] | None = None
