@@ -9,6 +9,7 @@ import json
 
 import numpy as np
 import pytest
+import torch
 
 from hf_iis.training.self_training_photos import LabelFilter, click_region, disk_area
 from tests.conftest import load_script
@@ -133,18 +134,10 @@ def test_anchored_positives_lie_in_the_click_region():
     batches.views = _one_view(answer, region)
     batch = batches.next()
     assert batch["points"][:, 0].tolist() == [[2.0, 2.0]] * 4 and batch["labels"].flatten().tolist() == [1] * 4
-    assert bool((batch["target_masks"][:, 0] == torch_tensor(answer)).all())
-
-
-def torch_tensor(array):
-    import torch
-
-    return torch.from_numpy(array)
+    assert bool((batch["target_masks"][:, 0] == torch.from_numpy(answer)).all())
 
 
 def _one_view(answer, region):
-    import torch
-
     from hf_iis.models.signed_click.embeddings import SignedClickImageEmbeddings
     from hf_iis.training.embedding_cache import CachedViews
 

@@ -176,6 +176,8 @@ class CachedBatches:
             if not list_shards(folder):
                 raise ValueError(f"{folder} holds no shard: build the cache first (scripts/train_decoder.py cache)")
         self.shards = self._list()
+        # which caches hold anchored views: read once from each cache_info.json, looked up per shard at each load
+        self.anchored_caches = {Path(folder): _is_anchored(Path(folder)) for folder in self.caches}
         self.size, self.cfg, self.rng = size, cfg, rng
         self.views = None
         self.anchored = np.zeros(0, dtype=bool)  # per view in memory: its masks are [answer, click region]
@@ -197,7 +199,7 @@ class CachedBatches:
     def _load(self) -> None:
         paths = [self.shards[i] for i in self.picked]
         self.views = load_shards(paths, self.size)
-        self.anchored = np.repeat([_is_anchored(path.parent) for path in paths], self.views.shard_sizes)
+        self.anchored = np.repeat([self.anchored_caches[path.parent] for path in paths], self.views.shard_sizes)
 
     def _list(self) -> list[Path]:
         # the caches one after the other; only the last may still be growing without moving the others' indices
