@@ -22,6 +22,8 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
+from hf_iis.checkpoint_paths import resolve_checkpoint
+from hf_iis.cli_checks import check_output_dir
 from hf_iis.evaluation.benchmarks import instances_from_samples, load_corpus_split
 from hf_iis.evaluation.metrics import binarize, iou, paired_difference
 from hf_iis.evaluation.protocols import instance_rng
@@ -114,6 +116,17 @@ def main(argv: list[str] | None = None) -> int:
         parser.error(f"--metrics takes a comma-separated subset of {', '.join(METRICS + OPTIONAL_METRICS)}; "
                      f"got {args.metrics!r}")
 
+    # every folder and the output path before the first model is scored (minutes each)
+    for what, folder in [("--baseline", args.baseline), *((f"--candidate {n}", f) for n, f in candidates)]:
+        if folder is not None:
+            try:
+                resolve_checkpoint(folder)
+            except FileNotFoundError as error:
+                parser.error(f"{what}: {error}")
+    try:
+        check_output_dir(args.out, "--out")
+    except ValueError as error:
+        parser.error(str(error))
     try:
         samples = load_corpus_split(args.corpus, "validation", min_masks=1)
     except FileNotFoundError as error:

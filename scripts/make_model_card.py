@@ -101,6 +101,7 @@ def _stage(number: int, folder: str, hardware: str) -> str:
         f"{start}, {steps[-1]['step'] if steps else '?'} steps in {minutes:.0f} min, batch {data.get('batch_size')} "
         f"images × {2 * int(data.get('pairs_per_mask', 1))} click sets, "
         f"{'backbone stem + ' + str(frozen) + ' stages frozen' if frozen is not None else 'whole network trained'}, "
+        f"{'every BatchNorm running statistic frozen, ' if model.get('freeze_batchnorm_stats') else ''}"
         f"precision {precision}. Objective (the seed's): per image a mask m drawn uniformly "
         f"from its masks, a positive click uniform in m and a negative click uniform outside m, loss "
         f"L(f(I, x, +1), m) + L(f(I, x̄, −1), m) with L = {losses}; RITM-style corrective clicks "

@@ -132,3 +132,19 @@ def test_source_table_means_and_differences_by_hand():
     assert table[2] == "| checkpoint | a (N = 2) | b (N = 1) |"
     assert table[4] == "| baseline | 15.00 | 30.00 |"
     assert table[5].startswith("| new | 20.00 (+5.00 [") and "| 60.00 (+30.00 [+30.00, +30.00]) |" in table[5]
+
+
+def test_a_missing_candidate_or_a_file_as_out_is_refused_before_any_scoring(tiny_checkpoint, tmp_path, capsys,
+                                                                            monkeypatch):
+    """The folders and --out are checked first: a typo in the last candidate must not cost the baseline's minutes."""
+    script = load_script("compare_checkpoints")
+    monkeypatch.setattr(script, "score_model", lambda *a, **k: pytest.fail("scored before the arguments were checked"))
+    with pytest.raises(SystemExit):
+        script.main(["--baseline", str(tiny_checkpoint), "--candidate", f"typo={tmp_path / 'runs_typo'}",
+                     "--out", str(tmp_path / "cmp")])
+    assert "--candidate typo: checkpoint folder not found" in capsys.readouterr().err
+    (tmp_path / "a_file").write_text("x")
+    with pytest.raises(SystemExit):
+        script.main(["--candidate", f"ok={tiny_checkpoint}", "--out", str(tmp_path / "a_file")])
+    assert "is a file, not a folder" in capsys.readouterr().err
+    assert not (tmp_path / "cmp").exists()

@@ -63,6 +63,11 @@ CASES = [
     ("train", ["stray"], "unexpected argument"),
     ("train", ["--output-dir", "{out}", "--data", "{corpus}", "--resume", "{dir}"],
      "not a checkpoint folder (no trainer_state.json)"),
+    # a missing checkpoint folder must not reach transformers as a hub id (a network lookup, then a traceback)
+    ("train", ["--output-dir", "{out}", "--data", "{corpus}", "--set", "model.init_from={missing}"],
+     "model.init_from {missing}: not found; give a checkpoint folder"),
+    ("train", ["--output-dir", "{out}", "--data", "{corpus}", "--set", "model.init_from={dir}"],
+     "holds no config.json"),
     # scripts/distill.py train
     *_config_cases("distill", ["train", "--output-dir", "{out}"]),
     ("distill", ["train", "--output-dir", "{out}", "--max-steps", "0"], "expected a positive integer, got 0"),
@@ -151,6 +156,7 @@ PROGS = {"cli": "hf-iis", "train": "train.py", "distill": "distill.py", "build_d
 @pytest.mark.parametrize("name, argv, message", CASES, ids=[f"{c[0]}-{i}" for i, c in enumerate(CASES)])
 def test_wrong_argument_is_one_error_line_and_nothing_is_written(name, argv, message, paths, capsys):
     argv = [a.format(**paths) for a in argv]
+    message = message.format(**paths)
     assert _run(name, argv) == 2
     captured = capsys.readouterr()
     err = captured.err.strip()

@@ -355,11 +355,17 @@ def validate_config(cfg: TrainingConfig) -> None:
 
 
 def check_run_paths(cfg: TrainingConfig, needs_data: bool = True) -> None:
-    """The run folder can be made (no file in the way) and `data.path` holds the train split's parquet shards;
-    checked before a run writes anything (`config.yaml` included)."""
+    """The run folder can be made (no file in the way), `model.init_from` (if set) is a checkpoint folder and
+    `data.path` holds the train split's parquet shards; checked before a run writes anything (config.yaml too)."""
     from ..cli_checks import check_output_dir
 
     check_output_dir(cfg.output_dir, "output_dir")
+    init = cfg.model.init_from
+    # a missing folder would otherwise reach transformers as a hub id: a traceback after a network lookup
+    if init is not None and not (Path(init) / "config.json").is_file():
+        what = "not found" if not Path(init).exists() else "holds no config.json"
+        raise FileNotFoundError(f"model.init_from {init}: {what}; give a checkpoint folder (save_pretrained's "
+                                "config.json + model.safetensors, e.g. hf_iis/checkpoints/default or a run's final/)")
     if not needs_data:
         return
     if cfg.data.path is None:
