@@ -20,6 +20,7 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "tests"))  # the browser helpers live with the browser tests
+sys.path.insert(1, str(REPO))  # ... and import `tests.conftest` as pytest (rootdir on the path) lets them
 
 from test_space_browser import (  # noqa: E402
     CHROMIUM,
