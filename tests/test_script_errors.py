@@ -67,7 +67,7 @@ CASES = [
     ("train", ["--output-dir", "{out}", "--data", "{corpus}", "--set", "model.init_from={missing}"],
      "model.init_from {missing}: not found; give a checkpoint folder"),
     ("train", ["--output-dir", "{out}", "--data", "{corpus}", "--set", "model.init_from={dir}"],
-     "holds no config.json"),
+     "model.init_from {dir}: checkpoint folder {dir} has no config.json"),
     # scripts/distill.py train
     *_config_cases("distill", ["train", "--output-dir", "{out}"]),
     ("distill", ["train", "--output-dir", "{out}", "--max-steps", "0"], "expected a positive integer, got 0"),

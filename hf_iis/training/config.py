@@ -361,11 +361,19 @@ def check_run_paths(cfg: TrainingConfig, needs_data: bool = True) -> None:
 
     check_output_dir(cfg.output_dir, "output_dir")
     init = cfg.model.init_from
-    # a missing folder would otherwise reach transformers as a hub id: a traceback after a network lookup
-    if init is not None and not (Path(init) / "config.json").is_file():
-        what = "not found" if not Path(init).exists() else "holds no config.json"
-        raise FileNotFoundError(f"model.init_from {init}: {what}; give a checkpoint folder (save_pretrained's "
-                                "config.json + model.safetensors, e.g. hf_iis/checkpoints/default or a run's final/)")
+    # local folders only: a missing one would otherwise reach transformers as a hub id (a network lookup, then a
+    # traceback); an existing one gets the loader's own checks (config.json, safetensors weights)
+    if init is not None:
+        from ..checkpoint_paths import resolve_checkpoint
+
+        if not Path(init).exists():
+            raise FileNotFoundError(f"model.init_from {init}: not found; give a checkpoint folder (save_pretrained's "
+                                    "config.json + model.safetensors, e.g. hf_iis/checkpoints/default or a run's "
+                                    "final/)")
+        try:
+            resolve_checkpoint(init)
+        except FileNotFoundError as error:
+            raise FileNotFoundError(f"model.init_from {init}: {error}") from None
     if not needs_data:
         return
     if cfg.data.path is None:
