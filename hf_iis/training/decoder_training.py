@@ -34,7 +34,7 @@ from ..models.signed_click.grow_outputs import grow_outputs
 from ..models.signed_click.image_processing_signed_click import SignedClickImageProcessor
 from ..models.signed_click.modeling_signed_click import SignedClickModel
 from ..utils.memory import release_freed_memory
-from .embedding_cache import CACHE_INFO, file_sha256, list_shards, load_shards
+from .embedding_cache import CACHE_INFO, check_cache_teacher, file_sha256, list_shards, load_shards
 from .objective import SignedClickObjective
 from .sampling import MASK_SAMPLINGS, ClickPairs, choose_masks, sample_click_pairs, sample_pixels
 
@@ -305,21 +305,15 @@ def train_decoder(cfg: DecoderRunConfig, progress: bool = True) -> dict[str, Any
     cfg.check()
     if cfg.num_threads:
         torch.set_num_threads(cfg.num_threads)
-    infos = []
-    for folder in [cfg.cache, *cfg.extra_caches]:
-        info_path = Path(folder) / CACHE_INFO
-        if not info_path.is_file():
-            raise ValueError(f"{info_path} not found: build the cache first (scripts/train_decoder.py cache)")
-        infos.append((info_path, json.loads(info_path.read_text())))
+    teacher_sha = file_sha256(Path(cfg.teacher) / "model.safetensors")
+    # each cache must hold embeddings of this teacher (refused before a model is built)
+    infos = [(Path(folder) / CACHE_INFO, check_cache_teacher(folder, cfg.teacher, teacher_sha))
+             for folder in [cfg.cache, *cfg.extra_caches]]
     # the run state keeps the first cache's record as before, and the others' beside it when there are any
     cache_info = infos[0][1] if len(infos) == 1 else {**infos[0][1], "extra_caches": [i for _, i in infos[1:]]}
     torch.manual_seed(cfg.seed)  # the new heads' initial weights: a fresh leg and a resumed one start alike
     model = build_decoder_model(cfg)
-    teacher_sha = file_sha256(Path(cfg.teacher) / "model.safetensors")
     for info_path, info in infos:
-        if info.get("teacher_sha256") != teacher_sha:
-            raise ValueError(f"{info_path}: the cache was built from another model (teacher_sha256 "
-                             f"{str(info.get('teacher_sha256'))[:12]}…, {cfg.teacher} has {teacher_sha[:12]}…)")
         if info.get("image_size") != model.config.image_size:
             raise ValueError(f"{info_path}: image_size {info.get('image_size')}, the model's is "
                              f"{model.config.image_size}")

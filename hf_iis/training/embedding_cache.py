@@ -99,6 +99,24 @@ class CacheInfo:
                    saliency_input_size=int(getattr(config, "saliency_input_size", 256)), anchored=anchored)
 
 
+def check_cache_teacher(folder: str | Path, teacher: str | Path, teacher_sha: str) -> dict[str, Any]:
+    """The cache's record (`folder/cache_info.json`), refused when it was built from another model than `teacher`
+    (whose model.safetensors hashes to `teacher_sha`): embeddings of one model are no input for another."""
+    path = Path(folder) / CACHE_INFO
+    if not path.is_file():
+        raise ValueError(f"{path} not found: {folder} is not an embedding cache (build it with "
+                         "scripts/train_decoder.py cache)")
+    try:
+        info = json.loads(path.read_text())
+    except (OSError, json.JSONDecodeError) as error:
+        raise ValueError(f"{path} is not readable JSON ({error})") from None
+    built = str(info.get("teacher_sha256"))
+    if built != teacher_sha:
+        raise ValueError(f"{path}: the cache was built from another model (teacher_sha256 {built[:12]}…), not from "
+                         f"{teacher} ({teacher_sha[:12]}…): rebuild it from that model")
+    return info
+
+
 def check_cache_info(folder: str | Path, expected: CacheInfo, keys: tuple[str, ...] | None = None) -> None:
     """Raise `ValueError` naming `folder/cache_info.json` and the first key (of `keys`, default all) whose recorded
     value differs from `expected`."""

@@ -132,17 +132,16 @@ def decoder_run_config(settings: SelfTrainSettings, out: Path, config):
 
 def check_replay(settings: SelfTrainSettings, teacher_sha: str) -> None:
     """Each --replay folder: an embedding cache (`scripts/train_decoder.py cache`) of the teacher being adapted."""
-    from .embedding_cache import CACHE_INFO, list_shards
+    from .embedding_cache import CACHE_INFO, check_cache_teacher, list_shards
 
     for folder in settings.replay:
-        info = Path(folder) / CACHE_INFO
-        if not info.is_file() or not list_shards(folder):
+        if not (Path(folder) / CACHE_INFO).is_file() or not list_shards(folder):
             raise ValueError(f"--replay {folder}: not an embedding cache (no {CACHE_INFO} or no shard); build one "
                              "with scripts/train_decoder.py cache --teacher <the --model> --corpus <labelled corpus>")
-        sha = str(json.loads(info.read_text()).get("teacher_sha256"))
-        if sha != teacher_sha:
-            raise ValueError(f"--replay {folder}: built from another model (teacher_sha256 {sha[:12]}…), not from "
-                             f"--model {settings.model} ({teacher_sha[:12]}…): rebuild it from that model")
+        try:
+            check_cache_teacher(folder, f"--model {settings.model}", teacher_sha)
+        except ValueError as error:
+            raise ValueError(f"--replay {error}") from None
 
 
 def _check_record(out: Path, settings: SelfTrainSettings, teacher_sha: str, fingerprint: str,
