@@ -58,6 +58,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     cache.add_argument("--tta", type=positive_int, default=4, help="teacher TTA views (default 4: its best setting)")
     cache.add_argument("--triangulation", type=non_negative_int, default=0,
                        help="teacher triangulation pixels (default 0)")
+    cache.add_argument("--zoom-in", choices=("off", "auto"), default="off",
+                       help="auto: the click sequences' maps also use the teacher's zoom-in view (default off)")
     cache.add_argument("--stride", type=int, default=4, choices=(4, 8), help="target grid stride (default 4)")
     cache.add_argument("--shard-size", type=positive_int, default=64)
     cache.add_argument("--seed", type=int, default=0)
@@ -107,7 +109,8 @@ def run_cache(args: argparse.Namespace) -> int:
     if not args.corpus and not args.image_dir:
         raise ValueError("give at least one --corpus or --image-dir")
     check_output_dir(args.out, "--out")
-    spec = TargetSpec(args.clicks, args.sequences, args.sequence_clicks, args.tta, args.triangulation)
+    spec = TargetSpec(args.clicks, args.sequences, args.sequence_clicks, args.tta, args.triangulation,
+                      zoom_in=args.zoom_in == "auto")
     if args.threads:
         torch.set_num_threads(args.threads)
     corpora = {folder: open_corpus(folder) for folder in args.corpus}

@@ -3,6 +3,7 @@ resumption), a few training steps lowering the loss, exact resumption, and a fin
 
 from __future__ import annotations
 
+import hashlib
 import json
 from pathlib import Path
 
@@ -105,6 +106,27 @@ def test_cache_build_resumes_and_refuses_other_settings(cache, sources, tiny_che
     argv[argv.index("--tta") + 1] = "4"
     assert load_script("distill").main(argv) == 2
     assert "other settings" in capsys.readouterr().err
+    argv[argv.index("--tta") + 1] = "2"
+    assert load_script("distill").main([*argv, "--zoom-in", "auto"]) == 2  # a setting the first build did not have
+    assert "'zoom_in': True" in capsys.readouterr().err
+
+
+def test_cache_refuses_to_resume_with_other_teacher_weights(cache, sources, tiny_checkpoint, tmp_path, capsys):
+    """The folder name says nothing: a teacher folder retrained in place is another teacher (its sha256)."""
+    import shutil
+
+    copy = tmp_path / "cache"
+    shutil.copytree(cache, copy)
+    info = json.loads((copy / "cache_info.json").read_text())
+    assert info["teacher_sha256"] == hashlib.sha256((tiny_checkpoint / "model.safetensors").read_bytes()).hexdigest()
+    info["teacher_sha256"] = "0" * 64
+    (copy / "cache_info.json").write_text(json.dumps(info))
+    argv = ["cache", "--teacher", str(tiny_checkpoint), "--corpus", str(sources["corpus"]), "--image-dir",
+            str(sources["photos"]), "--out", str(copy), "--clicks", "6", "--sequences", "2", "--tta", "2",
+            "--shard-size", "3", "--no-progress"]
+    assert load_script("distill").main(argv) == 2
+    err = capsys.readouterr().err
+    assert "holds targets of teacher" in err and "000000000000" in err and str(tiny_checkpoint) in err
 
 
 def test_d4_views_move_image_clicks_and_maps_together(cache):
@@ -191,3 +213,30 @@ def test_a_student_step_exports_to_a_loadable_folder(cache, tmp_path):
     assert type(load_predictor(out)).__name__ == "SignedClickStudentPredictor"
     step2, final = load_file(out / "model.safetensors"), load_file(run / "final" / "model.safetensors")
     assert step2.keys() == final.keys() and not all(torch.equal(step2[k], final[k]) for k in final)
+
+
+@pytest.mark.parametrize("zoom_in, expected", [(False, False), (True, "auto")])
+def test_zoom_in_reaches_the_teachers_sequence_predictions_only(zoom_in, expected):
+    from types import SimpleNamespace
+
+    from hf_iis.distillation.teacher_targets import TargetSpec, TeacherTargets
+
+    calls = []
+
+    class Teacher:
+        processor, original_size = SimpleNamespace(size=8), (8, 8)
+
+        def set_image(self, image):
+            pass
+
+        def predict_single_clicks(self, points, sign, tta):
+            return np.full((len(points), 8, 8), 0.25 if sign > 0 else 0.75, np.float32)
+
+        def predict(self, clicks, **kwargs):
+            calls.append(kwargs["zoom_in"])
+            return SimpleNamespace(probabilities=np.full((8, 8), 0.5, np.float32))
+
+    spec = TargetSpec(clicks=2, sequences=2, sequence_clicks=2, tta=1, zoom_in=zoom_in)
+    out = TeacherTargets(Teacher(), spec, stride=4)(np.zeros((8, 8, 3), np.uint8), np.random.default_rng(0))
+    assert calls == [expected, expected]  # one corrective click per sequence, each answered with the spec's zoom
+    assert out["sequence_targets"].shape == (2, 2, 2) and (out["sequence_targets"] == 128).all()

@@ -76,10 +76,22 @@ def decode_maps(blob: bytes, grid) -> np.ndarray:
     return np.frombuffer(blob, dtype=np.uint8).reshape(-1, g0, g1).astype(np.float32) / 255.0
 
 
+def teacher_sha256(folder: str | Path) -> str:
+    """The sha256 of a teacher folder's weights: what the targets came from, whatever the folder is called later."""
+    from ..training.embedding_cache import file_sha256
+
+    return file_sha256(Path(folder) / "model.safetensors")
+
+
 def _check_info(out: Path, info: dict[str, Any]) -> None:
     path = out / "cache_info.json"
     if path.is_file():
         old = json.loads(path.read_text())
+        old_sha, sha = old.get("teacher_sha256"), info["teacher_sha256"]
+        if old_sha is not None and old_sha != sha:  # the same folder name may hold other weights by now
+            raise ValueError(f"{out} holds targets of teacher {old['teacher']} (sha256 {old_sha[:12]}…), not of "
+                             f"{info['teacher']} (sha256 {sha[:12]}…): use that teacher or another --out")
+        old = {**old, "spec": {**asdict(TargetSpec()), **old.get("spec", {})}}  # settings added since read as defaults
         keys = ("teacher", "spec", "stride", "image_size", "seed", "images")
         changed = {k: (old.get(k), info[k]) for k in keys if old.get(k) != info[k]}
         if changed:
@@ -100,7 +112,7 @@ def build_cache(teacher, teacher_name: str, refs: list[ImageRef], out: str | Pat
 
     out = Path(out)
     size = int(teacher.processor.size)
-    info = {"teacher": teacher_name, "spec": asdict(spec), "stride": int(stride), "image_size": size,
+    info = {"teacher": teacher_name, "teacher_sha256": teacher_sha256(teacher_name), "spec": asdict(spec), "stride": int(stride), "image_size": size,
             "seed": int(seed), "images": len(refs), "shard_size": int(shard_size),
             "sources": sorted({r.source for r in refs}), "format": "hf_iis.distillation.cache v1"}
     _check_info(out, info)

@@ -8,8 +8,10 @@ Per image (already resized so its longest side is the model input size, so image
     uniform in {p ≥ 0.5} (remove part of the selection), else a positive click uniform in {p < 0.5} (add to it);
     the teacher answers each prefix with its multi-click mode (previous map fed back, as in the NoC protocol) and
     the final map is the target of the student's naive-Bayes combination.
-Every map is computed at `tta` views (default 4, the shipped model's best setting; triangulation is optional but
-costs ~60x a plain prediction), padded to the square input and averaged over s x s cells (the stride-s grid), then
+Every map is computed at `tta` views (default 4; triangulation is optional but costs ~60x a plain prediction); with
+`zoom_in` the sequences' maps also get the teacher's zoom-in view (`predict(zoom_in="auto")`: a crop around the
+current object, re-predicted at full input resolution), which is where zoom pays (corrective clicks); the single
+clicks stay batched on the cached full views. Maps are padded to the square input and averaged over s x s cells (the stride-s grid), then
 quantised to uint8 (p · 255, rounded).
 """
 
@@ -34,6 +36,7 @@ class TargetSpec:
     tta: int = 4
     triangulation: int = 0
     triangulation_sampling: str = "stratified"
+    zoom_in: bool = False  # the sequences' maps with the teacher's zoom-in view (caches before the option: False)
 
     def __post_init__(self) -> None:
         if self.clicks < 1 or self.sequences < 0 or self.sequence_clicks < 2:
@@ -70,9 +73,10 @@ class TeacherTargets:
 
     def _predict(self, clicks, prev=None) -> np.ndarray:
         s = self.spec
-        # zoom_in=False: the targets a spec names (its TTA and triangulation), whatever the predictor's default
+        # the targets a spec names (its TTA, triangulation and zoom), whatever the predictor's defaults
         return self.predictor.predict(clicks, prev_mask=prev, tta=s.tta, triangulation=s.triangulation,
-                                      triangulation_sampling=s.triangulation_sampling, zoom_in=False,
+                                      triangulation_sampling=s.triangulation_sampling,
+                                      zoom_in="auto" if s.zoom_in else False,
                                       upsample="bilinear").probabilities
 
     def _single_maps(self, points: np.ndarray, sign: int) -> np.ndarray:
