@@ -112,7 +112,8 @@ def build_cache(teacher, teacher_name: str, refs: list[ImageRef], out: str | Pat
 
     out = Path(out)
     size = int(teacher.processor.size)
-    info = {"teacher": teacher_name, "teacher_sha256": teacher_sha256(teacher_name), "spec": asdict(spec), "stride": int(stride), "image_size": size,
+    info = {"teacher": teacher_name, "teacher_sha256": teacher_sha256(teacher_name), "spec": asdict(spec),
+            "stride": int(stride), "image_size": size,
             "seed": int(seed), "images": len(refs), "shard_size": int(shard_size),
             "sources": sorted({r.source for r in refs}), "format": "hf_iis.distillation.cache v1"}
     _check_info(out, info)

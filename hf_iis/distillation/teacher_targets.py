@@ -11,8 +11,8 @@ Per image (already resized so its longest side is the model input size, so image
 Every map is computed at `tta` views (default 4; triangulation is optional but costs ~60x a plain prediction); with
 `zoom_in` the sequences' maps also get the teacher's zoom-in view (`predict(zoom_in="auto")`: a crop around the
 current object, re-predicted at full input resolution), which is where zoom pays (corrective clicks); the single
-clicks stay batched on the cached full views. Maps are padded to the square input and averaged over s x s cells (the stride-s grid), then
-quantised to uint8 (p · 255, rounded).
+clicks stay batched on the cached full views. Maps are padded to the square input and averaged over s x s cells (the
+stride-s grid), then quantised to uint8 (p · 255, rounded).
 """
 
 from __future__ import annotations
