@@ -63,6 +63,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     cache.add_argument("--stride", type=int, default=4, choices=(4, 8), help="target grid stride (default 4)")
     cache.add_argument("--shard-size", type=positive_int, default=64)
     cache.add_argument("--seed", type=int, default=0)
+    cache.add_argument("--part", default="0/1", metavar="K/N",
+                       help="build only shards K, K+N, K+2N, ... (0 <= K < N): run N of these side by side on one "
+                            "--out (default 0/1: all)")
     cache.add_argument("--threads", type=positive_int, default=None)
     cache.add_argument("--no-progress", action="store_true")
     train = sub.add_parser("train", help="train the student on a cache")
@@ -96,6 +99,14 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     return parser.parse_args(argv)
 
 
+def parse_part(text: str) -> tuple[int, int]:
+    """`K/N` with 0 <= K < N, e.g. 1/2 (the second of two builders)."""
+    k, sep, n = text.partition("/")
+    if not (sep and k.isdigit() and n.isdigit() and 0 <= int(k) < int(n)):
+        raise ValueError(f"--part {text!r}: expected K/N with 0 <= K < N, e.g. 0/2 and 1/2 for two builders")
+    return int(k), int(n)
+
+
 def run_cache(args: argparse.Namespace) -> int:
     import torch
 
@@ -109,6 +120,7 @@ def run_cache(args: argparse.Namespace) -> int:
     if not args.corpus and not args.image_dir:
         raise ValueError("give at least one --corpus or --image-dir")
     check_output_dir(args.out, "--out")
+    part = parse_part(args.part)
     spec = TargetSpec(args.clicks, args.sequences, args.sequence_clicks, args.tta, args.triangulation,
                       zoom_in=args.zoom_in == "auto")
     if args.threads:
@@ -122,7 +134,7 @@ def run_cache(args: argparse.Namespace) -> int:
         raise ValueError("--teacher must be a teacher checkpoint (a SignedClickModel), not a student")
     started = time.perf_counter()
     info = build_cache(teacher, str(args.teacher or DEFAULT_CHECKPOINT), refs, args.out, spec, args.stride, corpora,
-                       args.seed, args.shard_size, progress=not args.no_progress)
+                       args.seed, args.shard_size, progress=not args.no_progress, part=part)
     seconds = time.perf_counter() - started
     done = info["rows_written_now"] + info["skipped_now"]
     print(json.dumps({**info, "seconds": round(seconds, 1),

@@ -240,3 +240,20 @@ def test_zoom_in_reaches_the_teachers_sequence_predictions_only(zoom_in, expecte
     out = TeacherTargets(Teacher(), spec, stride=4)(np.zeros((8, 8, 3), np.uint8), np.random.default_rng(0))
     assert calls == [expected, expected]  # one corrective click per sequence, each answered with the spec's zoom
     assert out["sequence_targets"].shape == (2, 2, 2) and (out["sequence_targets"] == 128).all()
+
+
+def test_two_parts_build_the_same_cache_as_one_builder(cache, sources, tiny_checkpoint, tmp_path, capsys):
+    out = tmp_path / "parts"
+    argv = ["cache", "--teacher", str(tiny_checkpoint), "--corpus", str(sources["corpus"]), "--image-dir",
+            str(sources["photos"]), "--out", str(out), "--clicks", "6", "--sequences", "2", "--tta", "2",
+            "--shard-size", "3", "--no-progress"]
+    assert load_script("distill").main([*argv, "--part", "1/2"]) == 0
+    assert [p.name for p in sorted(out.glob("train-*.parquet"))] == ["train-00001.parquet"]  # shards 1, 3, ... of 3
+    assert load_script("distill").main([*argv, "--part", "0/2"]) == 0
+    capsys.readouterr()
+    whole, _ = read_cache(cache)
+    parts, _ = read_cache(out)
+    assert list(parts["id"]) == list(whole["id"]) and list(parts["points"]) == list(whole["points"])
+    for key in ("single_targets", "sequence_targets"):  # equal up to the uint8 rounding of float sums (thread count)
+        for a, b in zip(parts[key], whole[key], strict=True):
+            assert np.abs(np.frombuffer(a, np.uint8).astype(int) - np.frombuffer(b, np.uint8).astype(int)).max() <= 1

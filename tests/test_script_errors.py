@@ -82,6 +82,8 @@ CASES = [
      "argument --images: expected a positive integer, got -1"),
     ("distill", ["cache", "--teacher", NO_MODEL, "--image-dir", "{dir}", "--out", "{out}", "--images", "0"],
      "expected a positive integer, got 0"),
+    ("distill", ["cache", "--teacher", NO_MODEL, "--image-dir", "{dir}", "--out", "{out}", "--part", "2/2"],
+     "--part '2/2': expected K/N with 0 <= K < N"),
     ("distill", ["cache", "--teacher", NO_MODEL, "--image-dir", "{dir}", "--out", "{out}", "--tta", "0"],
      "argument --tta: expected a positive integer, got 0"),
     ("distill", ["cache", "--teacher", NO_MODEL, "--image-dir", "{dir}", "--out", "{out}", "--tta", "13"],

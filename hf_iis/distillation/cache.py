@@ -101,12 +101,18 @@ def _check_info(out: Path, info: dict[str, Any]) -> None:
 
 
 def build_cache(teacher, teacher_name: str, refs: list[ImageRef], out: str | Path, spec: TargetSpec, stride: int,
-                corpora: dict[str, Any], seed: int = 0, shard_size: int = 64, progress: bool = True) -> dict[str, Any]:
+                corpora: dict[str, Any], seed: int = 0, shard_size: int = 64, progress: bool = True,
+                part: tuple[int, int] = (0, 1)) -> dict[str, Any]:
     """Write the teacher targets of `refs` (in order) under `out`; returns the info (with counts).
 
     Args:
         teacher: a `SignedClickPredictor`. corpora: corpus folder -> undecoded train split (`sources.open_corpus`).
+        part: (k, n): only the shards whose index is k mod n, so n processes (or machines sharing the folder) build
+            one cache together; a shard's rows do not depend on who builds it (seeded by its images' positions).
     """
+    k, n = part
+    if not 0 <= k < n:
+        raise ValueError(f"part {k}/{n}: need 0 <= k < n")
     from datasets import Dataset
     from tqdm import tqdm
 
@@ -118,10 +124,11 @@ def build_cache(teacher, teacher_name: str, refs: list[ImageRef], out: str | Pat
             "sources": sorted({r.source for r in refs}), "format": "hf_iis.distillation.cache v1"}
     _check_info(out, info)
     make = TeacherTargets(teacher, spec, stride)
-    shards = (len(refs) + shard_size - 1) // shard_size
+    shards = [i for i in range((len(refs) + shard_size - 1) // shard_size) if i % n == k]
     skipped, written = 0, 0
-    bar = tqdm(total=len(refs), desc="teacher targets", disable=not progress)
-    for shard in range(shards):
+    bar = tqdm(total=sum(len(refs[i * shard_size : (i + 1) * shard_size]) for i in shards), desc="teacher targets",
+               disable=not progress)
+    for shard in shards:
         final = out / f"train-{shard:05d}.parquet"
         chunk = refs[shard * shard_size : (shard + 1) * shard_size]
         if final.is_file():
@@ -139,7 +146,7 @@ def build_cache(teacher, teacher_name: str, refs: list[ImageRef], out: str | Pat
                 continue
             rows.append(make_row(ref, image, make(image, np.random.default_rng([seed, index]))))
             bar.update(1)
-        tmp = out / f".tmp-{final.name}"
+        tmp = out / f".tmp-{os.getpid()}-{final.name}"  # two builders of one shard never share a temporary
         Dataset.from_list(rows, features=cache_features()).to_parquet(str(tmp))
         os.replace(tmp, final)
         written += len(rows)
