@@ -151,7 +151,7 @@ def _cfg(out: Path, cache: Path, *overrides: str):
                                       "save_every_minutes=0", "num_threads=1", *overrides])
 
 
-def test_a_few_steps_lower_the_distillation_loss_and_the_student_loads(cache, tmp_path):
+def test_a_few_steps_lower_the_distillation_loss_and_the_student_loads(cache, tiny_checkpoint, tmp_path):
     summary = distill(_cfg(tmp_path / "run", cache, "max_steps=30"), progress=False)
     log = [r for r in read_jsonl(tmp_path / "run" / "log.jsonl") if "train/loss" in r]
     first, last = log[0], log[-1]
@@ -162,7 +162,9 @@ def test_a_few_steps_lower_the_distillation_loss_and_the_student_loads(cache, tm
     image = synthetic_image(np.random.default_rng(5))
     out = seg(image, clicks=[(20, 30, 1), (70, 10, -1)], tta=2)
     assert out["probabilities"].shape == image.shape[:2]
-    assert seg.model.config.teacher_scaling == {"tta": 2, "triangulation": 0}
+    assert seg.model.config.teacher_scaling == {"tta": 2, "triangulation": 0, "zoom_in": False}
+    weights = (tiny_checkpoint / "model.safetensors").read_bytes()
+    assert seg.model.config.teacher_sha256 == hashlib.sha256(weights).hexdigest()  # what the cache recorded
 
 
 def test_resume_continues_exactly(cache, tmp_path):

@@ -225,7 +225,9 @@ def distill(cfg: DistillConfig, resume: bool | str = False, progress: bool = Tru
         student = accelerator.unwrap_model(model)
         spec = info.get("spec", {})
         student.config.teacher = info.get("teacher")
-        student.config.teacher_scaling = {"tta": spec.get("tta"), "triangulation": spec.get("triangulation")}
+        student.config.teacher_sha256 = info.get("teacher_sha256")  # the path may hold other weights later
+        student.config.teacher_scaling = {"tta": spec.get("tta"), "triangulation": spec.get("triangulation"),
+                                          "zoom_in": spec.get("zoom_in", False)}
         student.config.distillation = {"cache": cfg.cache, "images": len(dataset), "clicks": spec.get("clicks"),
                                        "sequences": spec.get("sequences"), "steps": step}
         atomic_save_pretrained(run_dir / "final", student, processor)

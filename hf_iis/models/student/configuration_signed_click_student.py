@@ -53,6 +53,7 @@ class SignedClickStudentConfig(PretrainedConfig):
         click_rule_channels (`int`, *optional*, defaults to 32): width of the learned rule's convolutions.
         pixel_mean, pixel_std (`list[float]`, *optional*, default 0.5): the image processor's normalisation.
         teacher (`str`, *optional*): the checkpoint the student was distilled from (for the model card).
+        teacher_sha256 (`str`, *optional*): the sha256 of that teacher's weights (a folder may hold others later).
         teacher_scaling (`dict`, *optional*): the teacher's inference-time scaling that produced the targets,
             e.g. `{"tta": 4, "triangulation": 0}`.
         distillation (`dict`, *optional*): what the targets were (cache folder, images, clicks per image, steps).
@@ -77,6 +78,7 @@ class SignedClickStudentConfig(PretrainedConfig):
         pixel_mean: list[float] | tuple[float, ...] = (0.5, 0.5, 0.5),
         pixel_std: list[float] | tuple[float, ...] = (0.5, 0.5, 0.5),
         teacher: str | None = None,
+        teacher_sha256: str | None = None,
         teacher_scaling: dict | None = None,
         distillation: dict | None = None,
         **kwargs,
@@ -111,6 +113,7 @@ class SignedClickStudentConfig(PretrainedConfig):
         self.pixel_mean = list(pixel_mean)
         self.pixel_std = list(pixel_std)
         self.teacher = teacher
+        self.teacher_sha256 = teacher_sha256
         self.teacher_scaling = dict(teacher_scaling) if teacher_scaling else None
         self.distillation = dict(distillation) if distillation else None
         super().__init__(**kwargs)
