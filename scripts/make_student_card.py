@@ -26,6 +26,21 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from make_model_card import DATA_NOTES, _measured, count_parameters, eval_results, save_card  # noqa: E402  (the teacher card's)
 
 
+def click_rule_texts(config: dict) -> dict[str, str]:
+    """What the card says about combining clicks: naive Bayes, or the learned rule on top of it."""
+    if config.get("click_rule") == "learned":
+        return {"click_rule": "Several clicks combine by naive Bayes over the per-click maps plus a small learned "
+                              "residual over those maps and the previous mask (`click_rule=\"learned\"`, trained by "
+                              "`scripts/distill.py train-rule`), still with no image pass per click",
+                "click_rule_limits": "Its multi-click rule (naive Bayes plus a small learned residual over the click "
+                                     "maps) corrects less well than the teacher's decoder, which re-reads the image "
+                                     "features with all clicks: NoC is higher (tables above)."}
+    return {"click_rule": "Several clicks combine by naive Bayes over the per-click maps",
+            "click_rule_limits": "Its multi-click rule (naive Bayes over single-click maps) corrects less well than "
+                                 "the teacher's decoder, which reads all clicks and the previous mask: NoC is much "
+                                 "higher. `prev_mask` is accepted and not used."}
+
+
 def training_section(run: Path, hardware: str) -> str:
     """The distillation run from its record: cache, steps, time, losses at the first and last logged step."""
     config = yaml.safe_load((run / "config.yaml").read_text())
@@ -118,6 +133,7 @@ def main() -> None:
         model_name=args.repo_id.split("/")[-1], eval_results=eval_results(rows, str(args.model)),
     )
     scaling = config.get("teacher_scaling") or {}
+    run_config = yaml.safe_load((args.run / "config.yaml").read_text())
     cache = json.loads((args.run / "cache_info.json").read_text())
     card = ModelCard.from_template(
         card_data, template_path=str(args.template), model_name=args.repo_id.split("/")[-1], repo_id=args.repo_id,
@@ -132,7 +148,10 @@ def main() -> None:
         latency=latency_section(args.latency),
         proposals=_quoted(args.proposals, "`scripts/evaluate_student.py`, the corpus's validation split",
                           "scripts/evaluate_student.py"),
-        images=f"{cache['images']:,}", data_notes=DATA_NOTES,
+        images=f"{cache['images']:,}", data_notes=DATA_NOTES, **click_rule_texts(config),
+        backbone_start="started from the teacher's image backbone" if run_config.get("backbone_from") else (
+            f"continued from the student `{run_config['init_from']}`" if run_config.get("init_from")
+            else "started from ImageNet weights"),
     )
     save_card(card, args.out, args.copy_to)
 
