@@ -184,8 +184,16 @@ def wait_for_clicks(page, count: int) -> dict:
 def click_pixel(page, x: int, y: int) -> None:
     """Click image pixel (x, y) of the displayed canvas (object-fit scaling accounted for)."""
     image = page.locator("#canvas img")
+    natural_w, natural_h = natural_size(page, "#canvas img")
+    # the canvas is re-rendered after each answer (and the details box grows): aim once its box has stopped moving,
+    # as a person would, instead of at where it was a few milliseconds before (a click that then missed the image)
     box = image.bounding_box()
-    natural_w, natural_h = image.evaluate("img => [img.naturalWidth, img.naturalHeight]")
+    for _ in range(20):
+        page.wait_for_timeout(50)
+        again = image.bounding_box()
+        if again == box:
+            break
+        box = again
     scale = min(box["width"] / natural_w, box["height"] / natural_h)
     left = box["x"] + (box["width"] - natural_w * scale) / 2
     top = box["y"] + (box["height"] - natural_h * scale) / 2
