@@ -64,3 +64,13 @@ $PY scripts/evaluate.py --model runs/student_s6 --model $PREVIOUS --model $TEACH
 $PY scripts/evaluate.py --model runs/student_s6_rule --datasets GrabCut,Berkeley --protocols noc,miou1,random \
     --tta 1 --zoom-in off --upsample bilinear --peers none --overlays 2 --threads 1 --no-progress \
     --out outputs/eval/student_stage6_rule
+# leg 2: 1,000 more steps from leg 1 at half the rates (resumable), against the previous student on validation
+if [ ! -f runs/student_stage6_leg2/final/model.safetensors ]; then
+    RESUME=""
+    [ -d runs/student_stage6_leg2/checkpoints ] && RESUME="--resume"
+    $PY scripts/distill.py train --config configs/distill_student_stage6_leg2.yaml --set num_threads=1 $RESUME
+fi
+rm -rf runs/student_s6_leg2 && cp -r runs/student_stage6_leg2/final runs/student_s6_leg2
+$PY scripts/compare_checkpoints.py --baseline $PREVIOUS --candidate student_stage6=runs/student_s6 \
+    --candidate student_stage6_leg2=runs/student_s6_leg2 --corpus data_cache/corpus_v2 --metrics "center,random" \
+    --by-source --threads 2 --no-progress --out outputs/compare/student_stage6_leg2
