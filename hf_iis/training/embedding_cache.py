@@ -99,17 +99,23 @@ class CacheInfo:
                    saliency_input_size=int(getattr(config, "saliency_input_size", 256)), anchored=anchored)
 
 
-def check_cache_teacher(folder: str | Path, teacher: str | Path, teacher_sha: str) -> dict[str, Any]:
-    """The cache's record (`folder/cache_info.json`), refused when it was built from another model than `teacher`
-    (whose model.safetensors hashes to `teacher_sha`): embeddings of one model are no input for another."""
+def read_cache_info(folder: str | Path) -> dict[str, Any]:
+    """`folder/cache_info.json` as a dict; ValueError naming the file when it is missing or not JSON."""
     path = Path(folder) / CACHE_INFO
     if not path.is_file():
         raise ValueError(f"{path} not found: {folder} is not an embedding cache (build it with "
                          "scripts/train_decoder.py cache)")
     try:
-        info = json.loads(path.read_text())
+        return json.loads(path.read_text())
     except (OSError, json.JSONDecodeError) as error:
         raise ValueError(f"{path} is not readable JSON ({error})") from None
+
+
+def check_cache_teacher(folder: str | Path, teacher: str | Path, teacher_sha: str) -> dict[str, Any]:
+    """The cache's record (`folder/cache_info.json`), refused when it was built from another model than `teacher`
+    (whose model.safetensors hashes to `teacher_sha`): embeddings of one model are no input for another."""
+    path = Path(folder) / CACHE_INFO
+    info = read_cache_info(folder)
     built = str(info.get("teacher_sha256"))
     if built != teacher_sha:
         raise ValueError(f"{path}: the cache was built from another model (teacher_sha256 {built[:12]}…), not from "
@@ -121,13 +127,7 @@ def check_cache_info(folder: str | Path, expected: CacheInfo, keys: tuple[str, .
     """Raise `ValueError` naming `folder/cache_info.json` and the first key (of `keys`, default all) whose recorded
     value differs from `expected`."""
     path = Path(folder) / CACHE_INFO
-    if not path.is_file():
-        raise ValueError(f"{path} not found: {folder} is not an embedding cache (build it with "
-                         "scripts/train_decoder.py cache)")
-    try:
-        recorded = json.loads(path.read_text())
-    except (OSError, json.JSONDecodeError) as error:
-        raise ValueError(f"{path} is not readable JSON ({error})") from None
+    recorded = read_cache_info(folder)
     wanted = asdict(expected)
     # keys added after a cache was built read as their defaults (a cache built before object crops existed had none)
     defaults = {f.name: f.default for f in fields(CacheInfo) if f.default is not MISSING}
